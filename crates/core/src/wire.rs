@@ -1,0 +1,407 @@
+//! The wire protocol as data: key names, lock values, Lua scripts, the commands the machine emits
+//! and the replies it accepts.
+//!
+//! The simulator's Redis model and the Redis adapter both execute *these* definitions, so the two
+//! can never disagree about what a lock operation does. Every script touches one lock key and its
+//! fence counter, which share a hash tag (`{...}`), so the scripts run on Redis Cluster.
+//!
+//! Key layout (prefix `leasehold`, lock `jobs`):
+//! - one key per instance (`Single`, `Instances`): lock `leasehold:{jobs}`, fence `leasehold:{jobs}:fence`;
+//! - key majority, slot `i`: lock `leasehold:{jobs#i}`, fence `leasehold:{jobs#i}:fence`.
+//!
+//! Lock value: `lh1:<16 hex digits of nonce>:<holder id>`.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::config::{HolderId, LockName, SlotLayout};
+
+/// Version tag that starts every lock value written by leasehold.
+pub const VALUE_TAG: &str = "lh1";
+
+/// A Lua script with a stable name (for logs and dashboards) and its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Script {
+    /// Short name, e.g. `acquire`.
+    pub name: &'static str,
+    /// Lua source, run with `EVALSHA` (falling back to `EVAL`/`SCRIPT LOAD` on `NOSCRIPT`).
+    pub source: &'static str,
+}
+
+/// Acquire (or, with `ARGV[3] == "1"`, force) one slot.
+///
+/// `KEYS = [lock, fence]`, `ARGV = [value, ttl_ms, force]`. Returns:
+/// - `{1, token}`: granted; the fence counter was incremented to `token`. A missing counter is
+///   first seeded from the server's `TIME` in microseconds, so a restart without persistence does
+///   not send tokens backwards. If the key already holds *our* value (a resent script whose first
+///   reply was lost) the grant is repeated with the current counter, instead of orphaning the key.
+/// - `{0, holder_value, pttl}`: held by someone else.
+pub const ACQUIRE: Script = Script {
+    name: "acquire",
+    source: r#"
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, tonumber(redis.call('GET', KEYS[2]) or '0')}
+end
+if cur and ARGV[3] ~= '1' then
+  return {0, cur, redis.call('PTTL', KEYS[1])}
+end
+if not redis.call('GET', KEYS[2]) then
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return {1, token}
+"#,
+};
+
+/// Extend one slot if it still holds our value.
+///
+/// `KEYS = [lock, fence]`, `ARGV = [value, ttl_ms]`. Returns `{1}` extended, `{0, other_value}`
+/// taken by someone else, `{-1, fence_exists}` key gone (`fence_exists == 0` means the server lost
+/// its data: a restart without persistence or a flush).
+pub const EXTEND: Script = Script {
+    name: "extend",
+    source: r#"
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1}
+end
+if cur then return {0, cur} end
+return {-1, redis.call('EXISTS', KEYS[2])}
+"#,
+};
+
+/// Delete one slot only if it holds our value. `KEYS = [lock]`, `ARGV = [value]`; returns 1 or 0.
+pub const RELEASE: Script = Script {
+    name: "release",
+    source: r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#,
+};
+
+/// Raise a fence counter to at least `token` (written back to a majority before a multi-slot lease
+/// is reported acquired). `KEYS = [fence]`, `ARGV = [token]`; returns 1.
+pub const RAISE_FENCE: Script = Script {
+    name: "raise_fence",
+    source: r#"
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur == nil or cur < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1
+"#,
+};
+
+/// Every script, for preloading.
+pub const SCRIPTS: [Script; 4] = [ACQUIRE, EXTEND, RELEASE, RAISE_FENCE];
+
+/// The random part of one acquisition's value. Every acquire round draws a fresh nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeaseValue {
+    /// 64 random bits from the caller's seed.
+    pub nonce: u64,
+}
+
+/// Identifies one request so its reply can be matched. Unique per machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// One operation on one slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Run [`ACQUIRE`] (`force == false`) or force it (`force == true`).
+    Acquire {
+        /// Our value for this round.
+        value: LeaseValue,
+        /// `PX` in milliseconds.
+        ttl_ms: u64,
+        /// Overwrite another holder's value.
+        force: bool,
+    },
+    /// Run [`EXTEND`].
+    Extend {
+        /// Our value.
+        value: LeaseValue,
+        /// New `PX` in milliseconds.
+        ttl_ms: u64,
+    },
+    /// Run [`RELEASE`].
+    Release {
+        /// Our value.
+        value: LeaseValue,
+    },
+    /// Run [`RAISE_FENCE`].
+    RaiseFence {
+        /// The token chosen for the lease.
+        token: u64,
+    },
+}
+
+impl Op {
+    /// The script that performs this operation.
+    #[must_use]
+    pub fn script(&self) -> Script {
+        match self {
+            Op::Acquire { .. } => ACQUIRE,
+            Op::Extend { .. } => EXTEND,
+            Op::Release { .. } => RELEASE,
+            Op::RaiseFence { .. } => RAISE_FENCE,
+        }
+    }
+
+    /// Short name for traces.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Acquire { force: false, .. } => "acquire",
+            Op::Acquire { force: true, .. } => "force",
+            Op::Extend { .. } => "extend",
+            Op::Release { .. } => "release",
+            Op::RaiseFence { .. } => "raise_fence",
+        }
+    }
+}
+
+/// A request the caller must send to slot `slot` and whose reply it must feed back with
+/// [`crate::Lock::handle_reply`] under the same `request` id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Command {
+    /// Matches the reply.
+    pub request: RequestId,
+    /// Which slot (index into [`SlotKeys`]).
+    pub slot: usize,
+    /// What to run there.
+    pub op: Op,
+}
+
+/// Why a slot could not answer. `detail` is free text from the transport or server.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {detail}")]
+pub struct SlotError {
+    /// The class of failure.
+    pub kind: SlotErrorKind,
+    /// What the transport or server said.
+    pub detail: String,
+}
+
+impl SlotError {
+    /// A slot error of `kind` with a detail message.
+    pub fn new(kind: SlotErrorKind, detail: impl Into<String>) -> Self {
+        SlotError {
+            kind,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Classes of slot failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SlotErrorKind {
+    /// The connection is down or was reset before the reply came.
+    Disconnected,
+    /// The server answered with an error (`-ERR`, `READONLY`, `WRONGTYPE`, `NOSCRIPT` twice, …).
+    Server,
+    /// The server answered something the protocol does not allow: a corrupt lock value or
+    /// fence counter, or a reply of the wrong shape.
+    Corrupt,
+}
+
+impl std::fmt::Display for SlotErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SlotErrorKind::Disconnected => "disconnected",
+            SlotErrorKind::Server => "server error",
+            SlotErrorKind::Corrupt => "corrupt reply",
+        })
+    }
+}
+
+/// A decoded reply to one [`Command`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Acquire: granted with this fence counter value.
+    Granted {
+        /// The slot's fence counter after the increment.
+        token: u64,
+    },
+    /// Acquire: someone else holds the slot.
+    Held {
+        /// Holder id parsed from the other value, if it is a leasehold value.
+        holder: Option<String>,
+        /// Remaining ttl the server reported, if any.
+        remaining: Option<Duration>,
+    },
+    /// Extend: our key was extended.
+    Extended,
+    /// Extend: the key holds another value now.
+    NotOwner {
+        /// Holder id parsed from the other value, if it is a leasehold value.
+        holder: Option<String>,
+    },
+    /// Extend: the key is gone. `fence_present == false` means the server lost its data.
+    Missing {
+        /// Whether the fence counter still exists.
+        fence_present: bool,
+    },
+    /// Release: `deleted` says whether our value was still there.
+    Released {
+        /// The key held our value and was deleted.
+        deleted: bool,
+    },
+    /// Raise fence: done.
+    FenceRaised,
+    /// The slot failed to answer.
+    Error(SlotError),
+}
+
+/// The Redis key names of every slot of one lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotKeys {
+    lock: Vec<String>,
+    fence: Vec<String>,
+}
+
+impl SlotKeys {
+    /// Keys for `name` under `prefix` in `layout`.
+    #[must_use]
+    pub fn new(prefix: &str, name: &LockName, layout: SlotLayout) -> Self {
+        let n = layout.slots();
+        let mut lock = Vec::with_capacity(n);
+        let mut fence = Vec::with_capacity(n);
+        for i in 0..n {
+            let tag = if layout.one_key_per_instance() {
+                format!("{prefix}:{{{name}}}")
+            } else {
+                format!("{prefix}:{{{name}#{i}}}")
+            };
+            fence.push(format!("{tag}:fence"));
+            lock.push(tag);
+        }
+        SlotKeys { lock, fence }
+    }
+
+    /// The lock key of `slot`.
+    #[must_use]
+    pub fn lock_key(&self, slot: usize) -> &str {
+        self.lock.get(slot).map_or("", String::as_str)
+    }
+
+    /// The fence counter key of `slot`.
+    #[must_use]
+    pub fn fence_key(&self, slot: usize) -> &str {
+        self.fence.get(slot).map_or("", String::as_str)
+    }
+
+    /// Number of slots.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.lock.len()
+    }
+
+    /// Whether there are no slots (never, for a validated layout).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.lock.is_empty()
+    }
+}
+
+/// Append the lock value for `nonce` and `holder` to `out`: `lh1:<nonce hex>:<holder>`.
+pub fn write_value(out: &mut String, value: LeaseValue, holder: &HolderId) {
+    let _ = write!(out, "{VALUE_TAG}:{:016x}:{}", value.nonce, holder.as_str());
+}
+
+/// The lock value for `nonce` and `holder` as a new string.
+#[must_use]
+pub fn render_value(value: LeaseValue, holder: &HolderId) -> String {
+    let mut s = String::with_capacity(24 + holder.as_str().len());
+    write_value(&mut s, value, holder);
+    s
+}
+
+/// A lock value found in Redis, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParsedValue {
+    /// A leasehold value.
+    Leasehold {
+        /// The nonce of the acquisition.
+        nonce: u64,
+        /// Who holds it.
+        holder: String,
+    },
+    /// Anything else (another library's value, or corruption), kept raw for display.
+    Foreign(String),
+}
+
+/// Decode a value found under a lock key. Never fails: unknown formats come back as
+/// [`ParsedValue::Foreign`] with invalid UTF-8 replaced.
+#[must_use]
+pub fn parse_value(raw: &[u8]) -> ParsedValue {
+    let text = String::from_utf8_lossy(raw);
+    let mut parts = text.splitn(3, ':');
+    if let (Some(VALUE_TAG), Some(nonce), Some(holder)) = (parts.next(), parts.next(), parts.next())
+        && nonce.len() == 16
+        && !holder.is_empty()
+        && let Ok(nonce) = u64::from_str_radix(nonce, 16)
+    {
+        return ParsedValue::Leasehold {
+            nonce,
+            holder: holder.to_owned(),
+        };
+    }
+    ParsedValue::Foreign(text.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_a_hash_tag_per_slot() {
+        let name = LockName::new("jobs").unwrap();
+        let single = SlotKeys::new("leasehold", &name, SlotLayout::Instances { n: 3 });
+        assert_eq!(single.lock_key(2), "leasehold:{jobs}");
+        assert_eq!(single.fence_key(2), "leasehold:{jobs}:fence");
+        let km = SlotKeys::new("lh", &name, SlotLayout::KeyMajority { k: 2 });
+        assert_eq!(km.len(), 3);
+        assert_eq!(km.lock_key(1), "lh:{jobs#1}");
+        assert_eq!(km.fence_key(1), "lh:{jobs#1}:fence");
+        assert_eq!(km.lock_key(9), "");
+    }
+
+    #[test]
+    fn values_round_trip_and_foreign_values_stay_raw() {
+        let holder = HolderId::new("host-1/pid:42").unwrap();
+        let v = render_value(LeaseValue { nonce: 0xabc }, &holder);
+        assert_eq!(v, "lh1:0000000000000abc:host-1/pid:42");
+        assert_eq!(
+            parse_value(v.as_bytes()),
+            ParsedValue::Leasehold {
+                nonce: 0xabc,
+                holder: "host-1/pid:42".into()
+            }
+        );
+        assert_eq!(
+            parse_value(b"lh1:zz:x"),
+            ParsedValue::Foreign("lh1:zz:x".into())
+        );
+        assert_eq!(
+            parse_value(&[0xff, b'a']),
+            ParsedValue::Foreign("\u{fffd}a".into())
+        );
+    }
+
+    #[test]
+    fn every_script_touches_keys_only_through_keys_array() {
+        for s in SCRIPTS {
+            assert!(!s.source.contains("KEYS[3]"), "{} uses a third key", s.name);
+            assert!(s.source.contains("KEYS[1]"), "{} uses no key", s.name);
+        }
+    }
+}

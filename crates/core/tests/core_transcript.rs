@@ -1,0 +1,461 @@
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+//! Transcript tests (rustls style): the exact sequence of commands and events a machine emits.
+
+use std::time::Duration;
+
+use leasehold_core::{
+    AcquireError, AcquireMode, Event, HolderId, Instant, Lock, LockConfig, LockName, LostReason,
+    Op, Phase, Reply, SlotLayout,
+};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn config(layout: SlotLayout) -> LockConfig {
+    LockConfig {
+        layout,
+        ttl: ms(3_000),
+        extend_interval: Some(ms(1_000)),
+        slot_wait: ms(20),
+        drift_factor: 0.01,
+        drift_margin: ms(2),
+        ..LockConfig::default()
+    }
+}
+
+fn lock(layout: SlotLayout) -> Lock {
+    Lock::new(
+        config(layout),
+        LockName::new("jobs").unwrap(),
+        HolderId::new("me").unwrap(),
+        1,
+    )
+    .unwrap()
+}
+
+/// Drain commands as short strings: `slot:op`.
+fn sent(l: &mut Lock) -> Vec<(String, leasehold_core::RequestId)> {
+    std::iter::from_fn(|| l.poll_command())
+        .map(|c| (format!("{}:{}", c.slot, c.op.name()), c.request))
+        .collect()
+}
+
+fn names(v: &[(String, leasehold_core::RequestId)]) -> Vec<&str> {
+    v.iter().map(|(s, _)| s.as_str()).collect()
+}
+
+fn events(l: &mut Lock) -> Vec<Event> {
+    std::iter::from_fn(|| l.poll_event()).collect()
+}
+
+const T0: Instant = Instant::from_millis(10_000);
+
+#[test]
+fn single_acquire_extend_release_transcript() {
+    let mut l = lock(SlotLayout::Single);
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = sent(&mut l);
+    assert_eq!(names(&c), ["0:acquire"]);
+    l.handle_reply(T0 + ms(1), c[0].1, Reply::Granted { token: 7 });
+    // validity counts from the send time: 3000 - 30 (1% drift) - 2 margin
+    assert_eq!(
+        events(&mut l),
+        [Event::Acquired {
+            token: 7,
+            validity: T0 + ms(2_968),
+            sent_at: T0,
+            mode: AcquireMode::Try
+        }]
+    );
+    assert_eq!(l.poll_timeout(), Some(T0 + ms(1_000)));
+    l.handle_timeout(T0 + ms(1_000));
+    let c = sent(&mut l);
+    assert_eq!(names(&c), ["0:extend"]);
+    l.handle_reply(T0 + ms(1_001), c[0].1, Reply::Extended);
+    assert_eq!(
+        events(&mut l),
+        [Event::Extended {
+            token: 7,
+            validity: T0 + ms(3_968),
+            slack: ms(1_967)
+        }]
+    );
+    l.release(T0 + ms(1_500)).unwrap();
+    assert_eq!(names(&sent(&mut l)), ["0:release"]);
+    assert_eq!(events(&mut l), [Event::Released { token: 7 }]);
+    assert_eq!(l.phase(), Phase::Idle);
+    assert_eq!(l.poll_timeout(), None);
+}
+
+#[test]
+fn majority_writes_the_token_back_before_reporting() {
+    let mut l = lock(SlotLayout::Instances { n: 3 });
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = sent(&mut l);
+    assert_eq!(names(&c), ["0:acquire", "1:acquire", "2:acquire"]);
+    l.handle_reply(T0 + ms(1), c[0].1, Reply::Granted { token: 5 });
+    l.handle_reply(T0 + ms(1), c[2].1, Reply::Granted { token: 9 });
+    assert!(
+        events(&mut l).is_empty(),
+        "no lease before the fence write-back"
+    );
+    let fb: Vec<_> = std::iter::from_fn(|| l.poll_command()).collect();
+    assert_eq!(fb.len(), 2);
+    assert!(fb.iter().all(|c| c.op == Op::RaiseFence { token: 9 }));
+    assert_eq!(l.phase(), Phase::WritingBack);
+    l.handle_reply(T0 + ms(2), fb[0].request, Reply::FenceRaised);
+    assert!(events(&mut l).is_empty());
+    l.handle_reply(T0 + ms(2), fb[1].request, Reply::FenceRaised);
+    assert!(matches!(
+        events(&mut l)[..],
+        [Event::Acquired { token: 9, .. }]
+    ));
+    // slot 1 answers late with a grant of the same round: it joins the lease, no cleanup
+    l.handle_reply(T0 + ms(3), c[1].1, Reply::Granted { token: 4 });
+    assert_eq!(l.held_slots().len(), 3);
+    assert!(l.poll_command().is_none());
+}
+
+#[test]
+fn slow_reply_is_not_contention_and_names_the_wait_that_suffices() {
+    let mut l = lock(SlotLayout::Single);
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = sent(&mut l);
+    l.handle_timeout(T0 + ms(20));
+    // the round failed: cleanup release queued behind the acquire on the same connection
+    assert_eq!(names(&sent(&mut l)), ["0:release"]);
+    match &events(&mut l)[..] {
+        [
+            Event::AcquireFailed(AcquireError::SlowReplies {
+                waited,
+                observed: None,
+                ..
+            }),
+        ] => {
+            assert_eq!(*waited, ms(20));
+        }
+        other => panic!("{other:?}"),
+    }
+    // the reply arrives after 35 ms: a late grant is cleaned up at once
+    l.handle_reply(T0 + ms(35), c[0].1, Reply::Granted { token: 3 });
+    assert_eq!(names(&sent(&mut l)), ["0:release"]);
+    assert_eq!(l.stats().late_grants_cleaned, 1);
+    // the next slow round reports the observed 35 ms and suggests 70 ms
+    let t1 = T0 + ms(100);
+    l.acquire(t1, AcquireMode::Try).unwrap();
+    let _ = sent(&mut l);
+    l.handle_timeout(t1 + ms(20));
+    let ev = events(&mut l);
+    let Event::AcquireFailed(err) = &ev[0] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(err.suggested_slot_wait(), Some(ms(70)));
+    let msg = err.to_string();
+    assert!(msg.contains("35ms") && msg.contains("70ms"), "{msg}");
+}
+
+#[test]
+fn contention_reports_the_holder_and_its_ttl() {
+    let mut l = lock(SlotLayout::Single);
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = sent(&mut l);
+    l.handle_reply(
+        T0 + ms(1),
+        c[0].1,
+        Reply::Held {
+            holder: Some("other".into()),
+            remaining: Some(ms(900)),
+        },
+    );
+    assert!(sent(&mut l).is_empty(), "nothing of ours to clean up");
+    let ev = events(&mut l);
+    assert_eq!(
+        ev,
+        [Event::AcquireFailed(AcquireError::Contended {
+            holder: Some("other".into()),
+            remaining: Some(ms(900))
+        })]
+    );
+    assert!(ev[0].clone() != Event::Released { token: 0 });
+}
+
+#[test]
+fn wait_mode_backs_off_retries_on_notification_and_reports_the_deadline() {
+    let mut l = lock(SlotLayout::Single);
+    let deadline = T0 + ms(200);
+    l.acquire(T0, AcquireMode::Wait { deadline }).unwrap();
+    let c = sent(&mut l);
+    l.handle_reply(
+        T0 + ms(1),
+        c[0].1,
+        Reply::Held {
+            holder: None,
+            remaining: None,
+        },
+    );
+    assert_eq!(l.phase(), Phase::Backoff);
+    let wake = l.poll_timeout().unwrap();
+    assert!(
+        wake >= T0 + ms(1) && wake <= T0 + ms(3),
+        "first backoff within 2 ms: {wake:?}"
+    );
+    // a notification retries at once
+    l.handle_key_changed(T0 + ms(1), 0);
+    let c = sent(&mut l);
+    assert_eq!(names(&c), ["0:acquire"]);
+    // this round stays silent until the deadline cuts it... no: slot_wait (20 ms) cuts it first
+    l.handle_timeout(T0 + ms(21));
+    let _ = sent(&mut l);
+    assert_eq!(l.phase(), Phase::Backoff);
+    l.handle_timeout(deadline);
+    // drive through to the deadline, answering nothing
+    let mut now = deadline;
+    while let Some(t) = l.poll_timeout() {
+        now = t.max(now);
+        l.handle_timeout(now);
+        let _ = sent(&mut l);
+    }
+    let ev = events(&mut l);
+    match &ev[..] {
+        [
+            Event::AcquireFailed(AcquireError::DeadlineExceeded {
+                attempts,
+                last_cause: Some(c),
+                ..
+            }),
+        ] => {
+            assert!(*attempts >= 2);
+            assert_eq!(c.reason(), "slow_replies");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(now <= deadline + ms(20));
+}
+
+#[test]
+fn silence_loses_the_lease_exactly_at_validity() {
+    let mut l = lock(SlotLayout::Single);
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = sent(&mut l);
+    l.handle_reply(T0 + ms(15), c[0].1, Reply::Granted { token: 1 });
+    let validity = l.validity().unwrap();
+    assert_eq!(
+        validity,
+        T0 + ms(2_968),
+        "counted from the send time, not the reply time"
+    );
+    let _ = events(&mut l);
+    let mut now = T0;
+    while let Some(t) = l.poll_timeout() {
+        now = t;
+        l.handle_timeout(now);
+        let _ = sent(&mut l); // extensions go unanswered
+    }
+    assert_eq!(now, validity);
+    assert_eq!(
+        events(&mut l),
+        [Event::Lost {
+            token: 1,
+            reason: LostReason::ExpiredLocally
+        }]
+    );
+}
+
+#[test]
+fn extension_finding_another_value_reports_taken_and_missing_fence_reports_restart() {
+    for (reply, reason) in [
+        (
+            Reply::NotOwner {
+                holder: Some("thief".into()),
+            },
+            LostReason::Taken {
+                holder: Some("thief".into()),
+            },
+        ),
+        (
+            Reply::Missing {
+                fence_present: true,
+            },
+            LostReason::Deleted,
+        ),
+        (
+            Reply::Missing {
+                fence_present: false,
+            },
+            LostReason::ServerRestarted,
+        ),
+    ] {
+        let mut l = lock(SlotLayout::Single);
+        l.acquire(T0, AcquireMode::Try).unwrap();
+        let c = sent(&mut l);
+        l.handle_reply(T0, c[0].1, Reply::Granted { token: 1 });
+        let _ = events(&mut l);
+        l.handle_key_changed(T0 + ms(10), 0); // push: re-check now
+        let c = sent(&mut l);
+        assert_eq!(names(&c), ["0:extend"]);
+        l.handle_reply(T0 + ms(11), c[0].1, reply);
+        assert_eq!(events(&mut l), [Event::Lost { token: 1, reason }]);
+        assert!(sent(&mut l).is_empty(), "nothing held is left to release");
+    }
+}
+
+#[test]
+fn force_round_sends_force_and_duplicates_are_harmless() {
+    let mut l = lock(SlotLayout::Single);
+    l.acquire(T0, AcquireMode::Force).unwrap();
+    let c = sent(&mut l);
+    assert_eq!(names(&c), ["0:force"]);
+    l.handle_reply(T0, c[0].1, Reply::Granted { token: 2 });
+    l.handle_reply(T0, c[0].1, Reply::Granted { token: 2 });
+    l.handle_reply(T0, leasehold_core::RequestId(999), Reply::Extended);
+    assert_eq!(events(&mut l).len(), 1);
+    assert_eq!(l.stats().ignored_replies, 2);
+    assert!(sent(&mut l).is_empty());
+}
+
+#[test]
+fn disconnect_ends_the_round_as_unreachable_and_lease_as_disconnected() {
+    let mut l = lock(SlotLayout::Instances { n: 3 });
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let _ = sent(&mut l);
+    l.handle_disconnected(T0 + ms(1), 0);
+    l.handle_disconnected(T0 + ms(1), 1);
+    match &events(&mut l)[..] {
+        [
+            Event::AcquireFailed(AcquireError::QuorumUnreachable {
+                errors, quorum: 2, ..
+            }),
+        ] => {
+            assert_eq!(errors.len(), 2)
+        }
+        other => panic!("{other:?}"),
+    }
+    // a single-slot lease whose connection is down when validity passes
+    let mut l = lock(SlotLayout::Single);
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = sent(&mut l);
+    l.handle_reply(T0, c[0].1, Reply::Granted { token: 1 });
+    l.handle_disconnected(T0 + ms(5), 0);
+    l.handle_timeout(T0 + ms(5_000));
+    let ev = events(&mut l);
+    assert_eq!(
+        ev.last(),
+        Some(&Event::Lost {
+            token: 1,
+            reason: LostReason::Disconnected
+        })
+    );
+}
+
+#[test]
+fn hold_cap_stops_extensions() {
+    let mut cfg = config(SlotLayout::Single);
+    cfg.hold_cap = Some(ms(5_000));
+    let mut l = Lock::new(
+        cfg,
+        LockName::new("a").unwrap(),
+        HolderId::new("me").unwrap(),
+        1,
+    )
+    .unwrap();
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = sent(&mut l);
+    l.handle_reply(T0, c[0].1, Reply::Granted { token: 1 });
+    let mut now = T0;
+    let mut lost = None;
+    while let Some(t) = l.poll_timeout() {
+        now = t;
+        l.handle_timeout(now);
+        let cmds: Vec<_> = std::iter::from_fn(|| l.poll_command()).collect();
+        for c in cmds {
+            if matches!(c.op, Op::Extend { .. }) {
+                l.handle_reply(now, c.request, Reply::Extended);
+            }
+        }
+        for e in events(&mut l) {
+            if let Event::Lost { reason, .. } = e {
+                lost = Some(reason);
+            }
+        }
+    }
+    assert_eq!(lost, Some(LostReason::HoldCapReached));
+    assert!(now <= T0 + ms(5_000), "held past the cap: {now:?}");
+}
+
+#[test]
+fn usage_errors_change_nothing() {
+    let mut l = lock(SlotLayout::Single);
+    assert!(l.release(T0).is_err());
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    assert!(l.acquire(T0, AcquireMode::Try).is_err());
+    assert_eq!(names(&sent(&mut l)), ["0:acquire"]);
+    l.cancel(T0 + ms(1));
+    assert_eq!(names(&sent(&mut l)), ["0:release"]);
+    assert_eq!(
+        events(&mut l),
+        [Event::AcquireFailed(AcquireError::Cancelled)]
+    );
+}
+
+/// Per-slot counters differ across majorities. Without writing the chosen token back to a
+/// majority, holder C (slots 0,1) would get a token below holder B's (slots 1,2).
+#[test]
+fn tokens_increase_across_different_majorities() {
+    use leasehold_core::testkit::ModelServer;
+    let mut servers: Vec<ModelServer> = (0..3).map(|_| ModelServer::default()).collect();
+    let mk = |seed| {
+        Lock::new(
+            config(SlotLayout::Instances { n: 3 }),
+            LockName::new("m").unwrap(),
+            HolderId::new(format!("h{seed}")).unwrap(),
+            seed,
+        )
+        .unwrap()
+    };
+    // drive one client: execute its commands on `reach` slots (others stay unanswered)
+    fn run_round(
+        l: &mut Lock,
+        c: usize,
+        servers: &mut [ModelServer],
+        now: Instant,
+        reach: &[usize],
+    ) -> Vec<Event> {
+        let mut out = Vec::new();
+        for _ in 0..4 {
+            let cmds: Vec<_> = std::iter::from_fn(|| l.poll_command()).collect();
+            for cmd in cmds {
+                if reach.contains(&cmd.slot) {
+                    let r = servers[cmd.slot].exec(now, c, cmd.op);
+                    l.handle_reply(now, cmd.request, r);
+                }
+            }
+            out.extend(std::iter::from_fn(|| l.poll_event()));
+        }
+        out
+    }
+    let token = |ev: &[Event]| {
+        ev.iter().find_map(|e| match e {
+            Event::Acquired { token, .. } => Some(*token),
+            _ => None,
+        })
+    };
+    let t = Instant::from_millis(1_000);
+    let (mut a, mut b, mut c) = (mk(1), mk(2), mk(3));
+    a.acquire(t, AcquireMode::Try).unwrap();
+    let ta = token(&run_round(&mut a, 0, &mut servers, t, &[0, 1])).unwrap();
+    a.release(t).unwrap();
+    let _ = run_round(&mut a, 0, &mut servers, t, &[0, 1]);
+    // slot 2 is first touched 100 ms later, so its counter is seeded from a later TIME
+    let t = t + ms(100);
+    b.acquire(t, AcquireMode::Try).unwrap();
+    let tb = token(&run_round(&mut b, 1, &mut servers, t, &[1, 2])).unwrap();
+    b.release(t).unwrap();
+    let _ = run_round(&mut b, 1, &mut servers, t, &[1, 2]);
+    c.acquire(t, AcquireMode::Try).unwrap();
+    let tc = token(&run_round(&mut c, 2, &mut servers, t, &[0, 1])).unwrap();
+    assert!(
+        ta < tb && tb < tc,
+        "tokens {ta} {tb} {tc} must strictly increase"
+    );
+}

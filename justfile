@@ -1,0 +1,30 @@
+# Thin wrappers over cargo: nobody *needs* just. `just --list` shows them.
+
+# Run every test (what the README says).
+test:
+    cargo test --workspace
+
+# What CI runs (.ci/run): installs, fmt, clippy, tests, sim smoke, fuzz smoke.
+ci:
+    bash .ci/run
+
+# The main job: every simulator scenario over the default seeds.
+sim *ARGS:
+    cargo run --release -- sim {{ARGS}}
+
+# Fuzz the core's schedules against the reference model (nightly + cargo-fuzz).
+fuzz SECONDS="60":
+    cd fuzz && cargo +nightly fuzz run core_schedule -- -max_total_time={{SECONDS}}
+
+# Benchmarks that print numbers: core cycle cost and simulator throughput.
+bench:
+    cargo bench -p leasehold-core --bench core_cycle
+    cargo bench -p leasehold-sim --bench sim_throughput
+
+# Dashboard (issue 5, not built yet).
+watch *ARGS:
+    cargo run --release -- watch {{ARGS}}
+
+# loom models of the adapter's concurrency (issue 4, not built yet).
+loom:
+    @echo "no loom models yet: they arrive with the Redis adapter (crates/redis)"; exit 1
