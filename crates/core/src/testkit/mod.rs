@@ -144,20 +144,58 @@ pub struct Report {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Owner {
-    client: usize,
-    value: LeaseValue,
+/// Who wrote a lock key.
+pub struct Owner {
+    /// The client that wrote it.
+    pub client: usize,
+    /// The value's nonce.
+    pub value: LeaseValue,
 }
 
 /// A model Redis holding one lock key and its fence counter, executing [`Op`]s as the Lua
 /// scripts do, with key expiry judged on the time passed in.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ModelServer {
     key: Option<(Owner, Instant)>,
     fence: Option<u64>,
 }
 
 impl ModelServer {
+    /// A server whose fence counter starts at `fence` (`None`: seeded from `TIME` on first use).
+    #[must_use]
+    pub fn with_fence(fence: Option<u64>) -> Self {
+        ModelServer { key: None, fence }
+    }
+
+    /// The key's owner and expiry as stored, without judging expiry.
+    #[must_use]
+    pub fn stored(&self) -> Option<(Owner, Instant)> {
+        self.key
+    }
+
+    /// The fence counter.
+    #[must_use]
+    pub fn fence(&self) -> Option<u64> {
+        self.fence
+    }
+
+    /// Expire the key if its time has come on the server clock `now`; true if it was removed.
+    pub fn expire(&mut self, now: Instant) -> bool {
+        let had = self.key.is_some();
+        had && self.current(now).is_none()
+    }
+
+    /// `PEXPIRE` whatever is there, regardless of owner (used only by planted-bug variants).
+    pub fn pexpire_any(&mut self, now: Instant, ttl_ms: u64) -> bool {
+        match self.current(now) {
+            Some(o) => {
+                self.key = Some((o, now + Duration::from_millis(ttl_ms)));
+                true
+            }
+            None => false,
+        }
+    }
+
     fn current(&mut self, now: Instant) -> Option<Owner> {
         if let Some((_, exp)) = self.key
             && exp <= now

@@ -1,0 +1,220 @@
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+//! The simulator's promises: determinism, each scenario's promised properties, the Kleppmann
+//! finding with fencing off, negative controls (planted bugs are caught), shrinking.
+
+use std::time::Duration;
+
+use leasehold_sim::{
+    Overrides, PlantedBug, SimConfig, config_for, run_scenario, run_seed, shrink, trace_seed,
+};
+
+fn quick() -> Overrides {
+    Overrides {
+        duration: Some(Duration::from_secs(15)),
+        ..Overrides::default()
+    }
+}
+
+#[test]
+fn same_seed_same_trace_byte_for_byte() {
+    let cfg = config_for("chaos", 7, &quick()).unwrap();
+    let (a, ha) = trace_seed(&cfg, 7).unwrap();
+    let (b, hb) = trace_seed(&cfg, 7).unwrap();
+    assert!(a.len() > 1_000, "a real run: {} events", a.len());
+    assert_eq!(ha, hb);
+    assert!(a == b, "traces differ");
+    let (_, hc) = trace_seed(&cfg, 8).unwrap();
+    assert_ne!(ha, hc, "another seed gives another trace");
+    // the trace hash does not depend on tracing being on
+    assert_eq!(run_seed(&cfg, 7).unwrap().trace_hash, ha);
+}
+
+#[test]
+fn results_do_not_depend_on_thread_count() {
+    let seeds: Vec<u64> = (0..6).collect();
+    let one = run_scenario("partition", &quick(), &seeds, 1, &|_| {}).unwrap();
+    let two = run_scenario("partition", &quick(), &seeds, 2, &|_| {}).unwrap();
+    assert_eq!(one.events, two.events);
+    assert_eq!(one.outcomes, two.outcomes);
+    assert_eq!(one.findings, two.findings);
+    assert!(one.determinism.1 && two.determinism.1);
+}
+
+/// Every preset keeps every property it promises (a violation would be a bug).
+#[test]
+fn every_scenario_keeps_its_promises() {
+    for scenario in [
+        "calm",
+        "latency",
+        "partition",
+        "gc-pause",
+        "clock-jump",
+        "restart-no-fsync",
+        "failover",
+        "chaos",
+    ] {
+        let seeds: Vec<u64> = (0..12).collect();
+        let rep = run_scenario(scenario, &quick(), &seeds, 2, &|_| {}).unwrap();
+        assert!(
+            rep.acquisitions > 100,
+            "{scenario}: only {} acquisitions",
+            rep.acquisitions
+        );
+        assert!(
+            rep.violations.is_empty(),
+            "{scenario}: {:?} {:#?}",
+            rep.violations,
+            rep.failing
+        );
+        assert!(!rep.promised.is_empty());
+    }
+    let calm = config_for("calm", 0, &quick()).unwrap();
+    assert_eq!(calm.promised().len(), 6, "calm promises everything");
+}
+
+#[test]
+fn fault_scenarios_produce_their_typed_outcomes() {
+    let seeds: Vec<u64> = (0..8).collect();
+    let lat = run_scenario("latency", &quick(), &seeds, 2, &|_| {}).unwrap();
+    assert!(
+        lat.outcomes.get("slow_replies").copied().unwrap_or(0) > 0,
+        "{:?}",
+        lat.outcomes
+    );
+    let gc = run_scenario("gc-pause", &quick(), &seeds, 2, &|_| {}).unwrap();
+    assert!(
+        gc.outcomes
+            .get("lost_expired_locally")
+            .copied()
+            .unwrap_or(0)
+            > 0,
+        "{:?}",
+        gc.outcomes
+    );
+    assert!(
+        gc.findings.contains_key("mutual_exclusion"),
+        "a paused holder overlaps: {:?}",
+        gc.findings
+    );
+    let rs = run_scenario("restart-no-fsync", &quick(), &seeds, 2, &|_| {}).unwrap();
+    assert!(
+        rs.outcomes.get("quorum_unreachable").copied().unwrap_or(0) > 0,
+        "{:?}",
+        rs.outcomes
+    );
+}
+
+/// Kleppmann's pause scenario: with fencing off a superseded holder's write lands; with fencing
+/// on it never does.
+#[test]
+fn kleppmann_pause_is_found_with_fencing_off_and_harmless_with_it_on() {
+    let seeds: Vec<u64> = (0..40).collect();
+    let off = Overrides {
+        fencing: Some(false),
+        ..quick()
+    };
+    let rep = run_scenario("gc-pause", &off, &seeds, 2, &|_| {}).unwrap();
+    let found = rep
+        .findings
+        .get("stale_writes_accepted")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        found > 0,
+        "no stale write found in 40 seeds: {:?}",
+        rep.findings
+    );
+    let f = rep
+        .failing
+        .iter()
+        .find(|f| f.property == "stale_writes_accepted")
+        .unwrap();
+    assert!(f.replay.contains("--fencing off") && f.replay.contains(&format!("--seed {}", f.seed)));
+    assert!(!f.promised);
+    let seeds: Vec<u64> = (0..200).collect();
+    let on = run_scenario("gc-pause", &quick(), &seeds, 2, &|_| {}).unwrap();
+    assert!(!on.findings.contains_key("stale_writes_accepted"));
+    assert!(!on.violations.contains_key("token_order"));
+}
+
+fn caught(scenario: &str, bug: PlantedBug, property: &str) -> Option<u64> {
+    (0..100).find(|&seed| {
+        let mut cfg: SimConfig = config_for(scenario, seed, &quick()).unwrap();
+        cfg.planted = Some(bug);
+        run_seed(&cfg, seed)
+            .unwrap()
+            .violations
+            .iter()
+            .any(|v| v.property == property)
+    })
+}
+
+#[test]
+fn negative_controls_are_caught_within_100_seeds() {
+    let cases = [
+        ("gc-pause", PlantedBug::NoFencing, "stale_writes_accepted"),
+        ("latency", PlantedBug::ValidityFromReply, "validity_oracle"),
+        ("calm", PlantedBug::WallClock, "mutual_exclusion"),
+        (
+            "restart-no-fsync",
+            PlantedBug::CounterFromZero,
+            "token_order",
+        ),
+    ];
+    for (scenario, bug, property) in cases {
+        let seed = caught(scenario, bug, property);
+        assert!(
+            seed.is_some(),
+            "{bug:?} not caught as {property} in 100 seeds of {scenario}"
+        );
+        // and the same scenario without the bug keeps the property on that seed
+        let s = seed.unwrap();
+        let cfg = config_for(scenario, s, &quick()).unwrap();
+        assert!(
+            cfg.promised().contains(&property),
+            "{property} must be promised by {scenario}"
+        );
+        let clean = run_seed(&cfg, s).unwrap();
+        assert!(
+            !clean.violations.iter().any(|v| v.property == property),
+            "{scenario} seed {s} fails without the bug"
+        );
+    }
+}
+
+#[test]
+fn shrinking_keeps_the_failure_and_reduces_the_run() {
+    let mut cfg = config_for(
+        "gc-pause",
+        0,
+        &Overrides {
+            fencing: Some(false),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    cfg.planted = None;
+    let seed = (0..40)
+        .find(|&s| {
+            run_seed(&cfg, s)
+                .unwrap()
+                .violations
+                .iter()
+                .any(|v| v.property == "stale_writes_accepted")
+        })
+        .expect("a failing seed");
+    let before = run_seed(&cfg, seed).unwrap().events;
+    let (small, events) = shrink(&cfg, seed, "stale_writes_accepted");
+    assert!(
+        events > 0 && events < before,
+        "shrunk {before} -> {events} events"
+    );
+    assert!(small.clients <= cfg.clients && small.duration <= cfg.duration);
+    let again = run_seed(&small, seed).unwrap();
+    assert!(
+        again
+            .violations
+            .iter()
+            .any(|v| v.property == "stale_writes_accepted")
+    );
+}
