@@ -410,6 +410,27 @@ impl World {
         base + extra + spike
     }
 
+    /// When a message sent now on link `li` arrives (`to_server`: client to server), and the
+    /// link's epoch: one-way latency, held while partitioned, never before an earlier message on
+    /// the same direction (TCP order).
+    fn send_at(&mut self, li: usize, to_server: bool) -> (u64, u32) {
+        let lat = self.latency();
+        let now = self.now;
+        let link = &mut self.links[li];
+        let mut at = now + lat;
+        if link.partition_until > now {
+            at = at.max(link.partition_until + lat);
+        }
+        let last = if to_server {
+            &mut link.last_c2s
+        } else {
+            &mut link.last_s2c
+        };
+        at = at.max(*last + 1);
+        *last = at;
+        (at, link.epoch)
+    }
+
     fn server_of(&self, slot: usize) -> usize {
         if self.servers.len() == 1 { 0 } else { slot }
     }
@@ -654,15 +675,7 @@ impl World {
                 );
                 continue;
             }
-            let lat = self.latency();
-            let link = &mut self.links[li];
-            let mut at = self.now + lat;
-            if link.partition_until > self.now {
-                at = at.max(link.partition_until + lat);
-            }
-            at = at.max(link.last_c2s + 1);
-            link.last_c2s = at;
-            let epoch = link.epoch;
+            let (at, epoch) = self.send_at(li, true);
             self.push(
                 at,
                 Ev::Arrive {
@@ -895,14 +908,7 @@ impl World {
         if self.links[li].epoch != epoch {
             return;
         }
-        let lat = self.latency();
-        let link = &mut self.links[li];
-        let mut at = self.now + lat;
-        if link.partition_until > self.now {
-            at = at.max(link.partition_until + lat);
-        }
-        at = at.max(link.last_s2c + 1);
-        link.last_s2c = at;
+        let (at, _) = self.send_at(li, false);
         self.push(
             at,
             Ev::ToClient {
@@ -932,15 +938,7 @@ impl World {
             if !self.links[li].up {
                 continue;
             }
-            let lat = self.latency();
-            let link = &mut self.links[li];
-            let mut at = self.now + lat;
-            if link.partition_until > self.now {
-                at = at.max(link.partition_until + lat);
-            }
-            at = at.max(link.last_s2c + 1);
-            link.last_s2c = at;
-            let epoch = link.epoch;
+            let (at, epoch) = self.send_at(li, false);
             self.push(
                 at,
                 Ev::ToClient {
