@@ -60,6 +60,9 @@ pub struct Faults {
     pub failovers_per_sec: f64,
     /// Replication lag.
     pub replication_lag: Duration,
+    /// Operator force-releases per second in total (DEL the lock key and advance its fence, as
+    /// the dashboard's `--allow-writes` action does).
+    pub force_releases_per_sec: f64,
 }
 
 impl Default for Faults {
@@ -85,6 +88,7 @@ impl Default for Faults {
             client_drift_ppm: 0,
             failovers_per_sec: 0.0,
             replication_lag: Duration::ZERO,
+            force_releases_per_sec: 0.0,
         }
     }
 }
@@ -105,13 +109,14 @@ pub enum PlantedBug {
 }
 
 /// The properties a checker can judge.
-pub const PROPERTIES: [&str; 6] = [
+pub const PROPERTIES: [&str; 7] = [
     "mutual_exclusion",
     "stale_writes_accepted",
     "token_order",
     "liveness",
     "misclassified",
     "validity_oracle",
+    "stale_extension",
 ];
 
 /// One simulation run's complete configuration. With the seed, it determines the trace.
@@ -145,6 +150,9 @@ pub struct SimConfig {
     pub heal_before_end: Duration,
     /// Fault indices to drop from the derived schedule (set by shrinking and replay).
     pub drop_faults: Vec<usize>,
+    /// An explicit fault schedule used instead of the derived one (proptest strategies generate
+    /// these and shrink them).
+    pub explicit_faults: Option<Vec<crate::faults::FaultEvent>>,
     /// A planted bug (negative controls only).
     pub planted: Option<PlantedBug>,
 }
@@ -177,6 +185,7 @@ impl Default for SimConfig {
             faults: Faults::default(),
             heal_before_end: Duration::from_secs(8),
             drop_faults: Vec::new(),
+            explicit_faults: None,
             planted: None,
         }
     }
@@ -224,6 +233,10 @@ impl SimConfig {
                 drop(&mut p, x);
             }
         }
+        if f.force_releases_per_sec > 0.0 {
+            drop(&mut p, "mutual_exclusion");
+            drop(&mut p, "validity_oracle");
+        }
         if !self.fencing {
             drop(&mut p, "stale_writes_accepted");
         }
@@ -247,6 +260,9 @@ pub fn explain(property: &str, cfg: &SimConfig) -> &'static str {
         }
         _ if f.failovers_per_sec > 0.0 => {
             "asynchronous replication: a promoted replica lacks recent grants and fence increments, so locks are re-granted and tokens can regress (use instances quorum or WAIT)"
+        }
+        "mutual_exclusion" | "validity_oracle" if f.force_releases_per_sec > 0.0 => {
+            "an operator force-released the lock: the old holder learns it within one round trip (push) or one extension interval; the advanced fence rejects its writes meanwhile"
         }
         "stale_writes_accepted" if !cfg.fencing => {
             "--fencing off: the resource accepts any token, so a superseded holder's write lands"

@@ -51,6 +51,13 @@ pub enum Fault {
         /// Server.
         s: usize,
     },
+    /// An operator force-releases lock `l` on server `s`: DEL the key, advance the fence.
+    ForceRelease {
+        /// Server.
+        s: usize,
+        /// Lock index.
+        l: usize,
+    },
 }
 
 impl Fault {
@@ -60,7 +67,9 @@ impl Fault {
         let d = match self {
             Fault::Partition { len, .. } | Fault::Pause { len, .. } => *len,
             Fault::Crash { downtime, .. } => *downtime + Duration::from_millis(200),
-            Fault::Reset { .. } | Fault::Failover { .. } => Duration::from_millis(200),
+            Fault::Reset { .. } | Fault::Failover { .. } | Fault::ForceRelease { .. } => {
+                Duration::from_millis(200)
+            }
             Fault::ClockJump { .. } => Duration::ZERO,
         };
         d.as_nanos() as u64
@@ -94,6 +103,15 @@ fn arrivals(rng: &mut Rng, rate: f64, from: u64, to: u64) -> Vec<u64> {
 
 /// Derive the fault schedule of `cfg` from `rng` over `[from, to)`, minus `cfg.drop_faults`.
 pub fn schedule(cfg: &SimConfig, rng: &mut Rng, from: u64, to: u64) -> Vec<FaultEvent> {
+    if let Some(explicit) = &cfg.explicit_faults {
+        let mut out: Vec<FaultEvent> = explicit
+            .iter()
+            .filter(|e| e.at >= from && e.at < to)
+            .cloned()
+            .collect();
+        out.sort_by_key(|e| e.at);
+        return out;
+    }
     let f = &cfg.faults;
     let (k, n) = (cfg.clients, cfg.servers());
     let mut out = Vec::new();
@@ -150,6 +168,13 @@ pub fn schedule(cfg: &SimConfig, rng: &mut Rng, from: u64, to: u64) -> Vec<Fault
             at,
             fault: Fault::Failover { s: index(rng, n) },
         });
+    }
+    for at in arrivals(rng, f.force_releases_per_sec, from, to) {
+        let fault = Fault::ForceRelease {
+            s: index(rng, n),
+            l: index(rng, cfg.locks),
+        };
+        out.push(FaultEvent { at, fault });
     }
     out.sort_by_key(|e| e.at);
     let mut i = 0;

@@ -73,6 +73,8 @@ pub struct Failing {
     pub detail: String,
     /// Why it is outside the model, for findings.
     pub explanation: String,
+    /// The derived configuration (fault knobs), so one seed says everything needed to replay.
+    pub config: String,
 }
 
 /// One scenario over many seeds.
@@ -188,6 +190,7 @@ pub fn run_scenario(
                         property: v.property.to_owned(),
                         promised: is_bug,
                         replay: replay_command(&shrunk, r.seed),
+                        config: crate::scenario::describe(&shrunk),
                         shrunk_events: events,
                         detail: v.detail.clone(),
                         explanation: if is_bug {
@@ -318,6 +321,9 @@ pub fn replay_command(cfg: &SimConfig, seed: u64) -> String {
     );
     if !cfg.fencing {
         s.push_str(" --fencing off");
+    }
+    if !cfg.notifications {
+        s.push_str(" --notifications off");
     }
     if !cfg.drop_faults.is_empty() {
         let mut d = cfg.drop_faults.clone();

@@ -8,7 +8,7 @@ use crate::config::{Latency, SimConfig};
 use crate::rng::{Rng, chance, unit};
 
 /// Every preset, in the order `leasehold sim` runs them.
-pub const SCENARIOS: [&str; 9] = [
+pub const SCENARIOS: [&str; 10] = [
     "calm",
     "latency",
     "partition",
@@ -16,6 +16,7 @@ pub const SCENARIOS: [&str; 9] = [
     "clock-jump",
     "restart-no-fsync",
     "failover",
+    "force-release",
     "chaos",
     "seed-stress",
 ];
@@ -33,6 +34,8 @@ pub struct Overrides {
     pub fencing: Option<bool>,
     /// `--slot-wait` (seed-stress uses two values of its own unless set).
     pub slot_wait: Option<Duration>,
+    /// `--notifications on|off` (push re-checks and wake-ups).
+    pub notifications: Option<bool>,
     /// `--drop-faults` (replays of shrunk failures).
     pub drop_faults: Vec<usize>,
 }
@@ -83,6 +86,9 @@ pub fn config_for(scenario: &str, seed: u64, o: &Overrides) -> Result<SimConfig,
             f.failovers_per_sec = 0.2;
             f.replication_lag = ms(50);
         }
+        "force-release" => {
+            f.force_releases_per_sec = 0.3;
+        }
         "chaos" => swarm(&mut c, seed),
         "seed-stress" => {
             c.clients = 200;
@@ -116,6 +122,9 @@ pub fn config_for(scenario: &str, seed: u64, o: &Overrides) -> Result<SimConfig,
     }
     if let Some(f) = o.fencing {
         c.fencing = f;
+    }
+    if let Some(n) = o.notifications {
+        c.notifications = n;
     }
     if let Some(w) = o.slot_wait {
         c.lock.slot_wait = w;
@@ -164,6 +173,9 @@ fn swarm(c: &mut SimConfig, seed: u64) {
     if on(&mut rng) {
         f.pauses_per_sec = unit(&mut rng) * 0.5;
         f.pause_max = ms(100 + rng.below_inclusive(3_000));
+    }
+    if on(&mut rng) {
+        f.force_releases_per_sec = unit(&mut rng) * 0.3;
     }
     if on(&mut rng) && c.lock.layout == SlotLayout::Single {
         f.failovers_per_sec = unit(&mut rng) * 0.2;
@@ -227,6 +239,9 @@ pub fn describe(c: &SimConfig) -> String {
             "failovers={:.2}/s lag {:?}",
             f.failovers_per_sec, f.replication_lag
         ));
+    }
+    if f.force_releases_per_sec > 0.0 {
+        parts.push(format!("force_releases={:.2}/s", f.force_releases_per_sec));
     }
     if !c.fencing {
         parts.push("fencing=off".into());

@@ -851,6 +851,7 @@ impl World {
         let key = l * self.slots + cmd.slot;
         let now = self.server_clock(s);
         let before = self.servers[s].keys[key].stored().map(|(o, _)| o);
+        let expired_before = self.servers[s].keys[key].clone().expire(now);
         let reply = match (cmd.op, self.cfg.planted) {
             (Op::Extend { ttl_ms, .. }, Some(PlantedBug::ExtendWithoutCompare)) => {
                 if self.servers[s].keys[key].pexpire_any(now, ttl_ms) {
@@ -861,6 +862,17 @@ impl World {
             }
             _ => self.servers[s].keys[key].exec(now, c, cmd.op),
         };
+        // an extension may only ever renew the extender's own key
+        if let (Op::Extend { value, .. }, Reply::Extended) = (cmd.op, &reply) {
+            let owner = before.filter(|_| !expired_before);
+            if owner.is_none_or(|o| o.client != c || o.value != value) {
+                self.history.violation(
+                    "stale_extension",
+                    self.now,
+                    format!("client {c} lock {l}: an extension renewed a key it did not hold (held by {owner:?})"),
+                );
+            }
+        }
         // remember what the servers really answered to the client's *current* round
         if let Op::Acquire { value, .. } = cmd.op
             && value.nonce == self.clients[c].last_acquire_nonce[l]
@@ -1063,6 +1075,15 @@ impl World {
             Fault::Pause { c, len } => {
                 self.clients[c].pause_until =
                     self.clients[c].pause_until.max(self.now + nanos(len));
+            }
+            Fault::ForceRelease { s, l } => {
+                for slot in 0..self.slots {
+                    if self.server_of(slot) == s {
+                        let key = l * self.slots + slot;
+                        self.servers[s].keys[key].force_release();
+                        self.invalidate(s, l, slot, None);
+                    }
+                }
             }
             Fault::Failover { s } => {
                 let sv = &mut self.servers[s];

@@ -61,7 +61,7 @@ fn every_scenario_keeps_its_promises() {
         assert!(!rep.promised.is_empty());
     }
     let calm = config_for("calm", 0, &quick()).unwrap();
-    assert_eq!(calm.promised().len(), 6, "calm promises everything");
+    assert_eq!(calm.promised().len(), 7, "calm promises everything");
 }
 
 #[test]
@@ -209,4 +209,55 @@ fn shrinking_keeps_the_failure_and_reduces_the_run() {
             .iter()
             .any(|v| v.property == "stale_writes_accepted")
     );
+}
+
+/// Kleppmann's clock-jump scenario: with push re-checks off (a polling client) and fencing off, a
+/// double holder writes stale data; with fencing on, never.
+#[test]
+fn kleppmann_clock_jump_is_found_without_push_rechecks_and_fencing() {
+    let seeds: Vec<u64> = (0..300).collect();
+    let off = Overrides {
+        fencing: Some(false),
+        notifications: Some(false),
+        ..Overrides::default()
+    };
+    let rep = run_scenario("clock-jump", &off, &seeds, 2, &|_| {}).unwrap();
+    assert!(
+        rep.findings.get("mutual_exclusion").copied().unwrap_or(0) > 100,
+        "{:?}",
+        rep.findings
+    );
+    assert!(
+        rep.findings
+            .get("stale_writes_accepted")
+            .copied()
+            .unwrap_or(0)
+            > 0,
+        "{:?}",
+        rep.findings
+    );
+    let on = Overrides {
+        notifications: Some(false),
+        ..Overrides::default()
+    };
+    let rep = run_scenario("clock-jump", &on, &seeds, 2, &|_| {}).unwrap();
+    assert!(
+        !rep.findings.contains_key("stale_writes_accepted"),
+        "{:?}",
+        rep.findings
+    );
+    assert!(rep.violations.is_empty(), "{:?}", rep.violations);
+}
+
+#[test]
+fn force_release_is_detected_by_the_old_holder() {
+    let seeds: Vec<u64> = (0..10).collect();
+    let rep = run_scenario("force-release", &quick(), &seeds, 2, &|_| {}).unwrap();
+    let deleted = rep.outcomes.get("lost_deleted").copied().unwrap_or(0);
+    assert!(
+        deleted > 0,
+        "holders must learn of the force-release: {:?}",
+        rep.outcomes
+    );
+    assert!(rep.violations.is_empty(), "{:?}", rep.violations);
 }

@@ -60,6 +60,9 @@ pub struct SimArgs {
     /// Whether the resource rejects writes with lower fencing tokens.
     #[arg(long, value_enum)]
     fencing: Option<OnOff>,
+    /// Whether servers push key-change notifications (client tracking) to waiters and holders.
+    #[arg(long, value_enum)]
+    notifications: Option<OnOff>,
     /// Per-slot reply wait (try_next_after) for every acquire, e.g. 20ms.
     #[arg(long, value_parser = parse_duration)]
     slot_wait: Option<Duration>,
@@ -96,6 +99,7 @@ pub fn run(a: &SimArgs) -> ExitCode {
         locks: a.locks.map(|v| v as usize),
         duration: a.duration,
         fencing: a.fencing.map(|f| f == OnOff::On),
+        notifications: a.notifications.map(|f| f == OnOff::On),
         slot_wait: a.slot_wait,
         drop_faults: a.drop_faults.clone().map(|f| f.0).unwrap_or_default(),
     };
@@ -219,7 +223,7 @@ fn json(rep: &ScenarioReport) -> String {
             serde_json::json!({
                 "seed": f.seed, "property": f.property, "replay": f.replay,
                 "promised": f.promised, "shrunk_events": f.shrunk_events,
-                "detail": f.detail, "explanation": f.explanation,
+                "detail": f.detail, "explanation": f.explanation, "config": f.config,
             })
         })
         .collect();

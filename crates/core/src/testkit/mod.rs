@@ -185,6 +185,13 @@ impl ModelServer {
         had && self.current(now).is_none()
     }
 
+    /// An operator's force-release: delete the key and advance the fence counter by one, so the
+    /// evicted holder's token is below the next holder's.
+    pub fn force_release(&mut self) {
+        self.key = None;
+        self.fence = Some(self.fence.unwrap_or(0) + 1);
+    }
+
     /// `PEXPIRE` whatever is there, regardless of owner (used only by planted-bug variants).
     pub fn pexpire_any(&mut self, now: Instant, ttl_ms: u64) -> bool {
         match self.current(now) {
