@@ -109,6 +109,8 @@ struct Lease {
     capped: bool,
     taken_by: Option<Option<String>>,
     server_lost_data: bool,
+    /// A key-change notification arrived while an extension was in flight: re-check once it ends.
+    recheck: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -306,6 +308,15 @@ impl Lock {
         }
     }
 
+    /// Tell the machine how long `slot` took to reply recently (as measured by the caller on
+    /// earlier machines). Used only to say which `slot_wait` would have sufficed in
+    /// [`AcquireError::SlowReplies`].
+    pub fn note_reply_time(&mut self, slot: usize, took: Duration) {
+        if let Some(t) = self.last_reply_time.get_mut(slot) {
+            *t = Some(took);
+        }
+    }
+
     /// Append the Redis value string for `value` (as carried in a [`Command`]) to `out`.
     pub fn write_value(&self, value: LeaseValue, out: &mut String) {
         write_value(out, value, &self.holder);
@@ -338,8 +349,13 @@ impl Lock {
         self.handle_timeout(now);
         match &mut self.state {
             State::Backoff(..) => self.start_round(now),
-            State::Held(lease) if lease.held.contains(slot) && lease.extension.is_none() => {
-                self.start_extension(now);
+            State::Held(lease) if lease.held.contains(slot) => {
+                if lease.extension.is_none() {
+                    self.start_extension(now);
+                } else {
+                    // the extension in flight may have run before the change: check again after it
+                    lease.recheck = true;
+                }
             }
             _ => {}
         }
@@ -785,6 +801,7 @@ impl Lock {
             capped: false,
             taken_by: None,
             server_lost_data: false,
+            recheck: false,
         });
     }
 
@@ -962,7 +979,7 @@ impl Lock {
             self.lose(now, reason);
             return;
         }
-        if ext.ok.len() >= self.quorum {
+        let finished = if ext.ok.len() >= self.quorum {
             let old = lease.validity;
             lease.validity = ext.sent_at + self.window;
             lease.next_extend = ext.sent_at + self.config.extend_every();
@@ -972,9 +989,16 @@ impl Lock {
                 validity: lease.validity,
                 slack: old.saturating_since(now),
             });
+            true
         } else if ext.pending.is_empty() {
             lease.extension = None;
             lease.next_extend = now + self.config.extend_every() / 4;
+            true
+        } else {
+            false
+        };
+        if finished && std::mem::take(&mut lease.recheck) {
+            self.start_extension(now);
         }
     }
 

@@ -459,3 +459,39 @@ fn tokens_increase_across_different_majorities() {
         "tokens {ta} {tb} {tc} must strictly increase"
     );
 }
+
+/// A notification that arrives while an extension is in flight is not dropped: that extension may
+/// have run before the change, so the holder checks again once it completes.
+#[test]
+fn notification_during_an_extension_triggers_a_recheck_after_it() {
+    let mut l = lock(SlotLayout::Single);
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = sent(&mut l);
+    l.handle_reply(T0, c[0].1, Reply::Granted { token: 1 });
+    let _ = events(&mut l);
+    l.handle_key_changed(T0 + ms(1), 0);
+    let ext = sent(&mut l);
+    assert_eq!(names(&ext), ["0:extend"]);
+    // the key is deleted now; its notification arrives while the extension is still out
+    l.handle_key_changed(T0 + ms(2), 0);
+    assert!(sent(&mut l).is_empty(), "one extension at a time");
+    // the extension had run before the delete
+    l.handle_reply(T0 + ms(3), ext[0].1, Reply::Extended);
+    let again = sent(&mut l);
+    assert_eq!(names(&again), ["0:extend"], "re-check after the extension");
+    l.handle_reply(
+        T0 + ms(4),
+        again[0].1,
+        Reply::Missing {
+            fence_present: true,
+        },
+    );
+    let ev = events(&mut l);
+    assert_eq!(
+        ev.last(),
+        Some(&Event::Lost {
+            token: 1,
+            reason: LostReason::Deleted
+        })
+    );
+}

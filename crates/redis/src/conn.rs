@@ -1,0 +1,199 @@
+//! One supervised, multiplexed connection per Redis instance: connects, enables client-side
+//! tracking (RESP3 `CLIENT TRACKING ON BCAST PREFIX <prefix> NOLOOP`) when the server allows it,
+//! forwards invalidation pushes, and reconnects with backoff. Without push support it says so and
+//! waiters fall back to polling with backoff and jitter.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
+use tokio::sync::{broadcast, mpsc, watch};
+
+/// How waiters learn that a lock may have become free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WakeMode {
+    /// Not connected yet.
+    Connecting,
+    /// RESP3 client-tracking invalidations wake waiters within about one round trip.
+    Push,
+    /// No push support (RESP2 or tracking refused): waiters poll with exponential backoff and
+    /// full jitter, bounded by their deadline.
+    Polling,
+}
+
+impl WakeMode {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => WakeMode::Push,
+            2 => WakeMode::Polling,
+            _ => WakeMode::Connecting,
+        }
+    }
+}
+
+/// Something an instance tells the lease drivers.
+#[derive(Debug, Clone)]
+pub(crate) enum InstanceEvent {
+    /// A key under our prefix changed (or `None`: everything may have changed, e.g. a flush).
+    Invalidate {
+        instance: usize,
+        key: Option<Vec<u8>>,
+    },
+    /// The connection dropped.
+    Down { instance: usize },
+    /// The connection is (re)established.
+    Up { instance: usize },
+}
+
+/// A handle to one supervised instance.
+#[derive(Debug, Clone)]
+pub(crate) struct Instance {
+    pub conn: watch::Receiver<Option<MultiplexedConnection>>,
+    pub kick: mpsc::UnboundedSender<()>,
+    pub mode: Arc<AtomicU8>,
+    pub last_error: Arc<std::sync::Mutex<Option<redis::RedisError>>>,
+    pub url: String,
+}
+
+impl Instance {
+    pub fn wake_mode(&self) -> WakeMode {
+        WakeMode::from_u8(self.mode.load(Ordering::Relaxed))
+    }
+}
+
+pub(crate) struct Supervisor {
+    pub index: usize,
+    pub client: Client,
+    pub resp3: bool,
+    pub prefix: String,
+    pub tracking: bool,
+    pub response_timeout: Duration,
+    pub conn_tx: watch::Sender<Option<MultiplexedConnection>>,
+    pub events: broadcast::Sender<InstanceEvent>,
+    pub kick_rx: mpsc::UnboundedReceiver<()>,
+    pub mode: Arc<AtomicU8>,
+    pub last_error: Arc<std::sync::Mutex<Option<redis::RedisError>>>,
+}
+
+fn keys_of(data: &[Value]) -> Vec<Option<Vec<u8>>> {
+    match data.first() {
+        Some(Value::Array(keys)) => keys
+            .iter()
+            .map(|k| match k {
+                Value::BulkString(b) => Some(b.clone()),
+                Value::SimpleString(s) => Some(s.clone().into_bytes()),
+                _ => None,
+            })
+            .collect(),
+        // a nil invalidation means "flush everything"
+        _ => vec![None],
+    }
+}
+
+impl Supervisor {
+    /// Run until the locker is dropped (every receiver of `conn_tx` gone).
+    pub async fn run(mut self) {
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            if self.conn_tx.is_closed() {
+                return;
+            }
+            let (push_tx, mut push_rx) = mpsc::unbounded_channel::<PushInfo>();
+            let mut cfg = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_response_timeout(Some(self.response_timeout));
+            if self.resp3 {
+                cfg = cfg.set_push_sender(push_tx);
+            } else {
+                drop(push_tx);
+            }
+            match self
+                .client
+                .get_multiplexed_async_connection_with_config(&cfg)
+                .await
+            {
+                Ok(mut conn) => {
+                    backoff = Duration::from_millis(20);
+                    if let Ok(mut e) = self.last_error.lock() {
+                        *e = None;
+                    }
+                    let push = self.resp3
+                        && self.tracking
+                        && redis::cmd("CLIENT")
+                            .arg("TRACKING")
+                            .arg("ON")
+                            .arg("BCAST")
+                            .arg("PREFIX")
+                            .arg(format!("{}:", self.prefix))
+                            .arg("NOLOOP")
+                            .query_async::<()>(&mut conn)
+                            .await
+                            .is_ok();
+                    self.mode.store(if push { 1 } else { 2 }, Ordering::Relaxed);
+                    tracing::debug!(instance = self.index, push, "connected");
+                    let _ = self.conn_tx.send(Some(conn.clone()));
+                    let _ = self.events.send(InstanceEvent::Up {
+                        instance: self.index,
+                    });
+                    self.watch(conn, &mut push_rx).await;
+                    let _ = self.conn_tx.send(None);
+                    let _ = self.events.send(InstanceEvent::Down {
+                        instance: self.index,
+                    });
+                    tracing::debug!(instance = self.index, "disconnected");
+                }
+                Err(e) => {
+                    tracing::debug!(instance = self.index, error = %e, "connect failed");
+                    if let Ok(mut last) = self.last_error.lock() {
+                        *last = Some(e);
+                    }
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Forward pushes until the connection dies.
+    async fn watch(
+        &mut self,
+        mut conn: MultiplexedConnection,
+        push_rx: &mut mpsc::UnboundedReceiver<PushInfo>,
+    ) {
+        let mut ping_every = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                msg = push_rx.recv(), if self.resp3 => match msg {
+                    Some(PushInfo { kind: PushKind::Invalidate, data }) => {
+                        for key in keys_of(&data) {
+                            let _ = self.events.send(InstanceEvent::Invalidate { instance: self.index, key });
+                        }
+                    }
+                    Some(PushInfo { kind: PushKind::Disconnection, .. }) | None => return,
+                    Some(_) => {}
+                },
+                k = self.kick_rx.recv() => {
+                    if k.is_none() {
+                        return;
+                    }
+                    // a command failed at the transport level: is the connection still alive?
+                    if redis::cmd("PING").query_async::<()>(&mut conn).await.is_err() {
+                        return;
+                    }
+                }
+                _ = ping_every.tick() => {
+                    if self.conn_tx.is_closed() {
+                        return;
+                    }
+                    let cmd = redis::cmd("PING");
+                    let ping = tokio::time::timeout(self.response_timeout, cmd.query_async::<()>(&mut conn)).await;
+                    if !matches!(ping, Ok(Ok(()))) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}

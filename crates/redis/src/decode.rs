@@ -1,0 +1,156 @@
+//! Turn the scripts' raw replies into the core's [`Reply`]. Anything unexpected becomes a
+//! `Corrupt` slot error that names what was found, never a panic.
+
+use std::time::Duration;
+
+use leasehold_core::wire::{Op, ParsedValue, parse_value};
+use leasehold_core::{Reply, SlotError, SlotErrorKind};
+use redis::Value;
+
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::SimpleString(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn holder(v: &Value) -> Option<String> {
+    let raw: &[u8] = match v {
+        Value::BulkString(b) => b,
+        Value::SimpleString(s) => s.as_bytes(),
+        _ => return None,
+    };
+    match parse_value(raw) {
+        ParsedValue::Leasehold { holder, .. } => Some(holder),
+        ParsedValue::Foreign(text) => Some(format!("foreign value {:?}", truncate(&text))),
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(60).collect()
+}
+
+fn corrupt(op: &Op, v: &Value) -> Reply {
+    Reply::Error(SlotError::new(
+        SlotErrorKind::Corrupt,
+        format!("{} script returned an unexpected reply {v:?}", op.name()),
+    ))
+}
+
+/// Decode the reply `v` to `op`.
+#[must_use]
+pub fn decode(op: &Op, v: &Value) -> Reply {
+    let items: &[Value] = match v {
+        Value::Array(items) => items,
+        _ => &[],
+    };
+    match op {
+        Op::Acquire { .. } => match (items.first().and_then(int), items.get(1)) {
+            (Some(1), Some(t)) => match int(t).and_then(|t| u64::try_from(t).ok()) {
+                Some(token) => Reply::Granted { token },
+                None => corrupt(op, v),
+            },
+            (Some(0), Some(h)) => Reply::Held {
+                holder: holder(h),
+                remaining: items
+                    .get(2)
+                    .and_then(int)
+                    .and_then(|ms| u64::try_from(ms).ok())
+                    .map(Duration::from_millis),
+            },
+            _ => corrupt(op, v),
+        },
+        Op::Extend { .. } => match (items.first().and_then(int), items.get(1)) {
+            (Some(1), _) => Reply::Extended,
+            (Some(0), Some(h)) => Reply::NotOwner { holder: holder(h) },
+            (Some(-1), Some(e)) => Reply::Missing {
+                fence_present: int(e) == Some(1),
+            },
+            _ => corrupt(op, v),
+        },
+        Op::Release { .. } => match int(v) {
+            Some(n) => Reply::Released { deleted: n == 1 },
+            None => corrupt(op, v),
+        },
+        Op::RaiseFence { .. } => match int(v) {
+            Some(1) => Reply::FenceRaised,
+            _ => corrupt(op, v),
+        },
+    }
+}
+
+/// Classify a transport or server error.
+#[must_use]
+pub fn error_reply(e: &redis::RedisError) -> Reply {
+    let kind = if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+        SlotErrorKind::Disconnected
+    } else {
+        SlotErrorKind::Server
+    };
+    Reply::Error(SlotError::new(kind, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leasehold_core::LeaseValue;
+
+    const ACQ: Op = Op::Acquire {
+        value: LeaseValue { nonce: 1 },
+        ttl_ms: 10,
+        force: false,
+    };
+
+    #[test]
+    fn decodes_every_script_shape_and_rejects_garbage() {
+        let g = Value::Array(vec![Value::Int(1), Value::Int(42)]);
+        assert_eq!(decode(&ACQ, &g), Reply::Granted { token: 42 });
+        let h = Value::Array(vec![
+            Value::Int(0),
+            Value::BulkString(b"lh1:00000000000000ff:web-1".to_vec()),
+            Value::Int(900),
+        ]);
+        assert_eq!(
+            decode(&ACQ, &h),
+            Reply::Held {
+                holder: Some("web-1".into()),
+                remaining: Some(Duration::from_millis(900))
+            }
+        );
+        for bad in [
+            Value::Nil,
+            Value::Int(7),
+            Value::Array(vec![Value::Int(1), Value::Int(-3)]),
+        ] {
+            assert!(matches!(
+                decode(&ACQ, &bad),
+                Reply::Error(SlotError {
+                    kind: SlotErrorKind::Corrupt,
+                    ..
+                })
+            ));
+        }
+        let ext = Op::Extend {
+            value: LeaseValue { nonce: 1 },
+            ttl_ms: 10,
+        };
+        assert_eq!(
+            decode(&ext, &Value::Array(vec![Value::Int(-1), Value::Int(0)])),
+            Reply::Missing {
+                fence_present: false
+            }
+        );
+        let other = Value::Array(vec![
+            Value::Int(0),
+            Value::BulkString(b"some-uuid".to_vec()),
+        ]);
+        assert_eq!(
+            decode(&ext, &other),
+            Reply::NotOwner {
+                holder: Some("foreign value \"some-uuid\"".into())
+            }
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! # leasehold-redis
+//!
+//! Drives the `leasehold-core` lease machine against real Redis with tokio and the `redis`
+//! crate: single instance, key majority (2k-1 keys) or a majority of independent instances;
+//! fencing tokens; auto-extension; loss notification at or before validity; push wake-ups via
+//! RESP3 client tracking with a polling fallback; in-process queueing per lock name.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), leasehold_redis::LockError> {
+//! use std::time::Duration;
+//! use leasehold_redis::LockerOptions;
+//!
+//! let locker = LockerOptions::new("redis://127.0.0.1:6379").ttl(Duration::from_secs(10)).build().await?;
+//! let lease = locker.lock("nightly-report", Duration::from_secs(30)).await?;
+//! // pass the token with every write; the store rejects writes with lower tokens
+//! println!("fencing token {}", lease.token());
+//! tokio::select! {
+//!     _ = async { /* the critical section */ } => lease.release().await?,
+//!     reason = lease.lost() => eprintln!("lost the lock: {reason}"),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! **Architecture invariant:** extension and loss logic live only in the core machine; this crate
+//! only moves its commands to Redis and its events to the application.
+
+mod conn;
+mod decode;
+mod driver;
+mod error;
+mod lease;
+mod locker;
+mod observe;
+
+pub use conn::WakeMode;
+pub use error::{LockError, redact};
+pub use lease::Lease;
+pub use leasehold_core::{AcquireError, LockConfig, LostReason};
+pub use locker::{Locker, LockerOptions, RunOutcome};
+pub use observe::LockEvent;

@@ -1,0 +1,494 @@
+//! [`Locker`] and its options.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU8;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use leasehold_core::{
+    AcquireError, AcquireMode, HolderId, Instant as CoreInstant, Lock, LockConfig, LockName,
+    LostReason, SlotLayout,
+};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::conn::{Instance, InstanceEvent, Supervisor, WakeMode};
+use crate::driver::{Driver, Granted};
+use crate::error::{LockError, redact};
+use crate::lease::Lease;
+use crate::observe::LockEvent;
+
+/// Options for a [`Locker`]. Public fields with defaults; [`LockerOptions::build`] validates them.
+#[derive(Debug, Clone)]
+pub struct LockerOptions {
+    /// One URL (single instance or one deployment) or several (independent instances, majority).
+    pub urls: Vec<String>,
+    /// Use `2k-1` keys on the one deployment instead of one key (rueidislock's `KeyMajority`).
+    pub key_majority: Option<u8>,
+    /// Timing, prefix and drift settings; `layout` is derived from `urls` and `key_majority`.
+    pub lock: LockConfig,
+    /// Holder id written into lock values (default: `<hostname>/<pid>`).
+    pub holder: Option<String>,
+    /// Ask servers for push invalidations (RESP3 client tracking). Off: waiters poll.
+    pub push: bool,
+}
+
+impl LockerOptions {
+    /// Options for one Redis URL, defaults elsewhere.
+    pub fn new(url: impl Into<String>) -> Self {
+        LockerOptions {
+            urls: vec![url.into()],
+            key_majority: None,
+            lock: LockConfig::default(),
+            holder: None,
+            push: true,
+        }
+    }
+
+    /// Options for several independent instances (held on a majority).
+    pub fn instances<I: IntoIterator<Item = S>, S: Into<String>>(urls: I) -> Self {
+        LockerOptions {
+            urls: urls.into_iter().map(Into::into).collect(),
+            ..LockerOptions::new(String::new())
+        }
+    }
+
+    /// Set the lease ttl.
+    #[must_use]
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.lock.ttl = ttl;
+        self
+    }
+
+    /// Set the per-slot reply wait.
+    #[must_use]
+    pub fn slot_wait(mut self, wait: Duration) -> Self {
+        self.lock.slot_wait = wait;
+        self
+    }
+
+    /// Set the extension interval (default ttl/3).
+    #[must_use]
+    pub fn extend_interval(mut self, every: Duration) -> Self {
+        self.lock.extend_interval = Some(every);
+        self
+    }
+
+    /// Set the key prefix.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.lock.prefix = prefix.into();
+        self
+    }
+
+    /// Connect. Fails at once for invalid options, malformed URLs and refused credentials;
+    /// unreachable instances are retried in the background (acquires report them as unreachable).
+    pub async fn build(self) -> Result<Locker, LockError> {
+        Locker::connect(self).await
+    }
+}
+
+fn default_holder() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or_else(|| "host".to_owned());
+    format!("{host}/{}", std::process::id())
+}
+
+pub(crate) struct Scripts {
+    pub acquire: redis::Script,
+    pub extend: redis::Script,
+    pub release: redis::Script,
+    pub raise_fence: redis::Script,
+}
+
+pub(crate) struct Shared {
+    pub instances: Vec<Instance>,
+    pub slots: usize,
+    pub events: broadcast::Sender<InstanceEvent>,
+    pub lock_events: broadcast::Sender<LockEvent>,
+    pub scripts: Scripts,
+    pub origin: tokio::time::Instant,
+    pub config: LockConfig,
+    pub holder: HolderId,
+    pub gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub seed: Mutex<u64>,
+    /// The latest reply time seen from each instance.
+    pub reply_times: Mutex<Vec<Option<Duration>>>,
+}
+
+impl Shared {
+    pub fn core_now(&self) -> CoreInstant {
+        let d = tokio::time::Instant::now().saturating_duration_since(self.origin);
+        CoreInstant::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    pub fn tokio_instant(&self, t: CoreInstant) -> tokio::time::Instant {
+        self.origin + Duration::from_nanos(t.as_nanos())
+    }
+
+    pub fn instance_of(&self, slot: usize) -> usize {
+        if self.instances.len() == 1 { 0 } else { slot }
+    }
+
+    pub fn note_reply_time(&self, instance: usize, took: Duration) {
+        if let Ok(mut t) = self.reply_times.lock()
+            && let Some(slot) = t.get_mut(instance)
+        {
+            *slot = Some(took);
+        }
+    }
+
+    pub fn emit(&self, ev: LockEvent) {
+        let _ = self.lock_events.send(ev);
+    }
+
+    fn next_seed(&self) -> u64 {
+        let mut s = self
+            .seed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut rng = leasehold_core::rng::SplitMix64::new(*s);
+        *s = rng.next_u64();
+        *s
+    }
+
+    fn gate(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut gates = self
+            .gates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        gates.retain(|_, g| Arc::strong_count(g) > 1 || g.try_lock().is_err());
+        gates.entry(name.to_owned()).or_default().clone()
+    }
+}
+
+/// Takes leases on Redis. Cheap to clone; background tasks live as long as any clone.
+#[derive(Clone)]
+pub struct Locker {
+    shared: Arc<Shared>,
+    _conns: Arc<Vec<watch::Receiver<Option<redis::aio::MultiplexedConnection>>>>,
+}
+
+impl std::fmt::Debug for Locker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Locker")
+            .field("instances", &self.shared.instances.len())
+            .field("slots", &self.shared.slots)
+            .finish()
+    }
+}
+
+fn with_resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    }
+}
+
+/// What `run` reports.
+#[derive(Debug)]
+pub enum RunOutcome<T> {
+    /// The closure finished while the lease was held; the lease was released.
+    Finished(T),
+    /// The lease was lost first; the closure was dropped (cancelled).
+    Lost(LostReason),
+}
+
+impl Locker {
+    async fn connect(opts: LockerOptions) -> Result<Locker, LockError> {
+        let mut config = opts.lock.clone();
+        config.layout = match (opts.urls.len(), opts.key_majority) {
+            (0, _) => {
+                return Err(LockError::Options(
+                    "at least one Redis URL is needed".into(),
+                ));
+            }
+            (1, None) => SlotLayout::Single,
+            (1, Some(k)) => SlotLayout::KeyMajority { k },
+            (n, None) => SlotLayout::Instances {
+                n: u8::try_from(n).unwrap_or(u8::MAX),
+            },
+            (_, Some(_)) => {
+                return Err(LockError::Options(
+                    "key_majority applies to one deployment; give one URL, or drop key_majority to use a majority of instances".into(),
+                ));
+            }
+        };
+        config.validate()?;
+        let holder = HolderId::new(opts.holder.clone().unwrap_or_else(default_holder))?;
+        let mut clients = Vec::new();
+        for url in &opts.urls {
+            let shown = redact(url);
+            if url.starts_with("rediss://") && !cfg!(feature = "tls") {
+                return Err(LockError::InvalidUrl {
+                    url: shown,
+                    reason: "rediss:// needs leasehold-redis built with the `tls` feature".into(),
+                });
+            }
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("unix://"))
+            {
+                return Err(LockError::InvalidUrl {
+                    url: shown,
+                    reason: "the scheme must be redis://, rediss:// or unix://".into(),
+                });
+            }
+            let target = if opts.push {
+                with_resp3(url)
+            } else {
+                url.clone()
+            };
+            let client =
+                redis::Client::open(target.as_str()).map_err(|e| LockError::InvalidUrl {
+                    url: shown.clone(),
+                    reason: e.to_string(),
+                })?;
+            clients.push((client, shown));
+        }
+        let (events, _) = broadcast::channel(1024);
+        let (lock_events, _) = broadcast::channel(1024);
+        let ttl = config.ttl;
+        let response_timeout = (ttl / 2).clamp(Duration::from_millis(100), Duration::from_secs(2));
+        let mut instances = Vec::new();
+        let mut receivers = Vec::new();
+        for (index, (client, url)) in clients.into_iter().enumerate() {
+            let (conn_tx, conn_rx) = watch::channel(None);
+            let (kick, kick_rx) = mpsc::unbounded_channel();
+            let mode = Arc::new(AtomicU8::new(0));
+            let last_error = Arc::new(Mutex::new(None));
+            let sup = Supervisor {
+                index,
+                client,
+                resp3: opts.push,
+                prefix: config.prefix.clone(),
+                tracking: opts.push,
+                response_timeout,
+                conn_tx,
+                events: events.clone(),
+                kick_rx,
+                mode: mode.clone(),
+                last_error: last_error.clone(),
+            };
+            tokio::spawn(sup.run());
+            receivers.push(conn_rx.clone());
+            instances.push(Instance {
+                conn: conn_rx,
+                kick,
+                mode,
+                last_error,
+                url,
+            });
+        }
+        // wait briefly for the first connection attempt of each instance, to report refused
+        // credentials and malformed settings now rather than at the first acquire
+        for inst in &instances {
+            let mut rx = inst.conn.clone();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+            loop {
+                if rx.borrow().is_some() {
+                    break;
+                }
+                let err = inst
+                    .last_error
+                    .lock()
+                    .ok()
+                    .and_then(|e| e.as_ref().map(|e| (e.kind(), e.to_string())));
+                if let Some((kind, text)) = err {
+                    let auth = matches!(kind, redis::ErrorKind::AuthenticationFailed)
+                        || text.contains("WRONGPASS")
+                        || text.contains("NOAUTH")
+                        || text.contains("NOPERM");
+                    if auth {
+                        return Err(LockError::Auth {
+                            url: inst.url.clone(),
+                            detail: text,
+                        });
+                    }
+                    break; // unreachable for now: keep retrying in the background
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                // wake on a connection, or look again for a recorded error shortly
+                let _ = tokio::time::timeout(Duration::from_millis(20), rx.changed()).await;
+            }
+        }
+        let n_instances = instances.len();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ u64::from(std::process::id()).rotate_left(32);
+        let shared = Arc::new(Shared {
+            slots: config.layout.slots(),
+            instances,
+            events,
+            lock_events,
+            scripts: Scripts {
+                acquire: redis::Script::new(leasehold_core::wire::ACQUIRE.source),
+                extend: redis::Script::new(leasehold_core::wire::EXTEND.source),
+                release: redis::Script::new(leasehold_core::wire::RELEASE.source),
+                raise_fence: redis::Script::new(leasehold_core::wire::RAISE_FENCE.source),
+            },
+            origin: tokio::time::Instant::now(),
+            config,
+            holder,
+            gates: Mutex::new(HashMap::new()),
+            seed: Mutex::new(seed),
+            reply_times: Mutex::new(vec![None; n_instances]),
+        });
+        Ok(Locker {
+            shared,
+            _conns: Arc::new(receivers),
+        })
+    }
+
+    /// Which wake-up mode is active (push if every connected instance pushes).
+    #[must_use]
+    pub fn wake_mode(&self) -> WakeMode {
+        let modes: Vec<WakeMode> = self
+            .shared
+            .instances
+            .iter()
+            .map(Instance::wake_mode)
+            .collect();
+        if modes.iter().all(|m| *m == WakeMode::Push) {
+            WakeMode::Push
+        } else if modes.contains(&WakeMode::Polling) {
+            WakeMode::Polling
+        } else {
+            WakeMode::Connecting
+        }
+    }
+
+    /// Subscribe to this process's lock events (acquire latency and outcome, extensions, losses).
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<LockEvent> {
+        self.shared.lock_events.subscribe()
+    }
+
+    /// The configuration in force.
+    #[must_use]
+    pub fn config(&self) -> &LockConfig {
+        &self.shared.config
+    }
+
+    async fn acquire(
+        &self,
+        name: &str,
+        mode: AcquireMode,
+        queue_locally: bool,
+    ) -> Result<Lease, LockError> {
+        let lock_name = LockName::new(name)?;
+        let started = tokio::time::Instant::now();
+        let gate = self.shared.gate(name);
+        let guard = if queue_locally {
+            // tasks of this process waiting for the same name queue here instead of all polling Redis
+            let deadline = match mode {
+                AcquireMode::Wait { deadline } => self.shared.tokio_instant(deadline),
+                _ => started + Duration::from_secs(86_400),
+            };
+            match tokio::time::timeout_at(deadline, gate.lock_owned()).await {
+                Ok(g) => Some(g),
+                Err(_) => {
+                    return Err(LockError::Acquire(AcquireError::DeadlineExceeded {
+                        waited: started.elapsed(),
+                        attempts: 0,
+                        last_cause: Some(Box::new(AcquireError::Contended {
+                            holder: Some(format!("{} (this process)", self.shared.holder.as_str())),
+                            remaining: None,
+                        })),
+                    }));
+                }
+            }
+        } else {
+            match gate.try_lock_owned() {
+                Ok(g) => Some(g),
+                Err(_) if mode == AcquireMode::Force => None,
+                Err(_) => {
+                    return Err(LockError::Acquire(AcquireError::Contended {
+                        holder: Some(format!("{} (this process)", self.shared.holder.as_str())),
+                        remaining: None,
+                    }));
+                }
+            }
+        };
+        let mut lock = Lock::new(
+            self.shared.config.clone(),
+            lock_name,
+            self.shared.holder.clone(),
+            self.shared.next_seed(),
+        )?;
+        if let Ok(times) = self.shared.reply_times.lock() {
+            for slot in 0..self.shared.slots {
+                if let Some(Some(t)) = times.get(self.shared.instance_of(slot)) {
+                    lock.note_reply_time(slot, *t);
+                }
+            }
+        }
+        let (result_tx, result_rx) = oneshot::channel::<Result<Granted, AcquireError>>();
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let driver = Driver {
+            shared: self.shared.clone(),
+            lock,
+            mode,
+            result: Some(result_tx),
+            gate: guard,
+            started,
+        };
+        tokio::spawn(driver.run(cmd_rx, cmd_tx));
+        match result_rx.await {
+            Ok(Ok(g)) => Ok(Lease::new(name.to_owned(), g.token, g.state, g.cmds)),
+            Ok(Err(e)) => Err(LockError::Acquire(e)),
+            Err(_) => Err(LockError::Closed),
+        }
+    }
+
+    /// Acquire `name`, waiting (push wake-ups or backoff) until `wait` has passed.
+    pub async fn lock(&self, name: &str, wait: Duration) -> Result<Lease, LockError> {
+        let deadline = self.shared.core_now() + wait;
+        self.acquire(name, AcquireMode::Wait { deadline }, true)
+            .await
+    }
+
+    /// One round: acquire `name` now or report why not.
+    pub async fn try_lock(&self, name: &str) -> Result<Lease, LockError> {
+        self.acquire(name, AcquireMode::Try, false).await
+    }
+
+    /// Take `name` over even if someone holds it. The previous holder learns it was taken
+    /// (`LostReason::Taken`) at its next extension or push re-check; its token is lower.
+    pub async fn force_lock(&self, name: &str) -> Result<Lease, LockError> {
+        self.acquire(name, AcquireMode::Force, false).await
+    }
+
+    /// Run `f` under a lease of `name` (waiting up to `wait`); cancel it if the lease is lost.
+    pub async fn run<T, F>(
+        &self,
+        name: &str,
+        wait: Duration,
+        f: F,
+    ) -> Result<RunOutcome<T>, LockError>
+    where
+        F: std::future::Future<Output = T>,
+    {
+        let lease = self.lock(name, wait).await?;
+        let outcome = tokio::select! {
+            v = f => RunOutcome::Finished(v),
+            r = lease.lost() => RunOutcome::Lost(r),
+        };
+        match outcome {
+            RunOutcome::Finished(v) => match lease.release().await {
+                Ok(()) => Ok(RunOutcome::Finished(v)),
+                Err(LockError::Lost(r)) => Ok(RunOutcome::Lost(r)),
+                Err(e) => Err(e),
+            },
+            lost => Ok(lost),
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Test harness: real `redis-server` processes on free loopback ports, started and stopped by the
+//! tests themselves, and a latency-injecting TCP proxy. Traffic stays on 127.0.0.1.
+//!
+//! When `redis-server` is missing, [`RedisServer::start`] fails with install instructions, unless
+//! `LEASEHOLD_SKIP_REDIS=1` is set: then it returns `None` and the test reports itself skipped.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `redis-server` child process on a free loopback port, killed on drop.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Option<Child>,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    dir: PathBuf,
+    extra: Vec<String>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+fn have_redis() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether tests should skip because Redis is missing and skipping was asked for. Panics with
+/// instructions when Redis is missing and skipping was not asked for.
+#[must_use]
+pub fn skip_without_redis(test: &str) -> bool {
+    if have_redis() {
+        return false;
+    }
+    if std::env::var("LEASEHOLD_SKIP_REDIS").as_deref() == Ok("1") {
+        eprintln!("SKIPPED {test}: redis-server is not installed (LEASEHOLD_SKIP_REDIS=1)");
+        return true;
+    }
+    panic!(
+        "{test} needs redis-server on PATH. Install it (Debian/Ubuntu: `apt-get install -y redis-server`, macOS: `brew install redis`), or set LEASEHOLD_SKIP_REDIS=1 to skip these tests"
+    );
+}
+
+impl RedisServer {
+    /// Start a server without persistence. `None` when skipping (see [`skip_without_redis`]).
+    #[must_use]
+    pub fn start(test: &str) -> Option<RedisServer> {
+        Self::start_with(test, &[])
+    }
+
+    /// Start a server with extra `redis-server` arguments (e.g. `["--requirepass", "pw"]`).
+    #[must_use]
+    pub fn start_with(test: &str, extra: &[&str]) -> Option<RedisServer> {
+        if skip_without_redis(test) {
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "leasehold-redis-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        let _ = std::fs::create_dir_all(&dir);
+        let mut s = RedisServer {
+            child: None,
+            port: 0,
+            dir,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        for _ in 0..5 {
+            s.port = free_port();
+            if s.spawn() {
+                return Some(s);
+            }
+        }
+        panic!("could not start redis-server on a free loopback port after 5 attempts");
+    }
+
+    fn spawn(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--dir", &self.dir.to_string_lossy()])
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = child else { return false };
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(10))
+    }
+
+    fn wait_ready(&mut self, within: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Some(c) = &mut self.child
+                && let Ok(Some(_)) = c.try_wait()
+            {
+                return false; // exited: port taken or bad arguments
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+        }
+    }
+
+    /// SIGSTOP: the server stops answering but keeps its sockets.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    /// kill -9 and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// kill -9, then start again on the same port with no data.
+    pub fn restart(&mut self) {
+        self.kill();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if self.spawn() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("redis-server did not restart on port {}", self.port);
+    }
+
+    /// A synchronous-ish helper: run one command on a fresh connection.
+    pub async fn cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> redis::RedisResult<T> {
+        let client = redis::Client::open(self.url())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let mut c = redis::cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        c.query_async(&mut conn).await
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.resume();
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A TCP proxy on a free loopback port that delays every server-to-client chunk by `delay`.
+#[derive(Debug)]
+pub struct LatencyProxy {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LatencyProxy {
+    /// Proxy to `127.0.0.1:<upstream>`, delaying replies by `delay`.
+    pub async fn start(upstream: u16, delay: Duration) -> std::io::Result<LatencyProxy> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                    });
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match sr.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        tokio::time::sleep(delay).await;
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    up.abort();
+                });
+            }
+        });
+        Ok(LatencyProxy { port, task })
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for LatencyProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

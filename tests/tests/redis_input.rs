@@ -1,0 +1,111 @@
+//! Bad input gets a clear error naming what was wrong, never a panic.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use leasehold_redis::{AcquireError, LockError, LockerOptions};
+use leasehold_tests::RedisServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_options_fail_at_build_time() {
+    let cases: Vec<(LockerOptions, &str)> = vec![
+        (
+            LockerOptions::new("redis://127.0.0.1:1").ttl(Duration::ZERO),
+            "ttl",
+        ),
+        (
+            LockerOptions::new("redis://127.0.0.1:1")
+                .ttl(Duration::from_secs(1))
+                .extend_interval(Duration::from_secs(1)),
+            "extend_interval",
+        ),
+        (LockerOptions::new("not a url"), "scheme"),
+        (
+            LockerOptions::new("redis://host:notaport"),
+            "invalid Redis URL",
+        ),
+        (LockerOptions::new("rediss://127.0.0.1:1"), "tls"),
+        (
+            LockerOptions::instances(Vec::<String>::new()),
+            "at least one",
+        ),
+        (
+            LockerOptions::instances(["redis://127.0.0.1:1", "redis://127.0.0.1:2"]),
+            "odd",
+        ),
+        (
+            LockerOptions::new("redis://127.0.0.1:1").prefix("bad prefix"),
+            "key prefix",
+        ),
+    ];
+    for (o, needle) in cases {
+        let err = o.build().await.unwrap_err().to_string();
+        assert!(err.contains(needle), "expected {needle:?} in {err:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_names_wrong_passwords_and_foreign_values_are_clear_errors() {
+    let Some(redis) = RedisServer::start_with("bad_input", &["--requirepass", "s3cret"]) else {
+        return;
+    };
+    let bad = LockerOptions::new(format!("redis://:wrong@127.0.0.1:{}", redis.port))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(bad, LockError::Auth { .. }), "{bad:?}");
+    assert!(
+        !bad.to_string().contains("wrong@"),
+        "the password is redacted: {bad}"
+    );
+    let url = format!("redis://:s3cret@127.0.0.1:{}", redis.port);
+    let locker = LockerOptions::new(url.clone())
+        .ttl(Duration::from_secs(1))
+        .build()
+        .await
+        .unwrap();
+    for name in ["", &"n".repeat(201), "a b", "a{b}"] {
+        let e = locker.try_lock(name).await.unwrap_err().to_string();
+        assert!(e.contains("lock name"), "{name:?}: {e}");
+    }
+    let admin = redis::Client::open(url).unwrap();
+    let mut conn = admin.get_multiplexed_async_connection().await.unwrap();
+    // a Redisson-style hash under our key name
+    let _: () = redis::cmd("HSET")
+        .arg("leasehold:{h}")
+        .arg("uuid:1")
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    match locker.try_lock("h").await {
+        Err(LockError::Acquire(AcquireError::QuorumUnreachable { errors, .. })) => {
+            assert!(errors[0].1.to_string().contains("WRONGTYPE"), "{errors:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // another library's plain value: contention, shown raw
+    let _: () = redis::cmd("SET")
+        .arg("leasehold:{p}")
+        .arg("redsync-value")
+        .arg("PX")
+        .arg(5000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    match locker.try_lock("p").await {
+        Err(LockError::Acquire(AcquireError::Contended {
+            holder: Some(h), ..
+        })) => assert!(h.contains("redsync-value"), "{h}"),
+        other => panic!("{other:?}"),
+    }
+    // a corrupt fence counter
+    let _: () = redis::cmd("SET")
+        .arg("leasehold:{c}:fence")
+        .arg("not-a-number")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let e = locker.try_lock("c").await.unwrap_err().to_string();
+    assert!(e.contains("not an integer"), "{e}");
+}
