@@ -913,8 +913,11 @@ impl World {
                 );
             }
         }
-        if before != after.map(|(o, _)| o) {
-            self.invalidate(s, l, cmd.slot, Some(c));
+        // Redis's NOLOOP does not cover writes made inside scripts: the writer is notified too
+        let wrote = before != after.map(|(o, _)| o)
+            || matches!((cmd.op, &reply), (Op::Extend { .. }, Reply::Extended));
+        if wrote {
+            self.invalidate(s, l, cmd.slot, None);
         }
         let li = self.link(c, s);
         if self.links[li].epoch != epoch {

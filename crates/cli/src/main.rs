@@ -1,5 +1,6 @@
 //! `leasehold`: the single command users run.
 
+mod exec_cmd;
 mod sim_cmd;
 
 use std::process::ExitCode;
@@ -19,11 +20,15 @@ enum Command {
     /// Run the deterministic simulator: lock clients against simulated Redis with injected faults,
     /// checked for mutual exclusion, fencing-token order, liveness and typed-outcome accuracy.
     Sim(sim_cmd::SimArgs),
+    /// Run a command under a Redis lease (a distributed flock): the lease is extended while it
+    /// runs and released when it exits; if the lease is lost, the command is terminated.
+    Exec(exec_cmd::ExecArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Sim(args) => sim_cmd::run(&args),
+        Command::Exec(args) => exec_cmd::run(args),
     }
 }

@@ -45,6 +45,7 @@ enum Purpose {
     Acquire,
     Fence,
     Extend,
+    Check,
     Release,
 }
 
@@ -91,6 +92,8 @@ struct Round {
 
 #[derive(Debug, Clone)]
 struct Extension {
+    /// Requests of this round have ids from here on; older replies belong to earlier rounds.
+    first_request: RequestId,
     sent_at: Instant,
     wait_until: Instant,
     pending: SlotSet,
@@ -109,8 +112,10 @@ struct Lease {
     capped: bool,
     taken_by: Option<Option<String>>,
     server_lost_data: bool,
-    /// A key-change notification arrived while an extension was in flight: re-check once it ends.
-    recheck: bool,
+    /// Slots with a read-only check in flight.
+    checking: SlotSet,
+    /// Slots whose key changed again while a check was in flight: check once more after it.
+    recheck: SlotSet,
 }
 
 #[derive(Debug, Clone)]
@@ -339,22 +344,34 @@ impl Lock {
             Purpose::Acquire => self.on_acquire_reply(now, p, reply),
             Purpose::Fence => self.on_fence_reply(now, p, reply),
             Purpose::Extend => self.on_extend_reply(now, p, reply),
+            Purpose::Check => self.on_check_reply(now, p, reply),
             Purpose::Release => {}
         }
     }
 
     /// A slot's key changed (a client-tracking invalidation or similar push). A waiter retries at
-    /// once; a holder re-checks its key.
+    /// once, unless its own write to that slot is still in flight (the change may be its own: a
+    /// push about it arrives before the write's reply; the backoff timer still retries). A holder
+    /// re-checks the key read-only, so its own extensions cannot start a notification loop.
     pub fn handle_key_changed(&mut self, now: Instant, slot: usize) {
         self.handle_timeout(now);
+        let own_write_in_flight = self.pending.iter().any(|p| {
+            p.slot == slot
+                && matches!(
+                    p.purpose,
+                    Purpose::Acquire | Purpose::Release | Purpose::Extend
+                )
+        });
         match &mut self.state {
-            State::Backoff(..) => self.start_round(now),
+            State::Backoff(..) if !own_write_in_flight => self.start_round(now),
             State::Held(lease) if lease.held.contains(slot) => {
-                if lease.extension.is_none() {
-                    self.start_extension(now);
+                if lease.checking.contains(slot) {
+                    // the check in flight may have run before this change: check again after it
+                    lease.recheck.insert(slot);
                 } else {
-                    // the extension in flight may have run before the change: check again after it
-                    lease.recheck = true;
+                    lease.checking.insert(slot);
+                    let value = lease.value;
+                    self.send(now, slot, Purpose::Check, value, Op::Check { value });
                 }
             }
             _ => {}
@@ -801,7 +818,8 @@ impl Lock {
             capped: false,
             taken_by: None,
             server_lost_data: false,
-            recheck: false,
+            checking: SlotSet::EMPTY,
+            recheck: SlotSet::EMPTY,
         });
     }
 
@@ -924,6 +942,7 @@ impl Lock {
         }
         let wait = (self.config.extend_every() / 2).max(self.config.slot_wait);
         lease.extension = Some(Extension {
+            first_request: RequestId(self.next_request),
             sent_at: now,
             wait_until: now + wait,
             pending: lease.held,
@@ -952,7 +971,9 @@ impl Lock {
         let Some(ext) = &mut lease.extension else {
             return;
         };
-        if !ext.pending.contains(p.slot) {
+        if p.id < ext.first_request || !ext.pending.contains(p.slot) {
+            // a reply to an earlier round that timed out: it says nothing about this round's
+            // send time, so it cannot extend validity
             return;
         }
         ext.pending.remove(p.slot);
@@ -969,17 +990,10 @@ impl Lock {
             _ => {} // transient: the slot stays held; the next extension retries it
         }
         if lease.held.len() < self.quorum {
-            let reason = match (&lease.taken_by, lease.server_lost_data) {
-                (Some(holder), _) => LostReason::Taken {
-                    holder: holder.clone(),
-                },
-                (None, true) => LostReason::ServerRestarted,
-                (None, false) => LostReason::Deleted,
-            };
-            self.lose(now, reason);
+            self.lose(now, self.loss_reason());
             return;
         }
-        let finished = if ext.ok.len() >= self.quorum {
+        if ext.ok.len() >= self.quorum {
             let old = lease.validity;
             lease.validity = ext.sent_at + self.window;
             lease.next_extend = ext.sent_at + self.config.extend_every();
@@ -989,16 +1003,53 @@ impl Lock {
                 validity: lease.validity,
                 slack: old.saturating_since(now),
             });
-            true
         } else if ext.pending.is_empty() {
             lease.extension = None;
             lease.next_extend = now + self.config.extend_every() / 4;
-            true
-        } else {
-            false
+        }
+    }
+
+    fn on_check_reply(&mut self, now: Instant, p: Pending, reply: Reply) {
+        let State::Held(lease) = &mut self.state else {
+            return;
         };
-        if finished && std::mem::take(&mut lease.recheck) {
-            self.start_extension(now);
+        if lease.value != p.value {
+            return;
+        }
+        lease.checking.remove(p.slot);
+        match reply {
+            Reply::NotOwner { holder } => {
+                lease.held.remove(p.slot);
+                lease.taken_by = Some(holder);
+            }
+            Reply::Missing { fence_present } => {
+                lease.held.remove(p.slot);
+                lease.server_lost_data |= !fence_present;
+            }
+            _ => {} // still ours, or a transient error: the next extension decides
+        }
+        if lease.held.len() < self.quorum {
+            self.lose(now, self.loss_reason());
+            return;
+        }
+        if lease.recheck.contains(p.slot) && lease.held.contains(p.slot) {
+            lease.recheck.remove(p.slot);
+            lease.checking.insert(p.slot);
+            let value = lease.value;
+            self.send(now, p.slot, Purpose::Check, value, Op::Check { value });
+        }
+    }
+
+    fn loss_reason(&self) -> LostReason {
+        match &self.state {
+            State::Held(lease) => match (&lease.taken_by, lease.server_lost_data) {
+                (Some(holder), _) => LostReason::Taken {
+                    holder: holder.clone(),
+                },
+                (None, true) => LostReason::ServerRestarted,
+                (None, false) => LostReason::Deleted,
+            },
+            _ => LostReason::Deleted,
         }
     }
 

@@ -75,6 +75,22 @@ return {-1, redis.call('EXISTS', KEYS[2])}
 "#,
 };
 
+/// Check, without writing, that one slot still holds our value (a holder's re-check after a
+/// key-change notification; a write here would notify ourselves again, since Redis's `NOLOOP`
+/// does not cover writes made inside scripts).
+///
+/// `KEYS = [lock, fence]`, `ARGV = [value]`. Returns `{1}` still ours, `{0, other_value}`,
+/// `{-1, fence_exists}` as [`EXTEND`] does.
+pub const CHECK: Script = Script {
+    name: "check",
+    source: r#"
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then return {1} end
+if cur then return {0, cur} end
+return {-1, redis.call('EXISTS', KEYS[2])}
+"#,
+};
+
 /// Delete one slot only if it holds our value. `KEYS = [lock]`, `ARGV = [value]`; returns 1 or 0.
 pub const RELEASE: Script = Script {
     name: "release",
@@ -100,7 +116,7 @@ return 1
 };
 
 /// Every script, for preloading.
-pub const SCRIPTS: [Script; 4] = [ACQUIRE, EXTEND, RELEASE, RAISE_FENCE];
+pub const SCRIPTS: [Script; 5] = [ACQUIRE, EXTEND, CHECK, RELEASE, RAISE_FENCE];
 
 /// The random part of one acquisition's value. Every acquire round draws a fresh nonce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,6 +148,11 @@ pub enum Op {
         /// New `PX` in milliseconds.
         ttl_ms: u64,
     },
+    /// Run [`CHECK`] (read-only).
+    Check {
+        /// Our value.
+        value: LeaseValue,
+    },
     /// Run [`RELEASE`].
     Release {
         /// Our value.
@@ -151,8 +172,22 @@ impl Op {
         match self {
             Op::Acquire { .. } => ACQUIRE,
             Op::Extend { .. } => EXTEND,
+            Op::Check { .. } => CHECK,
             Op::Release { .. } => RELEASE,
             Op::RaiseFence { .. } => RAISE_FENCE,
+        }
+    }
+
+    /// The lock value this operation carries (`None` for [`Op::RaiseFence`]). Exhaustive, so a
+    /// driver that renders values cannot forget an operation.
+    #[must_use]
+    pub fn value(&self) -> Option<LeaseValue> {
+        match *self {
+            Op::Acquire { value, .. }
+            | Op::Extend { value, .. }
+            | Op::Check { value }
+            | Op::Release { value } => Some(value),
+            Op::RaiseFence { .. } => None,
         }
     }
 
@@ -163,6 +198,7 @@ impl Op {
             Op::Acquire { force: false, .. } => "acquire",
             Op::Acquire { force: true, .. } => "force",
             Op::Extend { .. } => "extend",
+            Op::Check { .. } => "check",
             Op::Release { .. } => "release",
             Op::RaiseFence { .. } => "raise_fence",
         }
@@ -240,12 +276,14 @@ pub enum Reply {
     },
     /// Extend: our key was extended.
     Extended,
-    /// Extend: the key holds another value now.
+    /// Check: the key still holds our value (nothing was written).
+    StillHeld,
+    /// Extend or check: the key holds another value now.
     NotOwner {
         /// Holder id parsed from the other value, if it is a leasehold value.
         holder: Option<String>,
     },
-    /// Extend: the key is gone. `fence_present == false` means the server lost its data.
+    /// Extend or check: the key is gone. `fence_present == false` means the server lost its data.
     Missing {
         /// Whether the fence counter still exists.
         fence_present: bool,

@@ -291,9 +291,9 @@ fn extension_finding_another_value_reports_taken_and_missing_fence_reports_resta
         let c = sent(&mut l);
         l.handle_reply(T0, c[0].1, Reply::Granted { token: 1 });
         let _ = events(&mut l);
-        l.handle_key_changed(T0 + ms(10), 0); // push: re-check now
+        l.handle_key_changed(T0 + ms(10), 0); // push: re-check now, read-only
         let c = sent(&mut l);
-        assert_eq!(names(&c), ["0:extend"]);
+        assert_eq!(names(&c), ["0:check"]);
         l.handle_reply(T0 + ms(11), c[0].1, reply);
         assert_eq!(events(&mut l), [Event::Lost { token: 1, reason }]);
         assert!(sent(&mut l).is_empty(), "nothing held is left to release");
@@ -460,38 +460,133 @@ fn tokens_increase_across_different_majorities() {
     );
 }
 
-/// A notification that arrives while an extension is in flight is not dropped: that extension may
-/// have run before the change, so the holder checks again once it completes.
+/// A notification that arrives while a check is in flight is not dropped: that check may have run
+/// before the change, so the holder checks again once it completes. Checks never write, so a
+/// holder's own extension (whose notification Redis also sends to it) cannot start a loop.
 #[test]
-fn notification_during_an_extension_triggers_a_recheck_after_it() {
+fn notifications_recheck_read_only_and_never_loop() {
     let mut l = lock(SlotLayout::Single);
     l.acquire(T0, AcquireMode::Try).unwrap();
     let c = sent(&mut l);
     l.handle_reply(T0, c[0].1, Reply::Granted { token: 1 });
     let _ = events(&mut l);
-    l.handle_key_changed(T0 + ms(1), 0);
+    // our own extension notifies us too: one read-only check, then quiet
+    l.handle_timeout(T0 + ms(1_000));
     let ext = sent(&mut l);
     assert_eq!(names(&ext), ["0:extend"]);
-    // the key is deleted now; its notification arrives while the extension is still out
-    l.handle_key_changed(T0 + ms(2), 0);
-    assert!(sent(&mut l).is_empty(), "one extension at a time");
-    // the extension had run before the delete
-    l.handle_reply(T0 + ms(3), ext[0].1, Reply::Extended);
+    l.handle_key_changed(T0 + ms(1_000), 0);
+    l.handle_reply(T0 + ms(1_001), ext[0].1, Reply::Extended);
+    let chk = sent(&mut l);
+    assert_eq!(names(&chk), ["0:check"]);
+    l.handle_reply(T0 + ms(1_002), chk[0].1, Reply::StillHeld);
+    assert!(
+        sent(&mut l).is_empty(),
+        "a check writes nothing and triggers nothing"
+    );
+    assert_eq!(
+        l.validity(),
+        Some(T0 + ms(3_968)),
+        "a check does not extend validity"
+    );
+    // a change during a check in flight: check again after it
+    l.handle_key_changed(T0 + ms(1_100), 0);
+    let first = sent(&mut l);
+    l.handle_key_changed(T0 + ms(1_101), 0);
+    assert!(sent(&mut l).is_empty(), "one check per slot at a time");
+    l.handle_reply(T0 + ms(1_102), first[0].1, Reply::StillHeld);
     let again = sent(&mut l);
-    assert_eq!(names(&again), ["0:extend"], "re-check after the extension");
+    assert_eq!(names(&again), ["0:check"]);
     l.handle_reply(
-        T0 + ms(4),
+        T0 + ms(1_103),
         again[0].1,
         Reply::Missing {
             fence_present: true,
         },
     );
-    let ev = events(&mut l);
     assert_eq!(
-        ev.last(),
+        events(&mut l).last(),
         Some(&Event::Lost {
             token: 1,
             reason: LostReason::Deleted
         })
     );
+}
+
+/// A waiter ignores a notification while its own write to that slot is in flight (Redis notifies
+/// a connection of its own script writes; the push precedes the reply), and retries on others.
+#[test]
+fn a_waiter_ignores_its_own_cleanup_notification() {
+    let mut cfg = config(SlotLayout::Single);
+    cfg.backoff_min = ms(100); // the backoff timer stays out of this test's way
+    let mut l = Lock::new(
+        cfg,
+        LockName::new("w").unwrap(),
+        HolderId::new("me").unwrap(),
+        1,
+    )
+    .unwrap();
+    let deadline = T0 + ms(10_000);
+    l.acquire(T0, AcquireMode::Wait { deadline }).unwrap();
+    let c = sent(&mut l);
+    l.handle_timeout(T0 + ms(20)); // slow: round fails, cleanup release goes out
+    let cleanup = sent(&mut l);
+    assert_eq!(names(&cleanup), ["0:release"]);
+    assert_eq!(l.phase(), Phase::Backoff);
+    l.handle_key_changed(T0 + ms(21), 0); // the notification of our own cleanup
+    assert!(
+        sent(&mut l).is_empty(),
+        "no immediate retry on our own write's notification"
+    );
+    l.handle_reply(T0 + ms(22), c[0].1, Reply::Granted { token: 1 }); // late grant: cleaned up
+    let late_cleanup = sent(&mut l);
+    assert_eq!(names(&late_cleanup), ["0:release"]);
+    l.handle_reply(
+        T0 + ms(23),
+        cleanup[0].1,
+        Reply::Released { deleted: false },
+    );
+    l.handle_key_changed(T0 + ms(23), 0); // still our own write in flight
+    assert!(sent(&mut l).is_empty());
+    l.handle_reply(
+        T0 + ms(24),
+        late_cleanup[0].1,
+        Reply::Released { deleted: true },
+    );
+    assert_eq!(l.phase(), Phase::Backoff);
+    // no write of ours in flight: a notification is someone else's change, retry at once
+    l.handle_key_changed(T0 + ms(25), 0);
+    assert_eq!(names(&sent(&mut l)), ["0:acquire"]);
+}
+
+/// Found by the proptest: a late reply to a timed-out extension round must not be credited to
+/// the next round (its validity would count from a send time the server never saw).
+#[test]
+fn a_late_extension_reply_does_not_extend_the_next_round() {
+    let mut l = lock(SlotLayout::Single);
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = sent(&mut l);
+    l.handle_reply(T0, c[0].1, Reply::Granted { token: 1 });
+    l.handle_timeout(T0 + ms(1_000));
+    let first = sent(&mut l);
+    assert_eq!(names(&first), ["0:extend"]);
+    // no reply: the round times out after extend_every/2, a retry follows extend_every/4 later
+    let mut now = T0 + ms(1_000);
+    let second = loop {
+        now = l.poll_timeout().unwrap();
+        l.handle_timeout(now);
+        let s = sent(&mut l);
+        if !s.is_empty() {
+            break s;
+        }
+    };
+    assert_eq!(names(&second), ["0:extend"]);
+    let before = l.validity();
+    l.handle_reply(now + ms(1), first[0].1, Reply::Extended);
+    assert_eq!(
+        l.validity(),
+        before,
+        "the first round's late reply must not extend"
+    );
+    l.handle_reply(now + ms(2), second[0].1, Reply::Extended);
+    assert_eq!(l.validity(), Some(now + ms(2_968)));
 }

@@ -62,7 +62,8 @@ pub fn decode(op: &Op, v: &Value) -> Reply {
             },
             _ => corrupt(op, v),
         },
-        Op::Extend { .. } => match (items.first().and_then(int), items.get(1)) {
+        Op::Extend { .. } | Op::Check { .. } => match (items.first().and_then(int), items.get(1)) {
+            (Some(1), _) if matches!(op, Op::Check { .. }) => Reply::StillHeld,
             (Some(1), _) => Reply::Extended,
             (Some(0), Some(h)) => Reply::NotOwner { holder: holder(h) },
             (Some(-1), Some(e)) => Reply::Missing {

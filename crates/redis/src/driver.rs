@@ -63,10 +63,7 @@ impl Driver {
         let lock_key = self.lock.keys().lock_key(cmd.slot).to_owned();
         let fence_key = self.lock.keys().fence_key(cmd.slot).to_owned();
         let mut value = String::new();
-        if let Op::Acquire { value: v, .. }
-        | Op::Extend { value: v, .. }
-        | Op::Release { value: v } = cmd.op
-        {
+        if let Some(v) = cmd.op.value() {
             self.lock.write_value(v, &mut value);
         }
         inflight.push(Box::pin(async move {
@@ -107,6 +104,11 @@ impl Driver {
                 Op::Extend { ttl_ms, .. } => {
                     let mut i = scripts.extend.key(&lock_key);
                     i.key(&fence_key).arg(&value).arg(ttl_ms);
+                    i
+                }
+                Op::Check { .. } => {
+                    let mut i = scripts.check.key(&lock_key);
+                    i.key(&fence_key).arg(&value);
                     i
                 }
                 Op::Release { .. } => {

@@ -98,6 +98,7 @@ fn default_holder() -> String {
 pub(crate) struct Scripts {
     pub acquire: redis::Script,
     pub extend: redis::Script,
+    pub check: redis::Script,
     pub release: redis::Script,
     pub raise_fence: redis::Script,
 }
@@ -332,6 +333,7 @@ impl Locker {
             scripts: Scripts {
                 acquire: redis::Script::new(leasehold_core::wire::ACQUIRE.source),
                 extend: redis::Script::new(leasehold_core::wire::EXTEND.source),
+                check: redis::Script::new(leasehold_core::wire::CHECK.source),
                 release: redis::Script::new(leasehold_core::wire::RELEASE.source),
                 raise_fence: redis::Script::new(leasehold_core::wire::RAISE_FENCE.source),
             },
@@ -449,8 +451,12 @@ impl Locker {
         }
     }
 
-    /// Acquire `name`, waiting (push wake-ups or backoff) until `wait` has passed.
+    /// Acquire `name`, waiting (push wake-ups or backoff) until `wait` has passed. A zero `wait`
+    /// makes one attempt, like [`Locker::try_lock`].
     pub async fn lock(&self, name: &str, wait: Duration) -> Result<Lease, LockError> {
+        if wait.is_zero() {
+            return self.try_lock(name).await;
+        }
         let deadline = self.shared.core_now() + wait;
         self.acquire(name, AcquireMode::Wait { deadline }, true)
             .await

@@ -254,6 +254,15 @@ impl ModelServer {
                     fence_present: self.fence.is_some(),
                 },
             },
+            Op::Check { value } => match cur {
+                Some(o) if o == (Owner { client, value }) => Reply::StillHeld,
+                Some(o) => Reply::NotOwner {
+                    holder: Some(format!("c{}", o.client)),
+                },
+                None => Reply::Missing {
+                    fence_present: self.fence.is_some(),
+                },
+            },
             Op::Release { value } => {
                 let deleted = cur == Some(Owner { client, value });
                 if deleted {
@@ -489,9 +498,10 @@ impl World {
             }
             Step::Forged { client, kind } => {
                 let c = self.client(client);
-                let reply = match kind % 4 {
+                let reply = match kind % 5 {
                     0 => Reply::Granted { token: 1 },
-                    1 => Reply::Extended,
+                    1 => Reply::StillHeld,
+                    4 => Reply::Extended,
                     2 => Reply::NotOwner { holder: None },
                     _ => Reply::FenceRaised,
                 };
