@@ -570,7 +570,7 @@ fn a_late_extension_reply_does_not_extend_the_next_round() {
     let first = sent(&mut l);
     assert_eq!(names(&first), ["0:extend"]);
     // no reply: the round times out after extend_every/2, a retry follows extend_every/4 later
-    let mut now = T0 + ms(1_000);
+    let mut now;
     let second = loop {
         now = l.poll_timeout().unwrap();
         l.handle_timeout(now);
