@@ -248,3 +248,49 @@ async fn a_waiter_wakes_within_about_a_round_trip_of_the_release() {
     // polling alone would sleep up to 2 s here
     assert!(gap < Duration::from_millis(150), "hand-off gap {gap:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_published_to_a_capped_stream_only_when_asked() {
+    let Some(redis) = RedisServer::start("publish") else {
+        return;
+    };
+    let quiet = opts(&redis.url()).build().await.unwrap();
+    quiet
+        .lock("e", Duration::from_secs(5))
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+    let none: i64 = redis.cmd(&["XLEN", "leasehold:events"]).await.unwrap();
+    assert_eq!(none, 0, "off by default");
+    let mut o = opts(&redis.url());
+    o.publish_events = true;
+    o.holder = Some("svc-a".into());
+    let loud = o.build().await.unwrap();
+    let lease = loud.lock("e", Duration::from_secs(5)).await.unwrap();
+    let token = lease.token();
+    lease.release().await.unwrap();
+    let start = Instant::now();
+    loop {
+        let n: i64 = redis.cmd(&["XLEN", "leasehold:events"]).await.unwrap();
+        if n >= 2 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "events not published"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let entries: redis::Value = redis
+        .cmd(&["XRANGE", "leasehold:events", "-", "+"])
+        .await
+        .unwrap();
+    let text = format!("{entries:?}");
+    assert!(
+        text.contains("acquired") && text.contains("released") && text.contains("svc-a"),
+        "{text}"
+    );
+    assert!(text.contains(&token.to_string()), "{text}");
+}

@@ -300,6 +300,7 @@ fn print_table(rep: &ScenarioReport) {
         if !f.promised {
             println!("      why: {}", f.explanation);
         }
+        println!("      config: {}", f.config);
         println!(
             "      replay ({} events after shrinking): {}",
             f.shrunk_events, f.replay

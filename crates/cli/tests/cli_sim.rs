@@ -142,3 +142,19 @@ fn trace_writes_json_lines_and_is_reproducible() {
     assert!(first["t_ns"].is_u64() && first["actor"].is_string() && first["event"].is_string());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn failing_seeds_print_their_derived_configuration() {
+    let out = leasehold(&[
+        "sim",
+        "--scenario",
+        "gc-pause",
+        "--seeds",
+        "5",
+        "--duration",
+        "10s",
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("      config: layout=Single"), "{text}");
+    assert!(text.contains("pauses="), "{text}");
+}

@@ -9,7 +9,9 @@ use leasehold_core::{
     AcquireError, AcquireMode, Command, Event, Lock, LostReason, Op, Reply, RequestId, SlotError,
     SlotErrorKind,
 };
-use tokio::sync::{OwnedMutexGuard, broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::cell::{GateGuard, LeaseCell};
 
 use crate::conn::InstanceEvent;
 use crate::decode::{decode, error_reply};
@@ -23,19 +25,10 @@ pub(crate) enum DriverCmd {
     Release(Option<oneshot::Sender<Result<(), LostReason>>>),
 }
 
-/// The lease's state as the handle sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum LeaseState {
-    Held { validity: tokio::time::Instant },
-    Lost(LostReason),
-    Released,
-}
-
 /// A granted lease, handed to the acquirer.
 #[derive(Debug)]
 pub(crate) struct Granted {
-    pub token: u64,
-    pub state: watch::Receiver<LeaseState>,
+    pub cell: LeaseCell,
     pub cmds: mpsc::UnboundedSender<DriverCmd>,
 }
 
@@ -44,7 +37,7 @@ pub(crate) struct Driver {
     pub lock: Lock,
     pub mode: AcquireMode,
     pub result: Option<oneshot::Sender<Result<Granted, AcquireError>>>,
-    pub gate: Option<OwnedMutexGuard<()>>,
+    pub gate: Option<GateGuard>,
     pub started: tokio::time::Instant,
 }
 
@@ -143,7 +136,7 @@ impl Driver {
     ) {
         let mut inflight: Inflight = FuturesUnordered::new();
         let mut events = self.shared.events.subscribe();
-        let (state_tx, state_rx) = watch::channel(LeaseState::Released);
+        let mut cell: Option<LeaseCell> = None;
         let mut release_ack: Option<oneshot::Sender<Result<(), LostReason>>> = None;
         let mut done = false;
         let now = self.now();
@@ -155,6 +148,12 @@ impl Driver {
         let mut handles_gone = false;
         loop {
             while let Some(cmd) = self.lock.poll_command() {
+                if matches!(cmd.op, Op::Extend { .. })
+                    && cell.as_ref().is_some_and(|c| !c.begin_extension())
+                {
+                    // a release was requested: never send an extension after it
+                    continue;
+                }
                 self.spawn_command(&mut inflight, cmd);
             }
             while let Some(ev) = self.lock.poll_event() {
@@ -163,16 +162,15 @@ impl Driver {
                     Event::Acquired {
                         token, validity, ..
                     } => {
-                        let validity = self.shared.tokio_instant(validity);
-                        let _ = state_tx.send(LeaseState::Held { validity });
+                        let c = LeaseCell::new(token, validity.as_nanos());
+                        cell = Some(c.clone());
                         self.shared.emit(LockEvent::Acquired {
                             name: name.clone(),
                             token,
                             latency: now_t - self.started,
                         });
                         let granted = Granted {
-                            token,
-                            state: state_rx.clone(),
+                            cell: c,
                             cmds: cmd_tx.clone(),
                         };
                         let taken = self
@@ -199,10 +197,9 @@ impl Driver {
                         done = true;
                     }
                     Event::Extended { slack, .. } => {
-                        if let Some(v) = self.lock.validity() {
-                            let _ = state_tx.send(LeaseState::Held {
-                                validity: self.shared.tokio_instant(v),
-                            });
+                        if let (Some(v), Some(c)) = (self.lock.validity(), &cell) {
+                            c.set_validity(v.as_nanos());
+                            c.end_extension();
                         }
                         self.shared.emit(LockEvent::Extended {
                             name: name.clone(),
@@ -219,7 +216,9 @@ impl Driver {
                         if let Some(ack) = release_ack.take() {
                             let _ = ack.send(Err(reason.clone()));
                         }
-                        let _ = state_tx.send(LeaseState::Lost(reason));
+                        if let Some(c) = &cell {
+                            c.set_lost(reason);
+                        }
                         done = true;
                     }
                     Event::Released { token } => {
@@ -227,7 +226,9 @@ impl Driver {
                             name: name.clone(),
                             token,
                         });
-                        let _ = state_tx.send(LeaseState::Released);
+                        if let Some(c) = &cell {
+                            c.set_released();
+                        }
                         done = true;
                     }
                 }
@@ -300,7 +301,10 @@ impl Driver {
                         match self.lock.release(now) {
                             Ok(()) => release_ack = ack,
                             Err(_) => {
-                                let reason = match &*state_tx.borrow() { LeaseState::Lost(r) => r.clone(), _ => LostReason::ExpiredLocally };
+                                let reason = match cell.as_ref().map(|c| c.snapshot().1) {
+                                    Some(crate::cell::CellState::Lost(r)) => r,
+                                    _ => LostReason::ExpiredLocally,
+                                };
                                 if let Some(a) = ack { let _ = a.send(Err(reason)); }
                             }
                         }

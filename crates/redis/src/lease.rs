@@ -1,9 +1,10 @@
 //! The lease handle an application holds.
 
 use leasehold_core::LostReason;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::driver::{DriverCmd, LeaseState};
+use crate::cell::{CellState, LeaseCell};
+use crate::driver::DriverCmd;
 use crate::error::LockError;
 
 /// A held lease. Use [`Lease::token`] as the fencing token on every write to the protected
@@ -12,25 +13,23 @@ use crate::error::LockError;
 #[derive(Debug)]
 pub struct Lease {
     name: String,
-    token: u64,
-    state: watch::Receiver<LeaseState>,
+    cell: LeaseCell,
+    origin: tokio::time::Instant,
     cmds: mpsc::UnboundedSender<DriverCmd>,
-    released: bool,
 }
 
 impl Lease {
     pub(crate) fn new(
         name: String,
-        token: u64,
-        state: watch::Receiver<LeaseState>,
+        cell: LeaseCell,
+        origin: tokio::time::Instant,
         cmds: mpsc::UnboundedSender<DriverCmd>,
     ) -> Self {
         Lease {
             name,
-            token,
-            state,
+            cell,
+            origin,
             cmds,
-            released: false,
         }
     }
 
@@ -43,15 +42,17 @@ impl Lease {
     /// The fencing token: strictly greater than every earlier holder's token of this lock.
     #[must_use]
     pub fn token(&self) -> u64 {
-        self.token
+        self.cell.snapshot().0
     }
 
     /// Until when the lease is trusted (moves forward with each extension). `None` once lost or
     /// released.
     #[must_use]
     pub fn valid_until(&self) -> Option<tokio::time::Instant> {
-        match &*self.state.borrow() {
-            LeaseState::Held { validity } => Some(*validity),
+        match self.cell.snapshot().1 {
+            CellState::Held { validity_ns } => {
+                Some(self.origin + std::time::Duration::from_nanos(validity_ns))
+            }
             _ => None,
         }
     }
@@ -59,36 +60,30 @@ impl Lease {
     /// Whether the lease is still held (not lost, not released).
     #[must_use]
     pub fn is_held(&self) -> bool {
-        matches!(&*self.state.borrow(), LeaseState::Held { .. })
+        matches!(self.cell.snapshot().1, CellState::Held { .. })
     }
 
     /// Resolves with the reason once the lease is lost, at or before its validity instant.
     /// Cancel-safe: dropping the future and calling again loses nothing. If the lease is released
     /// instead, it never resolves.
     pub async fn lost(&self) -> LostReason {
-        let mut rx = self.state.clone();
-        loop {
-            if let LeaseState::Lost(r) = &*rx.borrow_and_update() {
-                return r.clone();
-            }
-            if rx.changed().await.is_err() {
-                // the driver ended without a loss: released
-                return std::future::pending().await;
-            }
-        }
+        self.cell.lost().await
     }
 
     /// Release: compare-and-delete on every held slot. `Err(LockError::Lost)` if the lease had
     /// already been lost (your critical section may have overlapped another holder's).
-    pub async fn release(mut self) -> Result<(), LockError> {
-        self.released = true;
-        if let LeaseState::Lost(r) = &*self.state.borrow() {
-            return Err(LockError::Lost(r.clone()));
+    pub async fn release(self) -> Result<(), LockError> {
+        if let CellState::Lost(r) = self.cell.snapshot().1 {
+            let _ = self.cell.request_release();
+            return Err(LockError::Lost(r));
+        }
+        if !self.cell.request_release() {
+            return Ok(());
         }
         let (tx, rx) = oneshot::channel();
         if self.cmds.send(DriverCmd::Release(Some(tx))).is_err() {
-            return match &*self.state.borrow() {
-                LeaseState::Lost(r) => Err(LockError::Lost(r.clone())),
+            return match self.cell.snapshot().1 {
+                CellState::Lost(r) => Err(LockError::Lost(r)),
                 _ => Ok(()),
             };
         }
@@ -102,7 +97,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if !self.released {
+        if self.cell.request_release() {
             // non-blocking: the driver releases in the background
             let _ = self.cmds.send(DriverCmd::Release(None));
         }

@@ -24,6 +24,7 @@
 //! **Architecture invariant:** extension and loss logic live only in the core machine; this crate
 //! only moves its commands to Redis and its events to the application.
 
+pub mod cell;
 mod conn;
 mod decode;
 mod driver;
@@ -31,6 +32,7 @@ mod error;
 mod lease;
 mod locker;
 mod observe;
+mod sync;
 
 pub use conn::WakeMode;
 pub use error::{LockError, redact};

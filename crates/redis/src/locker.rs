@@ -11,6 +11,7 @@ use leasehold_core::{
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use crate::cell::NameGate;
 use crate::conn::{Instance, InstanceEvent, Supervisor, WakeMode};
 use crate::driver::{Driver, Granted};
 use crate::error::{LockError, redact};
@@ -30,6 +31,10 @@ pub struct LockerOptions {
     pub holder: Option<String>,
     /// Ask servers for push invalidations (RESP3 client tracking). Off: waiters poll.
     pub push: bool,
+    /// Publish this process's lock events to the capped stream `<prefix>:events` on the first
+    /// instance (`XADD ... MAXLEN ~ 10000`), so a dashboard can show every client's timeouts and
+    /// losses. Off by default.
+    pub publish_events: bool,
 }
 
 impl LockerOptions {
@@ -41,6 +46,7 @@ impl LockerOptions {
             lock: LockConfig::default(),
             holder: None,
             push: true,
+            publish_events: false,
         }
     }
 
@@ -112,7 +118,7 @@ pub(crate) struct Shared {
     pub origin: tokio::time::Instant,
     pub config: LockConfig,
     pub holder: HolderId,
-    pub gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub gates: Mutex<HashMap<String, NameGate>>,
     pub seed: Mutex<u64>,
     /// The latest reply time seen from each instance.
     pub reply_times: Mutex<Vec<Option<Duration>>>,
@@ -154,12 +160,14 @@ impl Shared {
         *s
     }
 
-    fn gate(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn gate(&self, name: &str) -> NameGate {
         let mut gates = self
             .gates
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        gates.retain(|_, g| Arc::strong_count(g) > 1 || g.try_lock().is_err());
+        if gates.len() > 1_024 {
+            gates.retain(|_, g| g.busy());
+        }
         gates.entry(name.to_owned()).or_default().clone()
     }
 }
@@ -344,6 +352,11 @@ impl Locker {
             seed: Mutex::new(seed),
             reply_times: Mutex::new(vec![None; n_instances]),
         });
+        if opts.publish_events {
+            // subscribe now, before the first acquire can emit anything
+            let rx = shared.lock_events.subscribe();
+            tokio::spawn(publish_events(shared.clone(), rx));
+        }
         Ok(Locker {
             shared,
             _conns: Arc::new(receivers),
@@ -395,7 +408,7 @@ impl Locker {
                 AcquireMode::Wait { deadline } => self.shared.tokio_instant(deadline),
                 _ => started + Duration::from_secs(86_400),
             };
-            match tokio::time::timeout_at(deadline, gate.lock_owned()).await {
+            match tokio::time::timeout_at(deadline, gate.enter()).await {
                 Ok(g) => Some(g),
                 Err(_) => {
                     return Err(LockError::Acquire(AcquireError::DeadlineExceeded {
@@ -409,10 +422,10 @@ impl Locker {
                 }
             }
         } else {
-            match gate.try_lock_owned() {
-                Ok(g) => Some(g),
-                Err(_) if mode == AcquireMode::Force => None,
-                Err(_) => {
+            match gate.try_enter() {
+                Some(g) => Some(g),
+                None if mode == AcquireMode::Force => None,
+                None => {
                     return Err(LockError::Acquire(AcquireError::Contended {
                         holder: Some(format!("{} (this process)", self.shared.holder.as_str())),
                         remaining: None,
@@ -445,7 +458,12 @@ impl Locker {
         };
         tokio::spawn(driver.run(cmd_rx, cmd_tx));
         match result_rx.await {
-            Ok(Ok(g)) => Ok(Lease::new(name.to_owned(), g.token, g.state, g.cmds)),
+            Ok(Ok(g)) => Ok(Lease::new(
+                name.to_owned(),
+                g.cell,
+                self.shared.origin,
+                g.cmds,
+            )),
             Ok(Err(e)) => Err(LockError::Acquire(e)),
             Err(_) => Err(LockError::Closed),
         }
@@ -495,6 +513,74 @@ impl Locker {
                 Err(e) => Err(e),
             },
             lost => Ok(lost),
+        }
+    }
+}
+
+/// Forward lock events to `<prefix>:events` (capped) until the locker is dropped.
+async fn publish_events(shared: Arc<Shared>, mut rx: broadcast::Receiver<LockEvent>) {
+    let stream = format!("{}:events", shared.config.prefix);
+    let holder = shared.holder.as_str().to_owned();
+    let instance = shared.instances[0].conn.clone();
+    drop(shared);
+    loop {
+        let ev = match rx.recv().await {
+            Ok(ev) => ev,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let mut fields: Vec<(&str, String)> = vec![("holder", holder.clone())];
+        match &ev {
+            LockEvent::Acquired {
+                name,
+                token,
+                latency,
+            } => fields.extend([
+                ("kind", "acquired".into()),
+                ("name", name.clone()),
+                ("token", token.to_string()),
+                ("latency_us", latency.as_micros().to_string()),
+            ]),
+            LockEvent::AcquireFailed {
+                name,
+                reason,
+                latency,
+            } => fields.extend([
+                ("kind", "acquire_failed".into()),
+                ("name", name.clone()),
+                ("reason", (*reason).to_owned()),
+                ("latency_us", latency.as_micros().to_string()),
+            ]),
+            LockEvent::Extended { name, slack } => fields.extend([
+                ("kind", "extended".into()),
+                ("name", name.clone()),
+                ("slack_us", slack.as_micros().to_string()),
+            ]),
+            LockEvent::Lost {
+                name,
+                token,
+                reason,
+            } => fields.extend([
+                ("kind", "lost".into()),
+                ("name", name.clone()),
+                ("token", token.to_string()),
+                ("reason", reason.reason().to_owned()),
+            ]),
+            LockEvent::Released { name, token } => fields.extend([
+                ("kind", "released".into()),
+                ("name", name.clone()),
+                ("token", token.to_string()),
+            ]),
+        }
+        let conn = instance.borrow().clone();
+        if let Some(mut conn) = conn {
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(&stream).arg("MAXLEN").arg("~").arg(10_000).arg("*");
+            for (k, v) in &fields {
+                cmd.arg(*k).arg(v);
+            }
+            // best effort: a dashboard feed must never slow or fail the locks themselves
+            let _ = cmd.query_async::<redis::Value>(&mut conn).await;
         }
     }
 }

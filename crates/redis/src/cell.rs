@@ -1,0 +1,321 @@
+//! [`LeaseCell`]: the state a lease handle and its background driver share, and [`NameGate`]:
+//! the per-name in-process queue. Both are model-checked with loom (`tests/loom_state.rs`).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use leasehold_core::LostReason;
+
+use crate::sync::{Arc, Mutex, lock};
+
+/// What the lease is, as one value (never read torn: token and state change under one lock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CellState {
+    /// Held until `validity_ns` (nanoseconds on the locker's clock).
+    Held {
+        /// Validity on the locker's clock, ns.
+        validity_ns: u64,
+    },
+    /// Lost for `reason`.
+    Lost(LostReason),
+    /// Released by the holder.
+    Released,
+}
+
+#[derive(Debug)]
+struct CellInner {
+    token: u64,
+    state: CellState,
+    release_requested: bool,
+    extending: bool,
+    wakers: Vec<Waker>,
+}
+
+/// Shared between a [`crate::Lease`] and its driver.
+#[derive(Debug, Clone)]
+pub struct LeaseCell {
+    inner: Arc<Mutex<CellInner>>,
+}
+
+impl LeaseCell {
+    /// A held lease with `token`, valid until `validity_ns`.
+    #[must_use]
+    pub fn new(token: u64, validity_ns: u64) -> Self {
+        LeaseCell {
+            inner: Arc::new(Mutex::new(CellInner {
+                token,
+                state: CellState::Held { validity_ns },
+                release_requested: false,
+                extending: false,
+                wakers: Vec::new(),
+            })),
+        }
+    }
+
+    /// Token and state, read together.
+    #[must_use]
+    pub fn snapshot(&self) -> (u64, CellState) {
+        let g = lock(&self.inner);
+        (g.token, g.state.clone())
+    }
+
+    /// Driver: the validity moved (an extension landed). Ignored unless still held.
+    pub fn set_validity(&self, validity_ns: u64) {
+        let mut g = lock(&self.inner);
+        if let CellState::Held { .. } = g.state {
+            g.state = CellState::Held { validity_ns };
+        }
+    }
+
+    /// Driver: the lease was lost. Returns true the first time only; wakes every `lost()` waiter.
+    pub fn set_lost(&self, reason: LostReason) -> bool {
+        let wakers = {
+            let mut g = lock(&self.inner);
+            if !matches!(g.state, CellState::Held { .. }) {
+                return false;
+            }
+            g.state = CellState::Lost(reason);
+            std::mem::take(&mut g.wakers)
+        };
+        for w in wakers {
+            w.wake();
+        }
+        true
+    }
+
+    /// Driver: the lease was released. Lost waiters are woken (they keep waiting: a released
+    /// lease is never lost).
+    pub fn set_released(&self) {
+        let wakers = {
+            let mut g = lock(&self.inner);
+            if matches!(g.state, CellState::Held { .. }) {
+                g.state = CellState::Released;
+            }
+            std::mem::take(&mut g.wakers)
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// Handle: ask for the release (explicit `release()` or `Drop`). True exactly once, for the
+    /// caller that must send the release command.
+    pub fn request_release(&self) -> bool {
+        let mut g = lock(&self.inner);
+        !std::mem::replace(&mut g.release_requested, true)
+    }
+
+    /// Driver: may an extension start now? False once a release was requested, so no extension
+    /// is ever sent after the release. Pair with [`LeaseCell::end_extension`].
+    pub fn begin_extension(&self) -> bool {
+        let mut g = lock(&self.inner);
+        if g.release_requested || !matches!(g.state, CellState::Held { .. }) {
+            return false;
+        }
+        g.extending = true;
+        true
+    }
+
+    /// Driver: the extension started by [`LeaseCell::begin_extension`] finished.
+    pub fn end_extension(&self) {
+        lock(&self.inner).extending = false;
+    }
+
+    /// Poll for loss: registers the waker under the same lock as the check, so a loss between
+    /// the check and the registration cannot be missed.
+    pub fn poll_lost(&self, cx: &mut Context<'_>) -> Poll<LostReason> {
+        let mut g = lock(&self.inner);
+        match &g.state {
+            CellState::Lost(r) => Poll::Ready(r.clone()),
+            _ => {
+                if !g.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                    g.wakers.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// A future that resolves with the reason once lost (never, if released). Cancel-safe.
+    #[must_use]
+    pub fn lost(&self) -> Lost<'_> {
+        Lost { cell: self }
+    }
+}
+
+/// Future of [`LeaseCell::lost`].
+#[derive(Debug)]
+pub struct Lost<'a> {
+    cell: &'a LeaseCell,
+}
+
+impl Future for Lost<'_> {
+    type Output = LostReason;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<LostReason> {
+        self.cell.poll_lost(cx)
+    }
+}
+
+#[derive(Debug)]
+struct Waiter {
+    granted: bool,
+    cancelled: bool,
+    waker: Option<Waker>,
+}
+
+#[derive(Debug, Default)]
+struct GateInner {
+    held: bool,
+    queue: VecDeque<Arc<Mutex<Waiter>>>,
+}
+
+/// A FIFO per-name gate: tasks of one process waiting for the same lock name queue here, so at
+/// most one of them has an acquire in flight at a time. The holder's guard hands the gate to the
+/// next waiter directly.
+#[derive(Debug, Clone, Default)]
+pub struct NameGate {
+    inner: Arc<Mutex<GateInner>>,
+}
+
+/// Holding the gate. Dropping it hands the gate on.
+#[derive(Debug)]
+pub struct GateGuard {
+    gate: NameGate,
+}
+
+impl Drop for GateGuard {
+    fn drop(&mut self) {
+        self.gate.hand_on();
+    }
+}
+
+/// Future of [`NameGate::enter`]. Dropping it leaves the queue; if the gate had just been handed
+/// to it, it hands the gate on, so neither the gate nor the next waiter's turn is lost.
+#[derive(Debug)]
+pub struct Enter {
+    gate: NameGate,
+    slot: Option<Arc<Mutex<Waiter>>>,
+    done: bool,
+}
+
+impl NameGate {
+    /// A new, open gate.
+    #[must_use]
+    pub fn new() -> Self {
+        NameGate::default()
+    }
+
+    /// Take the gate now if it is open.
+    #[must_use]
+    pub fn try_enter(&self) -> Option<GateGuard> {
+        let mut g = lock(&self.inner);
+        if g.held {
+            None
+        } else {
+            g.held = true;
+            Some(GateGuard { gate: self.clone() })
+        }
+    }
+
+    /// Wait for the gate (FIFO).
+    #[must_use]
+    pub fn enter(&self) -> Enter {
+        Enter {
+            gate: self.clone(),
+            slot: None,
+            done: false,
+        }
+    }
+
+    /// Whether someone holds the gate or waits for it.
+    #[must_use]
+    pub fn busy(&self) -> bool {
+        let g = lock(&self.inner);
+        g.held || !g.queue.is_empty()
+    }
+
+    fn hand_on(&self) {
+        let waker = {
+            let mut g = lock(&self.inner);
+            loop {
+                match g.queue.pop_front() {
+                    Some(w) => {
+                        let mut w = lock(&w);
+                        if w.cancelled {
+                            continue;
+                        }
+                        w.granted = true; // `held` stays true: ownership moves to the waiter
+                        break w.waker.take();
+                    }
+                    None => {
+                        g.held = false;
+                        break None;
+                    }
+                }
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl Future for Enter {
+    type Output = GateGuard;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<GateGuard> {
+        let this = &mut *self;
+        match &this.slot {
+            None => {
+                let mut g = lock(&this.gate.inner);
+                if !g.held {
+                    g.held = true;
+                    this.done = true;
+                    return Poll::Ready(GateGuard {
+                        gate: this.gate.clone(),
+                    });
+                }
+                let w = Arc::new(Mutex::new(Waiter {
+                    granted: false,
+                    cancelled: false,
+                    waker: Some(cx.waker().clone()),
+                }));
+                g.queue.push_back(w.clone());
+                this.slot = Some(w);
+                Poll::Pending
+            }
+            Some(w) => {
+                let mut s = lock(w);
+                if s.granted {
+                    drop(s);
+                    this.done = true;
+                    return Poll::Ready(GateGuard {
+                        gate: this.gate.clone(),
+                    });
+                }
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let Some(w) = self.slot.take() else { return };
+        let granted = {
+            let _g = lock(&self.gate.inner); // order: gate, then waiter (as in hand_on)
+            let mut s = lock(&w);
+            s.cancelled = true;
+            s.granted
+        };
+        if granted {
+            // handed the gate while going away: pass it on instead of leaking it
+            self.gate.hand_on();
+        }
+    }
+}
