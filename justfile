@@ -16,10 +16,12 @@ sim *ARGS:
 fuzz SECONDS="60":
     cd fuzz && cargo +nightly fuzz run core_schedule -- -max_total_time={{SECONDS}}
 
-# Benchmarks that print numbers: core cycle cost and simulator throughput.
+# Benchmarks that print numbers: the core's cycle cost, simulator throughput, and `leasehold
+# bench` (lock latency, throughput and hand-off on a private redis-server vs the round-trip floor).
 bench:
     cargo bench -p leasehold-core --bench core_cycle
     cargo bench -p leasehold-sim --bench sim_throughput
+    cargo run --release -- bench
 
 # Dashboard (issue 5, not built yet).
 watch *ARGS:

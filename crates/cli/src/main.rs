@@ -1,11 +1,16 @@
 //! `leasehold`: the single command users run.
 
+mod alloc_count;
+mod bench_cmd;
 mod exec_cmd;
 mod sim_cmd;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static GLOBAL: alloc_count::Counting = alloc_count::Counting;
 
 /// Redis lease locks, shown safe under faults.
 #[derive(Debug, Parser)]
@@ -23,6 +28,9 @@ enum Command {
     /// Run a command under a Redis lease (a distributed flock): the lease is extended while it
     /// runs and released when it exits; if the lease is lost, the command is terminated.
     Exec(exec_cmd::ExecArgs),
+    /// Measure lock latency, throughput and hand-off on a real Redis against the round-trip floor,
+    /// the core's own cost and the simulator's speed, and recommend settings.
+    Bench(bench_cmd::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,5 +38,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Sim(args) => sim_cmd::run(&args),
         Command::Exec(args) => exec_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args),
     }
 }

@@ -36,15 +36,81 @@ impl WakeMode {
 /// Something an instance tells the lease drivers.
 #[derive(Debug, Clone)]
 pub(crate) enum InstanceEvent {
-    /// A key under our prefix changed (or `None`: everything may have changed, e.g. a flush).
-    Invalidate {
-        instance: usize,
-        key: Option<Vec<u8>>,
-    },
     /// The connection dropped.
     Down { instance: usize },
     /// The connection is (re)established.
     Up { instance: usize },
+}
+
+/// Routes invalidation pushes to the drivers interested in the key, instead of waking every
+/// driver for every push: (instance, key) -> (driver id, slot, sender).
+/// (instance, key).
+type RouteKey = (usize, Vec<u8>);
+/// (driver id, slot, where to send the slot).
+type Route = (u64, usize, mpsc::UnboundedSender<usize>);
+
+#[derive(Debug, Default)]
+pub(crate) struct Router {
+    routes: std::sync::Mutex<std::collections::HashMap<RouteKey, Vec<Route>>>,
+}
+
+impl Router {
+    pub fn register(
+        &self,
+        id: u64,
+        instance: usize,
+        key: &str,
+        slot: usize,
+        tx: mpsc::UnboundedSender<usize>,
+    ) {
+        let mut r = self
+            .routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        r.entry((instance, key.as_bytes().to_vec()))
+            .or_default()
+            .push((id, slot, tx));
+    }
+
+    pub fn unregister(&self, id: u64, instance: usize, key: &str) {
+        let mut r = self
+            .routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let k = (instance, key.as_bytes().to_vec());
+        if let Some(v) = r.get_mut(&k) {
+            v.retain(|(i, _, _)| *i != id);
+            if v.is_empty() {
+                r.remove(&k);
+            }
+        }
+    }
+
+    /// Deliver a change of `key` on `instance` (`None`: every key may have changed).
+    pub fn changed(&self, instance: usize, key: Option<&[u8]>) {
+        let r = self
+            .routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match key {
+            Some(k) => {
+                if let Some(v) = r.get(&(instance, k.to_vec())) {
+                    for (_, slot, tx) in v {
+                        let _ = tx.send(*slot);
+                    }
+                }
+            }
+            None => {
+                for ((inst, _), v) in r.iter() {
+                    if *inst == instance {
+                        for (_, slot, tx) in v {
+                            let _ = tx.send(*slot);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A handle to one supervised instance.
@@ -75,6 +141,7 @@ pub(crate) struct Supervisor {
     pub kick_rx: mpsc::UnboundedReceiver<()>,
     pub mode: Arc<AtomicU8>,
     pub last_error: Arc<std::sync::Mutex<Option<redis::RedisError>>>,
+    pub router: Arc<Router>,
 }
 
 fn keys_of(data: &[Value]) -> Vec<Option<Vec<u8>>> {
@@ -168,7 +235,7 @@ impl Supervisor {
                 msg = push_rx.recv(), if self.resp3 => match msg {
                     Some(PushInfo { kind: PushKind::Invalidate, data }) => {
                         for key in keys_of(&data) {
-                            let _ = self.events.send(InstanceEvent::Invalidate { instance: self.index, key });
+                            self.router.changed(self.index, key.as_deref());
                         }
                     }
                     Some(PushInfo { kind: PushKind::Disconnection, .. }) | None => return,

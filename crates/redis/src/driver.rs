@@ -136,6 +136,26 @@ impl Driver {
     ) {
         let mut inflight: Inflight = FuturesUnordered::new();
         let mut events = self.shared.events.subscribe();
+        // invalidations of our keys only (routed), not every push of the instance
+        let (changed_tx, mut changed) = mpsc::unbounded_channel::<usize>();
+        let driver_id = self
+            .shared
+            .next_driver
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let routes: Vec<(usize, String)> = (0..self.shared.slots)
+            .map(|slot| {
+                (
+                    self.shared.instance_of(slot),
+                    self.lock.keys().lock_key(slot).to_owned(),
+                )
+            })
+            .collect();
+        for (slot, (inst, key)) in routes.iter().enumerate() {
+            self.shared
+                .router
+                .register(driver_id, *inst, key, slot, changed_tx.clone());
+        }
+        drop(changed_tx);
         let mut cell: Option<LeaseCell> = None;
         let mut release_ack: Option<oneshot::Sender<Result<(), LostReason>>> = None;
         let mut done = false;
@@ -259,16 +279,6 @@ impl Driver {
                     self.lock.handle_timeout(now);
                 }
                 ev = events.recv() => match ev {
-                    Ok(InstanceEvent::Invalidate { instance, key }) => {
-                        for slot in 0..self.shared.slots {
-                            if self.shared.instance_of(slot) == instance
-                                && key.as_deref().is_none_or(|k| k == self.lock.keys().lock_key(slot).as_bytes())
-                            {
-                                let now = self.now();
-                                self.lock.handle_key_changed(now, slot);
-                            }
-                        }
-                    }
                     Ok(InstanceEvent::Down { instance }) => {
                         for slot in (0..self.shared.slots).filter(|s| self.shared.instance_of(*s) == instance) {
                             let now = self.now();
@@ -295,6 +305,10 @@ impl Driver {
                         let _ = self.lock.release(now);
                     }
                 },
+                Some(slot) = changed.recv() => {
+                    let now = self.now();
+                    self.lock.handle_key_changed(now, slot);
+                }
                 cmd = cmds.recv(), if !handles_gone => match cmd {
                     Some(DriverCmd::Release(ack)) => {
                         let now = self.now();
@@ -323,6 +337,9 @@ impl Driver {
                     self.lock.cancel(now);
                 }
             }
+        }
+        for (inst, key) in &routes {
+            self.shared.router.unregister(driver_id, *inst, key);
         }
         drop(self.gate.take());
         if let Some(ack) = release_ack.take() {

@@ -12,7 +12,7 @@ use leasehold_core::{
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::cell::NameGate;
-use crate::conn::{Instance, InstanceEvent, Supervisor, WakeMode};
+use crate::conn::{Instance, InstanceEvent, Router, Supervisor, WakeMode};
 use crate::driver::{Driver, Granted};
 use crate::error::{LockError, redact};
 use crate::lease::Lease;
@@ -122,6 +122,10 @@ pub(crate) struct Shared {
     pub seed: Mutex<u64>,
     /// The latest reply time seen from each instance.
     pub reply_times: Mutex<Vec<Option<Duration>>>,
+    /// Invalidation routing to drivers.
+    pub router: Arc<Router>,
+    /// Driver ids for the router.
+    pub next_driver: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -265,6 +269,7 @@ impl Locker {
         let response_timeout = (ttl / 2).clamp(Duration::from_millis(100), Duration::from_secs(2));
         let mut instances = Vec::new();
         let mut receivers = Vec::new();
+        let router = Arc::new(Router::default());
         for (index, (client, url)) in clients.into_iter().enumerate() {
             let (conn_tx, conn_rx) = watch::channel(None);
             let (kick, kick_rx) = mpsc::unbounded_channel();
@@ -282,6 +287,7 @@ impl Locker {
                 kick_rx,
                 mode: mode.clone(),
                 last_error: last_error.clone(),
+                router: router.clone(),
             };
             tokio::spawn(sup.run());
             receivers.push(conn_rx.clone());
@@ -351,6 +357,8 @@ impl Locker {
             gates: Mutex::new(HashMap::new()),
             seed: Mutex::new(seed),
             reply_times: Mutex::new(vec![None; n_instances]),
+            router,
+            next_driver: std::sync::atomic::AtomicU64::new(1),
         });
         if opts.publish_events {
             // subscribe now, before the first acquire can emit anything
