@@ -232,12 +232,12 @@ async fn bench(a: &BenchArgs, url: &str) -> Result<Value, String> {
             tasks.push(tokio::spawn(async move {
                 let name = format!("tp{i}");
                 while Instant::now() < end {
-                    if let Ok(lease) = l.try_lock(&name).await {
-                        if lease.release().await.is_ok() {
-                            *count
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
-                        }
+                    if let Ok(lease) = l.try_lock(&name).await
+                        && lease.release().await.is_ok()
+                    {
+                        *count
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
                     }
                 }
             }));
@@ -356,12 +356,12 @@ async fn bench(a: &BenchArgs, url: &str) -> Result<Value, String> {
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .take();
-                    if let Some((r, who)) = prev {
-                        if who != me {
-                            gaps.lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .add(now - r);
-                        }
+                    if let Some((r, who)) = prev
+                        && who != me
+                    {
+                        gaps.lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .add(now - r);
                     }
                     *last
                         .lock()
@@ -528,10 +528,10 @@ fn sim_speed(budget: Duration) -> Value {
     let (mut events, mut seed) = (0u64, 0u64);
     let s = Instant::now();
     while s.elapsed() < budget || seed == 0 {
-        if let Ok(cfg) = leasehold_sim::config_for("calm", seed, &o) {
-            if let Ok(r) = leasehold_sim::run_seed(&cfg, seed) {
-                events += r.events;
-            }
+        if let Ok(cfg) = leasehold_sim::config_for("calm", seed, &o)
+            && let Ok(r) = leasehold_sim::run_seed(&cfg, seed)
+        {
+            events += r.events;
         }
         seed += 1;
     }
