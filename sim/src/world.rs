@@ -736,6 +736,17 @@ impl World {
                     acquired_at: self.now,
                     generation,
                 });
+                // a critical section writes as it goes: once when it starts, once when it ends
+                let lat = self.latency();
+                self.push(
+                    self.now + lat,
+                    Ev::WriteArrive {
+                        l: l as u32,
+                        c: c as u32,
+                        token,
+                        acquired_at: self.now,
+                    },
+                );
                 let hold = uniform(&mut self.rng, self.cfg.hold.0, self.cfg.hold.1);
                 let mut at = self.now + nanos(hold);
                 if self.cfg.planted == Some(PlantedBug::ValidityFromReply) {

@@ -261,3 +261,56 @@ fn force_release_is_detected_by_the_old_holder() {
     );
     assert!(rep.violations.is_empty(), "{:?}", rep.violations);
 }
+
+/// Kleppmann's restart-without-fsync scenario: against a polling client with fencing off, the
+/// re-granted lock has two holders and the old one's write lands after the new one's.
+#[test]
+fn kleppmann_restart_without_fsync_is_found_against_a_polling_client() {
+    let seeds: Vec<u64> = (0..300).collect();
+    let off = Overrides {
+        fencing: Some(false),
+        notifications: Some(false),
+        ..Overrides::default()
+    };
+    let rep = run_scenario("restart-no-fsync", &off, &seeds, 2, &|_| {}).unwrap();
+    assert!(
+        rep.findings
+            .get("stale_writes_accepted")
+            .copied()
+            .unwrap_or(0)
+            > 0,
+        "{:?}",
+        rep.findings
+    );
+    let f = rep
+        .failing
+        .iter()
+        .find(|f| f.property == "stale_writes_accepted")
+        .unwrap();
+    assert!(
+        f.replay.contains("--notifications off") && f.replay.contains("--fencing off"),
+        "{}",
+        f.replay
+    );
+    // fencing on: never, over thousands of seeds, in both Kleppmann scenarios
+    let seeds: Vec<u64> = (0..2_000).collect();
+    for scenario in ["gc-pause", "restart-no-fsync"] {
+        let on = run_scenario(
+            scenario,
+            &Overrides {
+                notifications: Some(false),
+                ..Overrides::default()
+            },
+            &seeds,
+            2,
+            &|_| {},
+        )
+        .unwrap();
+        assert!(
+            !on.findings.contains_key("stale_writes_accepted"),
+            "{scenario}: {:?}",
+            on.findings
+        );
+        assert!(on.violations.is_empty(), "{scenario}: {:?}", on.violations);
+    }
+}

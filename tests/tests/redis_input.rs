@@ -109,3 +109,40 @@ async fn bad_names_wrong_passwords_and_foreign_values_are_clear_errors() {
     let e = locker.try_lock("c").await.unwrap_err().to_string();
     assert!(e.contains("not an integer"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_users_and_database_numbers_work() {
+    let Some(redis) = RedisServer::start_with(
+        "acl_db",
+        &[
+            "--user", "default", "off", "--user", "locker", "on", ">pw", "~*", "&*", "+@all",
+        ],
+    ) else {
+        return;
+    };
+    let url = format!("redis://locker:pw@127.0.0.1:{}/3", redis.port);
+    let locker = LockerOptions::new(url.clone())
+        .ttl(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap();
+    let lease = locker.lock("acl", Duration::from_secs(2)).await.unwrap();
+    let admin = redis::Client::open(url).unwrap();
+    let mut conn = admin.get_multiplexed_async_connection().await.unwrap();
+    let v: Option<String> = redis::cmd("GET")
+        .arg("leasehold:{acl}")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        v.is_some_and(|v| v.starts_with("lh1:")),
+        "the key lives in database 3"
+    );
+    lease.release().await.unwrap();
+    let bad = LockerOptions::new(format!("redis://locker:nope@127.0.0.1:{}/3", redis.port))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(bad, LockError::Auth { .. }), "{bad:?}");
+    assert!(bad.to_string().contains("locker:***@"), "{bad}");
+}

@@ -464,7 +464,11 @@ impl Locker {
             gate: guard,
             started,
         };
-        tokio::spawn(driver.run(cmd_rx, cmd_tx));
+        let span = tracing::info_span!("lease", lock = %name, mode = ?mode);
+        tokio::spawn(tracing::Instrument::instrument(
+            driver.run(cmd_rx, cmd_tx),
+            span,
+        ));
         match result_rx.await {
             Ok(Ok(g)) => Ok(Lease::new(
                 name.to_owned(),
