@@ -1,0 +1,378 @@
+//! The dashboard's pure model: `update(input, now)` with time passed in. Rendering reads it; the
+//! Redis and simulator sources only send it [`Input`]s. No I/O, no clock reads.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::keys::{Action, Key, action_for};
+use crate::layout::LockRow;
+
+/// How a lock looks at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockState {
+    /// Held with time to spare.
+    Held,
+    /// Held, under a second left.
+    Expiring,
+    /// The countdown ran out but the last refresh still showed the key.
+    #[serde(rename = "expired?")]
+    ExpiredMaybe,
+    /// Held with no expiry at all: a crashed holder would block it forever.
+    #[serde(rename = "no TTL!")]
+    NoTtl,
+    /// Known lock, not held.
+    Free,
+}
+
+impl LockState {
+    /// Label for tables.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            LockState::Held => "held",
+            LockState::Expiring => "expiring",
+            LockState::ExpiredMaybe => "expired?",
+            LockState::NoTtl => "no TTL!",
+            LockState::Free => "free",
+        }
+    }
+}
+
+/// The screens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// The locks table.
+    Locks,
+    /// One lock.
+    Detail,
+    /// Tenures over time.
+    Timeline,
+    /// The event log.
+    Events,
+    /// Connection and cost.
+    Server,
+}
+
+impl Screen {
+    const ALL: [Screen; 5] = [
+        Screen::Locks,
+        Screen::Detail,
+        Screen::Timeline,
+        Screen::Events,
+        Screen::Server,
+    ];
+
+    /// Title.
+    #[must_use]
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Locks => "Locks",
+            Screen::Detail => "Detail",
+            Screen::Timeline => "Timeline",
+            Screen::Events => "Events",
+            Screen::Server => "Server",
+        }
+    }
+}
+
+/// Sort keys, cycled by `s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// Least TTL left first (default).
+    TtlLeft,
+    /// Name.
+    Name,
+    /// Holder.
+    Holder,
+}
+
+/// Connection state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conn {
+    /// Not connected yet.
+    Connecting,
+    /// Connected.
+    Up,
+    /// Lost; the view keeps the last data, greyed.
+    Down {
+        /// What failed.
+        error: String,
+        /// Since when (ms).
+        since_ms: u64,
+    },
+}
+
+/// Something the model reacts to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A fresh read of the lock keys.
+    Snapshot {
+        /// The locks.
+        rows: Vec<LockRow>,
+        /// Commands the read cost.
+        commands: u64,
+        /// Round trip measured during the read.
+        rtt: Duration,
+    },
+    /// The source lost its connection.
+    Disconnected {
+        /// What failed.
+        error: String,
+    },
+    /// A key press.
+    Key(Key),
+}
+
+/// What the caller should do after an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Nothing.
+    None,
+    /// Refresh now.
+    Refresh,
+    /// Leave.
+    Quit,
+}
+
+/// The dashboard state.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// What is being watched (for the status line).
+    pub target: String,
+    /// Last rows read.
+    pub rows: Vec<LockRow>,
+    /// When they were read (ms on the caller's clock).
+    pub observed_ms: Option<u64>,
+    /// Expected refresh period.
+    pub refresh_every: Duration,
+    /// Connection state.
+    pub conn: Conn,
+    /// Last measured round trip.
+    pub rtt: Option<Duration>,
+    /// Recent RTTs (µs), for the sparkline.
+    pub rtt_history: Vec<u64>,
+    /// Commands per second the dashboard itself sends (moving estimate).
+    pub own_cost_per_sec: f64,
+    /// Current screen.
+    pub screen: Screen,
+    /// Selected row (in the visible order).
+    pub selected: usize,
+    /// Filter text.
+    pub filter: String,
+    /// Typing into the filter.
+    pub typing_filter: bool,
+    /// Sort key and direction.
+    pub sort: (SortKey, bool),
+    /// Frozen: snapshots are ignored.
+    pub frozen: bool,
+    /// Help overlay shown.
+    pub help: bool,
+    /// Events tail paused.
+    pub tail_paused: bool,
+    /// Timeline zoom level (0 = one minute).
+    pub zoom: i8,
+    /// Mode of watching, for the Server screen.
+    pub watch_mode: String,
+}
+
+impl Model {
+    /// A model watching `target`, refreshed every `refresh_every`.
+    #[must_use]
+    pub fn new(target: impl Into<String>, refresh_every: Duration) -> Self {
+        Model {
+            target: target.into(),
+            rows: Vec::new(),
+            observed_ms: None,
+            refresh_every,
+            conn: Conn::Connecting,
+            rtt: None,
+            rtt_history: Vec::new(),
+            own_cost_per_sec: 0.0,
+            screen: Screen::Locks,
+            selected: 0,
+            filter: String::new(),
+            typing_filter: false,
+            sort: (SortKey::TtlLeft, false),
+            frozen: false,
+            help: false,
+            tail_paused: false,
+            zoom: 0,
+            watch_mode: "SCAN polling".into(),
+        }
+    }
+
+    /// Milliseconds left on `row` at `now_ms` (`None`: no expiry).
+    #[must_use]
+    pub fn remaining_ms(&self, row: &LockRow, now_ms: u64) -> Option<i64> {
+        let elapsed = now_ms.saturating_sub(self.observed_ms.unwrap_or(now_ms));
+        row.ttl_ms
+            .map(|t| t - i64::try_from(elapsed).unwrap_or(i64::MAX))
+    }
+
+    /// The state of `row` at `now_ms`.
+    #[must_use]
+    pub fn state(&self, row: &LockRow, now_ms: u64) -> LockState {
+        if row.keys_held == 0 || row.ttl_ms == Some(0) {
+            return LockState::Free;
+        }
+        match self.remaining_ms(row, now_ms) {
+            None => LockState::NoTtl,
+            Some(r) if r <= 0 => LockState::ExpiredMaybe,
+            Some(r) if r < 1_000 => LockState::Expiring,
+            Some(_) => LockState::Held,
+        }
+    }
+
+    /// Whether the data is stale: more than three refresh periods old, or the connection is down.
+    #[must_use]
+    pub fn stale(&self, now_ms: u64) -> bool {
+        let limit = u64::try_from(self.refresh_every.as_millis() * 3).unwrap_or(u64::MAX);
+        matches!(self.conn, Conn::Down { .. })
+            || self
+                .observed_ms
+                .is_some_and(|t| now_ms.saturating_sub(t) > limit)
+    }
+
+    /// Rows after filter and sort, as shown.
+    #[must_use]
+    pub fn visible(&self, now_ms: u64) -> Vec<&LockRow> {
+        let f = self.filter.to_lowercase();
+        let mut v: Vec<&LockRow> = self
+            .rows
+            .iter()
+            .filter(|r| {
+                f.is_empty()
+                    || r.name.to_lowercase().contains(&f)
+                    || r.holder
+                        .as_deref()
+                        .is_some_and(|h| h.to_lowercase().contains(&f))
+            })
+            .collect();
+        match self.sort.0 {
+            SortKey::TtlLeft => v.sort_by_key(|r| {
+                let free = self.state(r, now_ms) == LockState::Free;
+                (
+                    free,
+                    self.remaining_ms(r, now_ms).unwrap_or(i64::MAX),
+                    r.name.clone(),
+                )
+            }),
+            SortKey::Name => v.sort_by(|a, b| a.name.cmp(&b.name)),
+            SortKey::Holder => v.sort_by(|a, b| a.holder.cmp(&b.holder).then(a.name.cmp(&b.name))),
+        }
+        if self.sort.1 {
+            v.reverse();
+        }
+        v
+    }
+
+    /// The selected lock, if any.
+    #[must_use]
+    pub fn selected_row(&self, now_ms: u64) -> Option<&LockRow> {
+        self.visible(now_ms).get(self.selected).copied()
+    }
+
+    /// Apply one input at `now_ms`.
+    pub fn update(&mut self, input: Input, now_ms: u64) -> Effect {
+        match input {
+            Input::Snapshot {
+                rows,
+                commands,
+                rtt,
+            } => {
+                self.conn = Conn::Up;
+                self.rtt = Some(rtt);
+                self.rtt_history
+                    .push(u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX));
+                if self.rtt_history.len() > 120 {
+                    self.rtt_history.remove(0);
+                }
+                let period = self.refresh_every.as_secs_f64().max(0.001);
+                self.own_cost_per_sec = commands as f64 / period;
+                if !self.frozen {
+                    self.rows = rows;
+                    self.observed_ms = Some(now_ms);
+                }
+                Effect::None
+            }
+            Input::Disconnected { error } => {
+                if !matches!(self.conn, Conn::Down { .. }) {
+                    self.conn = Conn::Down {
+                        error,
+                        since_ms: now_ms,
+                    };
+                }
+                Effect::None
+            }
+            Input::Key(k) => self.key(k, now_ms),
+        }
+    }
+
+    fn key(&mut self, k: Key, now_ms: u64) -> Effect {
+        if self.typing_filter {
+            match k {
+                Key::Enter | Key::Esc => self.typing_filter = false,
+                Key::Backspace => {
+                    self.filter.pop();
+                }
+                Key::Char(c) => self.filter.push(c),
+                Key::CtrlC => return Effect::Quit,
+                _ => {}
+            }
+            self.selected = 0;
+            return Effect::None;
+        }
+        let Some(action) = action_for(k) else {
+            return Effect::None;
+        };
+        let n = self.visible(now_ms).len();
+        match action {
+            Action::Quit => return Effect::Quit,
+            Action::Help => self.help = !self.help,
+            Action::Filter => self.typing_filter = true,
+            Action::Down => self.selected = (self.selected + 1).min(n.saturating_sub(1)),
+            Action::Up => self.selected = self.selected.saturating_sub(1),
+            Action::First => self.selected = 0,
+            Action::Last => self.selected = n.saturating_sub(1),
+            Action::Open => self.screen = Screen::Detail,
+            Action::Back => {
+                if self.help {
+                    self.help = false;
+                } else if !self.filter.is_empty() {
+                    self.filter.clear();
+                } else {
+                    self.screen = Screen::Locks;
+                }
+            }
+            Action::NextScreen => {
+                let i = Screen::ALL
+                    .iter()
+                    .position(|s| *s == self.screen)
+                    .unwrap_or(0);
+                self.screen = Screen::ALL[(i + 1) % Screen::ALL.len()];
+            }
+            Action::Screen(d) => {
+                if let Some(s) = Screen::ALL.get(usize::from(d.saturating_sub(1))) {
+                    self.screen = *s;
+                }
+            }
+            Action::Sort => {
+                self.sort.0 = match self.sort.0 {
+                    SortKey::TtlLeft => SortKey::Name,
+                    SortKey::Name => SortKey::Holder,
+                    SortKey::Holder => SortKey::TtlLeft,
+                }
+            }
+            Action::SortReverse => self.sort.1 = !self.sort.1,
+            Action::Freeze => self.frozen = !self.frozen,
+            Action::PauseTail => self.tail_paused = !self.tail_paused,
+            Action::ZoomIn => self.zoom = (self.zoom + 1).min(4),
+            Action::ZoomOut => self.zoom = (self.zoom - 1).max(-2),
+            Action::ZoomReset => self.zoom = 0,
+            Action::Refresh => return Effect::Refresh,
+        }
+        Effect::None
+    }
+}

@@ -1,0 +1,346 @@
+//! Rendering: a pure function of (model, now, theme, area). Nothing here blocks or reads a clock.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout as Split, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Sparkline, Table, TableState};
+
+use crate::keys::BINDINGS;
+use crate::layout::Layout;
+use crate::model::{Conn, LockState, Model, Screen};
+
+/// Colours, or none (`NO_COLOR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Theme {
+    /// Whether colour is used at all.
+    pub color: bool,
+}
+
+impl Theme {
+    /// Honour `NO_COLOR` (any value disables colour).
+    #[must_use]
+    pub fn from_env(no_color: Option<&str>) -> Self {
+        Theme {
+            color: no_color.is_none(),
+        }
+    }
+
+    fn fg(self, c: Color) -> Style {
+        if self.color {
+            Style::default().fg(c)
+        } else {
+            Style::default()
+        }
+    }
+
+    /// The colour of a lock state (red for the dangerous ones).
+    #[must_use]
+    pub fn state(self, s: LockState) -> Style {
+        match s {
+            LockState::Held => self.fg(Color::Green),
+            LockState::Expiring => self.fg(Color::Yellow),
+            LockState::ExpiredMaybe | LockState::NoTtl => {
+                self.fg(Color::Red).add_modifier(Modifier::BOLD)
+            }
+            LockState::Free => self.fg(Color::DarkGray),
+        }
+    }
+}
+
+fn secs(ms: i64) -> String {
+    if ms >= 60_000 {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1_000) % 60)
+    } else {
+        format!("{:.1}s", ms as f64 / 1_000.0)
+    }
+}
+
+/// A TTL bar of `width` cells: filled in proportion to the time left (out of 30 s, or the
+/// lock's own observed ttl when longer).
+fn ttl_bar(remaining: Option<i64>, observed: Option<i64>, width: usize) -> String {
+    match remaining {
+        None => "∞".repeat(width.min(1)) + &" ".repeat(width.saturating_sub(1)),
+        Some(r) => {
+            let full = observed.unwrap_or(30_000).max(30_000) as f64;
+            let n = ((r.max(0) as f64 / full) * width as f64).ceil() as usize;
+            let n = n.min(width);
+            "█".repeat(n) + &"░".repeat(width - n)
+        }
+    }
+}
+
+/// Draw the whole screen.
+pub fn render(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme) {
+    let area = f.area();
+    let [status, main, bar] = Split::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    f.render_widget(status_line(m, now_ms, theme), status);
+    match m.screen {
+        Screen::Locks => locks(f, m, now_ms, theme, main),
+        Screen::Detail => detail(f, m, now_ms, theme, main),
+        Screen::Server => server(f, m, main),
+        Screen::Timeline | Screen::Events => {
+            let p = Paragraph::new(vec![
+                Line::from(format!(
+                    "{} needs the lock event stream (leasehold:events);",
+                    m.screen.title()
+                )),
+                Line::from("it is not built yet: see the Locks screen and lock detail."),
+            ])
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(m.screen.title()),
+            );
+            f.render_widget(p, main);
+        }
+    }
+    f.render_widget(command_bar(m), bar);
+    if m.help {
+        help(f, area);
+    }
+}
+
+fn status_line(m: &Model, now_ms: u64, theme: Theme) -> Paragraph<'static> {
+    let conn = match &m.conn {
+        Conn::Connecting => Span::styled("connecting", theme.fg(Color::Yellow)),
+        Conn::Up => Span::styled("connected", theme.fg(Color::Green)),
+        Conn::Down { error, since_ms } => Span::styled(
+            format!(
+                "DISCONNECTED {}s ago ({error}); showing last data, reconnecting",
+                now_ms.saturating_sub(*since_ms) / 1_000
+            ),
+            theme.fg(Color::Red),
+        ),
+    };
+    let age = m.observed_ms.map_or("never".into(), |t| {
+        format!("{:.1}s ago", now_ms.saturating_sub(t) as f64 / 1_000.0)
+    });
+    let rtt = m.rtt.map_or("-".into(), |r| format!("{}µs", r.as_micros()));
+    let mut spans = vec![
+        Span::styled(
+            format!(" {} ", m.target),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
+        conn,
+        Span::raw(format!("  rtt {rtt}  refreshed {age}")),
+    ];
+    if m.frozen {
+        spans.push(Span::styled("  FROZEN", theme.fg(Color::Cyan)));
+    }
+    if !m.filter.is_empty() || m.typing_filter {
+        spans.push(Span::raw(format!(
+            "  filter: {}{}",
+            m.filter,
+            if m.typing_filter { "▏" } else { "" }
+        )));
+    }
+    Paragraph::new(Line::from(spans))
+}
+
+fn command_bar(m: &Model) -> Paragraph<'static> {
+    let mut spans = Vec::new();
+    for b in BINDINGS.iter().filter(|b| b.in_bar) {
+        spans.push(Span::styled(
+            format!(" {} ", b.label),
+            Style::default().add_modifier(Modifier::REVERSED),
+        ));
+        spans.push(Span::raw(format!(
+            " {}  ",
+            b.help.split(" (").next().unwrap_or(b.help)
+        )));
+    }
+    spans.push(Span::raw(format!("[{}]", m.screen.title())));
+    Paragraph::new(Line::from(spans))
+}
+
+/// A token that fits `width` cells: consecutive tokens differ in their last digits, so a long one
+/// keeps its tail (`…00123`), never its head.
+#[must_use]
+pub fn fit_token(token: Option<u64>, width: usize) -> String {
+    let t = token.map_or("-".to_owned(), |t| t.to_string());
+    let n = t.chars().count();
+    if n <= width || width < 2 {
+        t
+    } else {
+        format!("…{}", &t[n - (width - 1)..])
+    }
+}
+
+fn layout_label(l: Layout) -> &'static str {
+    match l {
+        Layout::Leasehold => "leasehold",
+        Layout::Rueidislock => "rueidis",
+        Layout::Plain => "plain",
+        Layout::Redisson => "redisson",
+    }
+}
+
+fn locks(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
+    let stale = m.stale(now_ms);
+    let rows = m.visible(now_ms);
+    let bar_w = if area.width >= 100 { 12 } else { 6 };
+    let token_w: usize = if area.width >= 100 { 17 } else { 10 };
+    let table_rows: Vec<Row> = rows
+        .iter()
+        .map(|r| {
+            let st = m.state(r, now_ms);
+            let rem = m.remaining_ms(r, now_ms);
+            let ttl = match (st, rem) {
+                (LockState::Free, _) => "-".to_owned(),
+                (_, None) => "none".to_owned(),
+                (_, Some(ms)) => {
+                    format!("{} {}", ttl_bar(Some(ms), r.ttl_ms, bar_w), secs(ms.max(0)))
+                }
+            };
+            let style = if stale {
+                theme.fg(Color::DarkGray)
+            } else {
+                theme.state(st)
+            };
+            Row::new(vec![
+                r.name.clone(),
+                r.holder.clone().unwrap_or_else(|| "-".into()),
+                fit_token(r.token, token_w),
+                ttl,
+                format!("{}/{}", r.keys_held, r.keys_total),
+                layout_label(r.layout).to_owned(),
+                st.label().to_owned(),
+            ])
+            .style(style)
+        })
+        .collect();
+    let widths = [
+        Constraint::Min(8),
+        Constraint::Min(8),
+        Constraint::Length(token_w as u16),
+        Constraint::Length(bar_w as u16 + 8),
+        Constraint::Length(5),
+        Constraint::Length(9),
+        Constraint::Length(9),
+    ];
+    let title = format!(
+        "Locks ({}{}){}",
+        rows.len(),
+        if m.filter.is_empty() {
+            String::new()
+        } else {
+            format!(" matching {:?}", m.filter)
+        },
+        if stale { " STALE" } else { "" }
+    );
+    let table = Table::new(table_rows, widths)
+        .header(
+            Row::new(vec![
+                "name", "holder", "token", "ttl", "keys", "layout", "state",
+            ])
+            .style(Style::default().add_modifier(Modifier::BOLD)),
+        )
+        .block(Block::default().borders(Borders::ALL).title(title))
+        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
+    let mut state = TableState::default();
+    if !rows.is_empty() {
+        state.select(Some(m.selected.min(rows.len() - 1)));
+    }
+    f.render_stateful_widget(table, area, &mut state);
+}
+
+fn detail(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
+    let Some(r) = m.selected_row(now_ms) else {
+        f.render_widget(
+            Paragraph::new("no lock selected")
+                .block(Block::default().borders(Borders::ALL).title("Detail")),
+            area,
+        );
+        return;
+    };
+    let st = m.state(r, now_ms);
+    let lines = vec![
+        Line::from(vec![
+            Span::raw("name     "),
+            Span::styled(
+                r.name.clone(),
+                Style::default().add_modifier(Modifier::BOLD),
+            ),
+        ]),
+        Line::from(format!("layout   {}", layout_label(r.layout))),
+        Line::from(format!("holder   {}", r.holder.as_deref().unwrap_or("-"))),
+        Line::from(format!(
+            "token    {}",
+            r.token.map_or("-".into(), |t| t.to_string())
+        )),
+        Line::from(vec![
+            Span::raw("state    "),
+            Span::styled(st.label(), theme.state(st)),
+        ]),
+        Line::from(format!(
+            "ttl      {}",
+            m.remaining_ms(r, now_ms)
+                .map_or("no expiry".into(), |ms| secs(ms.max(0)))
+        )),
+        Line::from(format!("keys     {} of {} held", r.keys_held, r.keys_total)),
+    ];
+    f.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title("Detail")),
+        area,
+    );
+}
+
+fn server(f: &mut Frame<'_>, m: &Model, area: Rect) {
+    let [text, spark] = Split::vertical([Constraint::Length(6), Constraint::Min(0)]).areas(area);
+    let lines = vec![
+        Line::from(format!("target          {}", m.target)),
+        Line::from(format!(
+            "connection      {}",
+            match &m.conn {
+                Conn::Up => "up".into(),
+                Conn::Connecting => "connecting".into(),
+                Conn::Down { error, .. } => format!("down: {error}"),
+            }
+        )),
+        Line::from(format!("watch mode      {}", m.watch_mode)),
+        Line::from(format!(
+            "dashboard cost  {:.0} commands/s (its own reads)",
+            m.own_cost_per_sec
+        )),
+    ];
+    f.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title("Server")),
+        text,
+    );
+    f.render_widget(
+        Sparkline::default()
+            .block(Block::default().borders(Borders::ALL).title("RTT (µs)"))
+            .data(&m.rtt_history),
+        spark,
+    );
+}
+
+fn help(f: &mut Frame<'_>, area: Rect) {
+    let w = area.width.min(60);
+    let h = (BINDINGS.len() as u16 + 2).min(area.height);
+    let popup = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    let lines: Vec<Line> = BINDINGS
+        .iter()
+        .map(|b| Line::from(format!(" {:<7} {}", b.label, b.help)))
+        .collect();
+    f.render_widget(Clear, popup);
+    f.render_widget(
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title("Keys (Esc or ? to close)"),
+        ),
+        popup,
+    );
+}

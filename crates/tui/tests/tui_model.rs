@@ -1,0 +1,172 @@
+//! The pure model with injected time: countdowns, state transitions, staleness, keys.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use leasehold_tui::keys::{BINDINGS, Key, action_for};
+use leasehold_tui::layout::{Layout, LockRow};
+use leasehold_tui::model::{Conn, Effect, Input, LockState, Model, Screen};
+
+fn row(name: &str, ttl: Option<i64>, held: u32) -> LockRow {
+    LockRow {
+        name: name.into(),
+        layout: Layout::Leasehold,
+        holder: Some(format!("h-{name}")),
+        token: Some(1),
+        ttl_ms: ttl,
+        keys_held: held,
+        keys_total: 1,
+    }
+}
+
+fn model_at(t: u64) -> Model {
+    let mut m = Model::new("redis://127.0.0.1:6379", Duration::from_millis(500));
+    let rows = vec![
+        row("a", Some(5_000), 1),
+        row("b", Some(1_500), 1),
+        row("c", None, 1),
+        row("d", Some(0), 0),
+    ];
+    m.update(
+        Input::Snapshot {
+            rows,
+            commands: 12,
+            rtt: Duration::from_micros(150),
+        },
+        t,
+    );
+    m
+}
+
+#[test]
+fn countdowns_and_state_transitions_follow_injected_time() {
+    let m = model_at(10_000);
+    let b = &m.rows[1];
+    assert_eq!(m.remaining_ms(b, 10_000), Some(1_500));
+    assert_eq!(m.state(b, 10_000), LockState::Held);
+    assert_eq!(m.state(b, 10_600), LockState::Expiring);
+    assert_eq!(m.state(b, 11_500), LockState::ExpiredMaybe);
+    assert_eq!(m.state(&m.rows[2], 99_999), LockState::NoTtl);
+    assert_eq!(m.state(&m.rows[3], 10_000), LockState::Free);
+}
+
+#[test]
+fn stale_after_missed_refreshes_and_on_disconnect() {
+    let mut m = model_at(10_000);
+    assert!(!m.stale(11_000));
+    assert!(m.stale(11_600), "three missed 500 ms refreshes");
+    m.update(
+        Input::Disconnected {
+            error: "connection refused".into(),
+        },
+        11_700,
+    );
+    assert!(matches!(
+        m.conn,
+        Conn::Down {
+            since_ms: 11_700,
+            ..
+        }
+    ));
+    assert_eq!(m.rows.len(), 4, "the last data is kept");
+    m.update(
+        Input::Snapshot {
+            rows: vec![],
+            commands: 1,
+            rtt: Duration::from_micros(90),
+        },
+        12_000,
+    );
+    assert_eq!(m.conn, Conn::Up);
+}
+
+#[test]
+fn sorting_filtering_freezing_and_navigation() {
+    let mut m = model_at(0);
+    let names = |m: &Model| {
+        m.visible(0)
+            .iter()
+            .map(|r| r.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&m),
+        ["b", "a", "c", "d"],
+        "least TTL left first, free last"
+    );
+    m.update(Input::Key(Key::Char('s')), 0);
+    assert_eq!(names(&m), ["a", "b", "c", "d"], "by name");
+    m.update(Input::Key(Key::Char('S')), 0);
+    assert_eq!(names(&m), ["d", "c", "b", "a"], "reversed");
+    m.update(Input::Key(Key::Char('/')), 0);
+    for c in "h-c".chars() {
+        m.update(Input::Key(Key::Char(c)), 0);
+    }
+    m.update(Input::Key(Key::Enter), 0);
+    assert_eq!(names(&m), ["c"], "filter matches holders");
+    m.update(Input::Key(Key::Esc), 0);
+    assert_eq!(m.filter, "");
+    m.update(Input::Key(Key::Char('G')), 0);
+    assert_eq!(m.selected, 3);
+    m.update(Input::Key(Key::Char('k')), 0);
+    assert_eq!(m.selected, 2);
+    m.update(Input::Key(Key::Enter), 0);
+    assert_eq!(m.screen, Screen::Detail);
+    m.update(Input::Key(Key::Esc), 0);
+    assert_eq!(m.screen, Screen::Locks);
+    m.update(Input::Key(Key::Char('5')), 0);
+    assert_eq!(m.screen, Screen::Server);
+    m.update(Input::Key(Key::Tab), 0);
+    assert_eq!(m.screen, Screen::Locks);
+    m.update(Input::Key(Key::Char('f')), 0);
+    m.update(
+        Input::Snapshot {
+            rows: vec![],
+            commands: 1,
+            rtt: Duration::from_micros(90),
+        },
+        100,
+    );
+    assert_eq!(m.rows.len(), 4, "frozen views keep their rows");
+    assert_eq!(m.update(Input::Key(Key::Char('r')), 0), Effect::Refresh);
+    assert_eq!(m.update(Input::Key(Key::CtrlC), 0), Effect::Quit);
+    assert_eq!(m.update(Input::Key(Key::Char('q')), 0), Effect::Quit);
+}
+
+#[test]
+fn every_binding_dispatches_and_the_help_lists_it() {
+    for b in BINDINGS {
+        for k in b.keys {
+            assert!(
+                action_for(*k).is_some(),
+                "{:?} is bound but does nothing",
+                k
+            );
+        }
+    }
+    // the help overlay is generated from the same table: render it and look for every label
+    let mut m = model_at(0);
+    m.update(Input::Key(Key::Char('?')), 0);
+    let backend = ratatui::backend::TestBackend::new(80, 30);
+    let mut term = ratatui::Terminal::new(backend).unwrap();
+    term.draw(|f| {
+        leasehold_tui::view::render(f, &m, 0, leasehold_tui::view::Theme { color: true })
+    })
+    .unwrap();
+    let screen = format!("{}", term.backend());
+    for b in BINDINGS {
+        assert!(
+            screen.contains(b.label) && screen.contains(b.help),
+            "help misses {}:\n{screen}",
+            b.label
+        );
+    }
+}
+
+#[test]
+fn long_tokens_keep_their_distinguishing_tail() {
+    use leasehold_tui::view::fit_token;
+    assert_eq!(fit_token(Some(1_764_100_000_123), 10), "…100000123");
+    assert_eq!(fit_token(Some(17), 10), "17");
+    assert_eq!(fit_token(None, 10), "-");
+}
