@@ -23,7 +23,7 @@ bench:
     cargo bench -p leasehold-sim --bench sim_throughput
     cargo run --release -- bench
 
-# Dashboard (issue 5, not built yet).
+# Live dashboard of a Redis's locks (pass --redis URL; the simulator source is not built yet).
 watch *ARGS:
     cargo run --release -- watch {{ARGS}}
 

@@ -4,6 +4,7 @@ mod alloc_count;
 mod bench_cmd;
 mod exec_cmd;
 mod sim_cmd;
+mod watch_cmd;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,10 @@ enum Command {
     /// Measure lock latency, throughput and hand-off on a real Redis against the round-trip floor,
     /// the core's own cost and the simulator's speed, and recommend settings.
     Bench(bench_cmd::BenchArgs),
+    /// Print the locks found in Redis once, as a table or JSON (one object per lock).
+    Inspect(watch_cmd::InspectArgs),
+    /// Live dashboard of the locks in a Redis: holders, TTL countdowns, states (read-only).
+    Watch(watch_cmd::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,5 +44,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim_cmd::run(&args),
         Command::Exec(args) => exec_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
+        Command::Inspect(args) => watch_cmd::inspect(args),
+        Command::Watch(args) => watch_cmd::watch(args),
     }
 }

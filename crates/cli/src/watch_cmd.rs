@@ -1,0 +1,299 @@
+//! `leasehold inspect` and `leasehold watch`.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use leasehold_tui::layout::{LockRow, Targets, classify};
+use leasehold_tui::model::{Effect, Input, Model};
+use leasehold_tui::scan::{Budget, scan};
+use leasehold_tui::view::{Theme, render};
+use serde_json::json;
+
+#[derive(Debug, Args, Clone)]
+pub struct SourceArgs {
+    /// Redis to read (read-only).
+    #[arg(long)]
+    redis: Option<String>,
+    /// leasehold key prefix to look under (repeatable; default `leasehold`).
+    #[arg(long = "prefix")]
+    prefixes: Vec<String>,
+    /// rueidislock key prefix (repeatable; default `rueidislock`).
+    #[arg(long = "rueidis-prefix")]
+    rueidis: Vec<String>,
+    /// Glob of plain `SET NX` lock keys (redsync, redis-py, rslock style), e.g. `lock:*`.
+    #[arg(long = "pattern")]
+    patterns: Vec<String>,
+    /// Do not look for Redisson lock hashes (that scan covers every hash key).
+    #[arg(long)]
+    no_redisson: bool,
+    /// Most commands per second the dashboard may send.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(10..=100_000))]
+    budget: u32,
+}
+
+impl SourceArgs {
+    fn targets(&self) -> Targets {
+        let d = Targets::default();
+        Targets {
+            leasehold: if self.prefixes.is_empty() {
+                d.leasehold
+            } else {
+                self.prefixes.clone()
+            },
+            rueidislock: if self.rueidis.is_empty() {
+                d.rueidislock
+            } else {
+                self.rueidis.clone()
+            },
+            plain: self.patterns.clone(),
+            redisson: !self.no_redisson,
+        }
+    }
+
+    fn budget(&self) -> Budget {
+        Budget {
+            commands_per_sec: self.budget,
+            ..Budget::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// One JSON array of locks instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Simulator scenario to watch instead of Redis (not built yet).
+    #[arg(long)]
+    scenario: Option<String>,
+    /// Refresh period.
+    #[arg(long, default_value = "500ms", value_parser = crate::sim_cmd::parse_duration)]
+    refresh: Duration,
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .ok()
+}
+
+async fn connect(url: &str) -> Result<redis::aio::MultiplexedConnection, String> {
+    let client = redis::Client::open(url)
+        .map_err(|e| format!("invalid --redis {}: {e}", leasehold_redis::redact(url)))?;
+    let cfg = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)));
+    client
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", leasehold_redis::redact(url)))
+}
+
+fn state_label(m: &Model, r: &LockRow, now: u64) -> &'static str {
+    m.state(r, now).label()
+}
+
+pub fn inspect(a: InspectArgs) -> ExitCode {
+    let Some(url) = a.source.redis.clone() else {
+        eprintln!("error: inspect needs --redis URL");
+        return ExitCode::from(2);
+    };
+    let Some(rt) = runtime() else {
+        return ExitCode::from(1);
+    };
+    let result = rt.block_on(async {
+        let mut conn = connect(&url).await?;
+        let (keys, _) = scan(&mut conn, &a.source.targets(), a.source.budget())
+            .await
+            .map_err(|e| format!("reading locks failed: {e}"))?;
+        Ok::<_, String>(classify(&a.source.targets(), &keys))
+    });
+    let rows = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("leasehold inspect: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut m = Model::new(leasehold_redis::redact(&url), Duration::from_secs(1));
+    m.update(
+        Input::Snapshot {
+            rows,
+            commands: 0,
+            rtt: Duration::ZERO,
+        },
+        0,
+    );
+    if a.json {
+        let out: Vec<serde_json::Value> = m
+            .rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "name": r.name, "layout": r.layout, "holder": r.holder, "token": r.token,
+                    "ttl_ms": r.ttl_ms, "keys_held": r.keys_held, "keys_total": r.keys_total,
+                    "state": state_label(&m, r, 0),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(out));
+    } else {
+        println!(
+            "{:<30} {:<11} {:<24} {:>17} {:>9} {:>5}  state",
+            "name", "layout", "holder", "token", "ttl_ms", "keys"
+        );
+        for r in m.visible(0) {
+            println!(
+                "{:<30} {:<11} {:<24} {:>17} {:>9} {:>5}  {}",
+                r.name,
+                serde_json::to_value(r.layout)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                r.holder.as_deref().unwrap_or("-"),
+                r.token.map_or("-".into(), |t| t.to_string()),
+                r.ttl_ms.map_or("none".into(), |t| t.to_string()),
+                format!("{}/{}", r.keys_held, r.keys_total),
+                state_label(&m, r, 0)
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn key_of(ev: &ratatui::crossterm::event::KeyEvent) -> Option<leasehold_tui::keys::Key> {
+    use leasehold_tui::keys::Key;
+    use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+    Some(match ev.code {
+        KeyCode::Char('c') if ev.modifiers.contains(KeyModifiers::CONTROL) => Key::CtrlC,
+        KeyCode::Char(c) => Key::Char(c),
+        KeyCode::Enter => Key::Enter,
+        KeyCode::Esc => Key::Esc,
+        KeyCode::Tab => Key::Tab,
+        KeyCode::Up => Key::Up,
+        KeyCode::Down => Key::Down,
+        KeyCode::Backspace => Key::Backspace,
+        _ => return None,
+    })
+}
+
+pub fn watch(a: WatchArgs) -> ExitCode {
+    let Some(url) = a.source.redis.clone() else {
+        let s = a.scenario.as_deref().unwrap_or("calm");
+        eprintln!(
+            "error: watching the simulator (scenario {s}) is not built yet; pass --redis URL to watch a Redis, or run `leasehold sim --scenario {s}`"
+        );
+        return ExitCode::from(2);
+    };
+    let Some(rt) = runtime() else {
+        return ExitCode::from(1);
+    };
+    rt.block_on(watch_redis(a, url))
+}
+
+async fn watch_redis(a: WatchArgs, url: String) -> ExitCode {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Input>();
+    let (refresh_tx, mut refresh_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let targets = a.source.targets();
+    let budget = a.source.budget();
+    let every = a.refresh;
+    let src_url = url.clone();
+    // the Redis source runs as a task and only sends messages; nothing blocks inside a draw
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match connect(&src_url).await {
+                Ok(mut conn) => loop {
+                    match scan(&mut conn, &targets, budget).await {
+                        Ok((keys, cost)) => {
+                            backoff = Duration::from_millis(200);
+                            let rows = classify(&targets, &keys);
+                            if tx
+                                .send(Input::Snapshot {
+                                    rows,
+                                    commands: cost.commands,
+                                    rtt: cost.rtt,
+                                })
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Input::Disconnected {
+                                error: e.to_string(),
+                            });
+                            break;
+                        }
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = refresh_rx.recv() => {}
+                    }
+                },
+                Err(e) => {
+                    if tx.send(Input::Disconnected { error: e }).is_err() {
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    });
+    // keys come from a blocking reader thread
+    let (ktx, mut krx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        use ratatui::crossterm::event::{Event, read};
+        while let Ok(ev) = read() {
+            if let Event::Key(k) = ev
+                && ktx.send(k).is_err()
+            {
+                return;
+            }
+        }
+    });
+    let mut sigterm =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let theme = Theme::from_env(std::env::var("NO_COLOR").ok().as_deref());
+    let origin = Instant::now();
+    let now = || u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut model = Model::new(leasehold_redis::redact(&url), every);
+    let mut terminal = ratatui::init(); // restores the terminal on panic too
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        let t = now();
+        if terminal.draw(|f| render(f, &model, t, theme)).is_err() {
+            break;
+        }
+        let effect = tokio::select! {
+            Some(input) = rx.recv() => model.update(input, now()),
+            Some(k) = krx.recv() => match key_of(&k) {
+                Some(key) => model.update(Input::Key(key), now()),
+                None => Effect::None,
+            },
+            _ = tick.tick() => Effect::None,
+            _ = async { match sigterm.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => Effect::Quit,
+        };
+        match effect {
+            Effect::Quit => break,
+            Effect::Refresh => {
+                let _ = refresh_tx.send(());
+            }
+            Effect::None => {}
+        }
+    }
+    ratatui::restore();
+    ExitCode::SUCCESS
+}

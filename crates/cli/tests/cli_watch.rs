@@ -1,0 +1,241 @@
+//! `leasehold inspect` and `leasehold watch` against a real redis-server.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use leasehold_tests::RedisServer;
+use serde_json::Value;
+
+fn leasehold(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_leasehold"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn find<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == name)
+        .unwrap_or_else(|| panic!("{name} missing in {v}"))
+}
+
+#[test]
+fn inspect_json_shows_every_layout_with_correct_fields() {
+    let Some(redis) = RedisServer::start("inspect") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let lease = rt.block_on(async {
+        let mut o = leasehold_redis::LockerOptions::new(redis.url()).ttl(Duration::from_secs(30));
+        o.holder = Some("svc-a/1".into());
+        let locker = o.build().await.unwrap();
+        let lease = locker
+            .lock("billing", Duration::from_secs(5))
+            .await
+            .unwrap();
+        let _: () = redis
+            .cmd(&["SET", "lock:report", "some-uuid", "PX", "20000"])
+            .await
+            .unwrap();
+        let _: () = redis
+            .cmd(&["SET", "rueidislock:0:orders", "r1", "PX", "5000"])
+            .await
+            .unwrap();
+        let _: () = redis
+            .cmd(&["SET", "rueidislock:2:orders", "r1", "PX", "5000"])
+            .await
+            .unwrap();
+        let _: i64 = redis
+            .cmd(&[
+                "HSET",
+                "myLock",
+                "8743c9c0-0795-4907-87fd-6c719a6b4586:1",
+                "1",
+            ])
+            .await
+            .unwrap();
+        let _: i64 = redis.cmd(&["PEXPIRE", "myLock", "30000"]).await.unwrap();
+        let _: () = redis
+            .cmd(&["SET", "leasehold:{stuck}", "\u{1}\u{2}binary"])
+            .await
+            .unwrap();
+        (locker, lease)
+    });
+    let out = leasehold(&[
+        "inspect",
+        "--redis",
+        &redis.url(),
+        "--pattern",
+        "lock:*",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let b = find(&v, "billing");
+    assert_eq!(b["layout"], "leasehold");
+    assert_eq!(b["holder"], "svc-a/1");
+    assert_eq!(b["token"], lease.1.token());
+    assert_eq!(b["state"], "held");
+    assert!(b["ttl_ms"].as_i64().unwrap() > 20_000);
+    assert_eq!(
+        (b["keys_held"].as_u64(), b["keys_total"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let p = find(&v, "lock:report");
+    assert_eq!(
+        (p["layout"].as_str(), p["holder"].as_str()),
+        (Some("plain"), Some("some-uuid"))
+    );
+    let r = find(&v, "orders");
+    assert_eq!(
+        (
+            r["layout"].as_str(),
+            r["keys_held"].as_u64(),
+            r["keys_total"].as_u64()
+        ),
+        (Some("rueidislock"), Some(2), Some(3))
+    );
+    let h = find(&v, "myLock");
+    assert_eq!(h["layout"], "redisson");
+    assert!(h["holder"].as_str().unwrap().contains("8743c9c0"));
+    let s = find(&v, "stuck");
+    assert_eq!(
+        s["state"], "no TTL!",
+        "a lock key without expiry is flagged"
+    );
+    // the table form lists the same locks
+    let table = leasehold(&["inspect", "--redis", &redis.url(), "--pattern", "lock:*"]);
+    let text = String::from_utf8(table.stdout).unwrap();
+    for name in ["billing", "lock:report", "orders", "myLock", "stuck"] {
+        assert!(text.contains(name), "{text}");
+    }
+    drop(lease);
+}
+
+#[test]
+fn inspect_and_watch_fail_clearly_without_a_server() {
+    let out = leasehold(&["inspect", "--redis", "redis://127.0.0.1:1", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect"));
+    let out = leasehold(&["watch"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--redis"));
+}
+
+fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux").args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_for(session: &str, needle: &str, within: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let screen = tmux(&["capture-pane", "-p", "-t", session]);
+        if screen.contains(needle) {
+            return screen;
+        }
+        assert!(
+            start.elapsed() < within,
+            "{needle:?} never appeared:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn watch_runs_in_a_terminal_and_survives_a_server_restart() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "tmux is required in CI (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: tmux not installed");
+        return;
+    }
+    let Some(mut redis) = RedisServer::start("watch_tmux") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let _: () = redis
+            .cmd(&[
+                "SET",
+                "leasehold:{payroll}",
+                "lh1:00000000000000aa:batch-7",
+                "PX",
+                "60000",
+            ])
+            .await
+            .unwrap();
+        let _: () = redis
+            .cmd(&["SET", "leasehold:{payroll}:fence", "41"])
+            .await
+            .unwrap();
+    });
+    let session = format!("lh-watch-{}", std::process::id());
+    let cmd = format!(
+        "{} watch --redis {} --refresh 200ms",
+        env!("CARGO_BIN_EXE_leasehold"),
+        redis.url()
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "120",
+        "-y",
+        "30",
+        &cmd,
+    ]);
+    let screen = wait_for(&session, "payroll", Duration::from_secs(10));
+    assert!(
+        screen.contains("batch-7") && screen.contains("held") && screen.contains("41"),
+        "{screen}"
+    );
+    tmux(&["send-keys", "-t", &session, "?"]);
+    wait_for(&session, "Keys (Esc or ? to close)", Duration::from_secs(5));
+    tmux(&["send-keys", "-t", &session, "Escape"]);
+    // kill the server: the view keeps the data and says so; restart: it reconnects
+    redis.kill();
+    let screen = wait_for(&session, "DISCONNECTED", Duration::from_secs(10));
+    assert!(screen.contains("payroll"), "last data kept:\n{screen}");
+    redis.restart();
+    rt.block_on(async {
+        let _: () = redis
+            .cmd(&[
+                "SET",
+                "leasehold:{after}",
+                "lh1:00000000000000bb:svc-9",
+                "PX",
+                "60000",
+            ])
+            .await
+            .unwrap();
+    });
+    let screen = wait_for(&session, "after", Duration::from_secs(15));
+    assert!(screen.contains("connected"), "{screen}");
+    tmux(&["send-keys", "-t", &session, "q"]);
+    let start = Instant::now();
+    while tmux(&["has-session", "-t", &session]).is_empty()
+        && Command::new("tmux")
+            .args(["has-session", "-t", &session])
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "watch did not quit on q"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
