@@ -21,6 +21,7 @@ fuzz SECONDS="60":
 bench:
     cargo bench -p leasehold-core --bench core_cycle
     cargo bench -p leasehold-sim --bench sim_throughput
+    cargo bench -p leasehold-tui --bench tui_render
     cargo run --release -- bench
 
 # Live dashboard of a Redis's locks (pass --redis URL; the simulator source is not built yet).

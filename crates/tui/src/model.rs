@@ -251,16 +251,20 @@ impl Model {
             })
             .collect();
         match self.sort.0 {
-            SortKey::TtlLeft => v.sort_by_key(|r| {
-                let free = self.state(r, now_ms) == LockState::Free;
-                (
-                    free,
-                    self.remaining_ms(r, now_ms).unwrap_or(i64::MAX),
-                    r.name.clone(),
-                )
+            // every row shifts by the same elapsed time, so order by observed ttl (no clones)
+            SortKey::TtlLeft => v.sort_unstable_by(|a, b| {
+                let key = |r: &LockRow| {
+                    (
+                        r.keys_held == 0 || r.ttl_ms == Some(0),
+                        r.ttl_ms.unwrap_or(i64::MAX),
+                    )
+                };
+                key(a).cmp(&key(b)).then_with(|| a.name.cmp(&b.name))
             }),
-            SortKey::Name => v.sort_by(|a, b| a.name.cmp(&b.name)),
-            SortKey::Holder => v.sort_by(|a, b| a.holder.cmp(&b.holder).then(a.name.cmp(&b.name))),
+            SortKey::Name => v.sort_unstable_by(|a, b| a.name.cmp(&b.name)),
+            SortKey::Holder => {
+                v.sort_unstable_by(|a, b| a.holder.cmp(&b.holder).then_with(|| a.name.cmp(&b.name)))
+            }
         }
         if self.sort.1 {
             v.reverse();

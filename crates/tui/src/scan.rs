@@ -50,15 +50,21 @@ struct Pacer {
 }
 
 impl Pacer {
+    /// Reserve `n` commands before sending them: waits for the next one-second window when this
+    /// one cannot take them, so no window ever exceeds the budget.
     async fn spend(&mut self, n: u32) {
-        self.total += u64::from(n);
-        self.sent += n;
-        if self.sent >= self.budget {
+        if self.window_start.elapsed() >= Duration::from_secs(1) {
+            self.window_start = Instant::now();
+            self.sent = 0;
+        }
+        if self.sent + n > self.budget && self.sent > 0 {
             let wait = Duration::from_secs(1).saturating_sub(self.window_start.elapsed());
             tokio::time::sleep(wait).await;
             self.window_start = Instant::now();
             self.sent = 0;
         }
+        self.total += u64::from(n);
+        self.sent += n;
     }
 }
 
@@ -102,10 +108,10 @@ pub async fn scan(
         sent: 0,
         total: 0,
     };
+    pacer.spend(1).await;
     let t = Instant::now();
     let _: () = redis::cmd("PING").query_async(conn).await?;
     let rtt = t.elapsed();
-    pacer.spend(1).await;
     let mut names = BTreeSet::new(); // SCAN may return a key twice: de-duplicate
     for (pattern, kind) in patterns(targets) {
         let mut cursor: u64 = 0;
@@ -119,8 +125,8 @@ pub async fn scan(
             if let Some(k) = kind {
                 c.arg("TYPE").arg(k);
             }
-            let (next, keys): (u64, Vec<Vec<u8>>) = c.query_async(conn).await?;
             pacer.spend(1).await;
+            let (next, keys): (u64, Vec<Vec<u8>>) = c.query_async(conn).await?;
             for k in keys {
                 names.insert(String::from_utf8_lossy(&k).into_owned());
             }
@@ -137,10 +143,10 @@ pub async fn scan(
         for k in chunk {
             p.cmd("TYPE").arg(k).cmd("PTTL").arg(k);
         }
-        let meta: Vec<Value> = p.query_async(conn).await?;
         pacer
             .spend(u32::try_from(chunk.len() * 2).unwrap_or(u32::MAX))
             .await;
+        let meta: Vec<Value> = p.query_async(conn).await?;
         let mut reads = redis::pipe();
         let mut kinds = Vec::with_capacity(chunk.len());
         for (i, k) in chunk.iter().enumerate() {
@@ -165,10 +171,10 @@ pub async fn scan(
             }
             kinds.push((kind, pttl));
         }
-        let values: Vec<Value> = reads.query_async(conn).await?;
         pacer
             .spend(u32::try_from(chunk.len()).unwrap_or(u32::MAX))
             .await;
+        let values: Vec<Value> = reads.query_async(conn).await?;
         for ((k, (kind, pttl)), v) in chunk.iter().zip(kinds).zip(values) {
             let mut raw = RawKey {
                 key: k.clone(),

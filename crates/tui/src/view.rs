@@ -183,7 +183,12 @@ fn layout_label(l: Layout) -> &'static str {
 
 fn locks(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
     let stale = m.stale(now_ms);
-    let rows = m.visible(now_ms);
+    let all = m.visible(now_ms);
+    // build only the rows that fit: the table keeps the selection in view
+    let height = usize::from(area.height.saturating_sub(3)).max(1);
+    let selected = m.selected.min(all.len().saturating_sub(1));
+    let offset = selected.saturating_sub(height - 1);
+    let rows = &all[offset.min(all.len())..(offset + height).min(all.len())];
     let bar_w = if area.width >= 100 { 12 } else { 6 };
     let token_w: usize = if area.width >= 100 { 17 } else { 10 };
     let table_rows: Vec<Row> = rows
@@ -226,7 +231,7 @@ fn locks(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
     ];
     let title = format!(
         "Locks ({}{}){}",
-        rows.len(),
+        all.len(),
         if m.filter.is_empty() {
             String::new()
         } else {
@@ -245,7 +250,7 @@ fn locks(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
     let mut state = TableState::default();
     if !rows.is_empty() {
-        state.select(Some(m.selected.min(rows.len() - 1)));
+        state.select(Some(selected - offset));
     }
     f.render_stateful_widget(table, area, &mut state);
 }
