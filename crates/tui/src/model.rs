@@ -235,9 +235,10 @@ impl Model {
                 .is_some_and(|t| now_ms.saturating_sub(t) > limit)
     }
 
-    /// Rows after filter and sort, as shown.
+    /// Rows after filter and sort, as shown at `_now_ms` (the order does not depend on the time:
+    /// every countdown moves by the same amount).
     #[must_use]
-    pub fn visible(&self, now_ms: u64) -> Vec<&LockRow> {
+    pub fn visible(&self, _now_ms: u64) -> Vec<&LockRow> {
         let f = self.filter.to_lowercase();
         let mut v: Vec<&LockRow> = self
             .rows
