@@ -24,3 +24,4 @@ pub use runner::{
     Failing, ScenarioReport, SeedResult, replay_command, run_scenario, run_seed, shrink, trace_seed,
 };
 pub use scenario::{Overrides, SCENARIOS, config_for, describe};
+pub use world::{LiveLock, LogLine, World};

@@ -209,6 +209,38 @@ pub struct World {
     hash: u64,
     events: u64,
     trace: Option<Vec<String>>,
+    live: bool,
+    log: Vec<LogLine>,
+}
+
+/// A lock as a live view shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveLock {
+    /// Lock index (`lock<i>`).
+    pub lock: usize,
+    /// Client holding it.
+    pub holder: Option<usize>,
+    /// Highest fence counter.
+    pub token: Option<u64>,
+    /// Longest remaining key ttl, ms.
+    pub ttl_ms: i64,
+    /// Slots held.
+    pub slots_held: u32,
+    /// Slots in all.
+    pub slots_total: u32,
+}
+
+/// One notable event for a live view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// True time, ns.
+    pub t_ns: u64,
+    /// Lock index, if about one lock.
+    pub lock: Option<usize>,
+    /// `acquired`, `released`, `lost`, `timeout`, `fault`.
+    pub kind: &'static str,
+    /// Who and why.
+    pub detail: String,
 }
 
 fn fnv(h: u64, x: u64) -> u64 {
@@ -321,6 +353,8 @@ impl World {
             hash: 0xcbf2_9ce4_8422_2325,
             events: 0,
             trace: trace.then(Vec::new),
+            live: false,
+            log: Vec::new(),
         };
         for (i, f) in w.faults.clone().iter().enumerate() {
             w.push(f.at, Ev::Fault(i as u32));
@@ -443,10 +477,31 @@ impl World {
 
     /// Run to the end of the configured duration.
     pub fn run(mut self) -> Outcome {
-        while let Some(Reverse(Entry { at, ev, .. })) = self.queue.pop() {
-            if at > self.end {
-                break;
+        let end = self.end;
+        self.step_until(end);
+        let mut history = self.history;
+        history.events = self.events;
+        Outcome {
+            history,
+            events: self.events,
+            trace_hash: self.hash,
+            trace: self.trace.unwrap_or_default(),
+            faults: self.faults,
+        }
+    }
+
+    /// Process every event up to true time `limit` (ns, capped at the end of the run). Returns
+    /// false once the run is over. Lets a live view advance the world in real time.
+    pub fn step_until(&mut self, limit: u64) -> bool {
+        let limit = limit.min(self.end);
+        loop {
+            match self.queue.peek() {
+                Some(Reverse(Entry { at, .. })) if *at <= limit => {}
+                _ => break,
             }
+            let Some(Reverse(Entry { at, ev, .. })) = self.queue.pop() else {
+                break;
+            };
             self.now = at;
             if let Some(c) = ev.client()
                 && self.clients[c].pause_until > at
@@ -474,14 +529,69 @@ impl World {
             }
             self.dispatch(ev);
         }
-        let mut history = self.history;
-        history.events = self.events;
-        Outcome {
-            history,
-            events: self.events,
-            trace_hash: self.hash,
-            trace: self.trace.unwrap_or_default(),
-            faults: self.faults,
+        self.now = self.now.max(limit);
+        self.now < self.end
+    }
+
+    /// True time now, ns (the run starts at 1 s).
+    #[must_use]
+    pub fn now_ns(&self) -> u64 {
+        self.now
+    }
+
+    /// The locks as a live view sees them: holder and expiry on the servers, the fence counter,
+    /// and how many slots are held.
+    #[must_use]
+    pub fn lock_view(&self) -> Vec<LiveLock> {
+        (0..self.cfg.locks)
+            .map(|l| {
+                let mut view = LiveLock {
+                    lock: l,
+                    holder: None,
+                    token: None,
+                    ttl_ms: 0,
+                    slots_held: 0,
+                    slots_total: u32::try_from(self.slots).unwrap_or(u32::MAX),
+                };
+                for slot in 0..self.slots {
+                    let s = self.server_of(slot);
+                    let key = &self.servers[s].keys[l * self.slots + slot];
+                    view.token = view.token.max(key.fence());
+                    if let Some((o, exp)) = key.stored() {
+                        let now = self.server_clock(s);
+                        if exp > now {
+                            view.slots_held += 1;
+                            view.holder.get_or_insert(o.client);
+                            let left = i64::try_from(exp.saturating_since(now).as_millis())
+                                .unwrap_or(i64::MAX);
+                            view.ttl_ms = view.ttl_ms.max(left);
+                        }
+                    }
+                }
+                view
+            })
+            .collect()
+    }
+
+    /// Notable things since the last call (acquired, lost, released, timeouts, faults), for a
+    /// live view; recorded only after [`World::set_live`].
+    pub fn drain_log(&mut self) -> Vec<LogLine> {
+        std::mem::take(&mut self.log)
+    }
+
+    /// Record the live log.
+    pub fn set_live(&mut self, on: bool) {
+        self.live = on;
+    }
+
+    fn note(&mut self, lock: Option<usize>, kind: &'static str, detail: String) {
+        if self.live && self.log.len() < 10_000 {
+            self.log.push(LogLine {
+                t_ns: self.now,
+                lock,
+                kind,
+                detail,
+            });
         }
     }
 
@@ -727,6 +837,7 @@ impl World {
                         .saturating_sub(sent_at.as_nanos());
                 }
                 self.history.acquired(l, c, token, self.now);
+                self.note(Some(l), "acquired", format!("c{c} token {token}"));
                 self.check_oracle(c, l, validity_true);
                 self.clients[c].tenure_gen = self.clients[c].tenure_gen.wrapping_add(1);
                 let generation = self.clients[c].tenure_gen;
@@ -776,6 +887,9 @@ impl World {
                     );
                 }
                 self.history.outcome(err.reason());
+                if !matches!(err, AcquireError::Contended { .. }) {
+                    self.note(Some(l), "timeout", format!("c{c}: {}", err.reason()));
+                }
                 self.think(c);
             }
             Event::Lost { reason, .. } => {
@@ -786,11 +900,13 @@ impl World {
                     return;
                 }
                 self.history.lost(l, c, self.now, reason.reason());
+                self.note(Some(l), "lost", format!("c{c}: {reason}"));
                 self.clients[c].tenure = None;
                 self.think(c);
             }
             Event::Released { .. } => {
                 self.history.released(l, c, self.now);
+                self.note(Some(l), "released", format!("c{c}"));
                 self.clients[c].tenure = None;
                 self.think(c);
             }
@@ -1072,6 +1188,7 @@ impl World {
     fn fault(&mut self, i: usize) {
         let f = self.faults[i].clone();
         self.history.fault(f.at);
+        self.note(None, "fault", format!("{:?}", f.fault));
         match f.fault {
             Fault::Reset { c, s } => self.reset_link(c, s),
             Fault::Partition { c, s, len } => {

@@ -189,21 +189,99 @@ fn key_of(ev: &ratatui::crossterm::event::KeyEvent) -> Option<leasehold_tui::key
 }
 
 pub fn watch(a: WatchArgs) -> ExitCode {
-    let Some(url) = a.source.redis.clone() else {
-        let s = a.scenario.as_deref().unwrap_or("calm");
-        eprintln!(
-            "error: watching the simulator (scenario {s}) is not built yet; pass --redis URL to watch a Redis, or run `leasehold sim --scenario {s}`"
-        );
-        return ExitCode::from(2);
-    };
     let Some(rt) = runtime() else {
         return ExitCode::from(1);
     };
-    rt.block_on(watch_redis(a, url))
+    match a.source.redis.clone() {
+        Some(url) => rt.block_on(watch_redis(a, url)),
+        None => {
+            let scenario = a.scenario.clone().unwrap_or_else(|| "calm".into());
+            if let Err(e) =
+                leasehold_sim::config_for(&scenario, 0, &leasehold_sim::Overrides::default())
+            {
+                eprintln!("error: --scenario: {e}");
+                return ExitCode::from(2);
+            }
+            rt.block_on(watch_sim(a, scenario))
+        }
+    }
+}
+
+/// The embedded default: a live simulation running in real time, one seed after another.
+async fn watch_sim(a: WatchArgs, scenario: String) -> ExitCode {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Input>();
+    let (refresh_tx, _refresh_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let every = a.refresh;
+    let sc = scenario.clone();
+    tokio::spawn(async move {
+        let origin = Instant::now();
+        let mut seed = 0u64;
+        loop {
+            let Ok(cfg) =
+                leasehold_sim::config_for(&sc, seed, &leasehold_sim::Overrides::default())
+            else {
+                return;
+            };
+            let Ok(mut world) = leasehold_sim::World::new(cfg, seed, false) else {
+                return;
+            };
+            world.set_live(true);
+            let sim_start = world.now_ns();
+            let wall_start = Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let target =
+                    sim_start + u64::try_from(wall_start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                let running = world.step_until(target);
+                let rows = world
+                    .lock_view()
+                    .into_iter()
+                    .map(|l| LockRow {
+                        name: format!("lock{}", l.lock),
+                        layout: leasehold_tui::layout::Layout::Leasehold,
+                        holder: l.holder.map(|c| format!("c{c}")),
+                        token: l.token,
+                        ttl_ms: Some(l.ttl_ms),
+                        keys_held: l.slots_held,
+                        keys_total: l.slots_total,
+                    })
+                    .collect();
+                let now_ms = u64::try_from(origin.elapsed().as_millis()).unwrap_or(0);
+                let lines = world
+                    .drain_log()
+                    .into_iter()
+                    .map(|l| leasehold_tui::model::EventLine {
+                        at_ms: now_ms.saturating_sub(target.saturating_sub(l.t_ns) / 1_000_000),
+                        lock: l.lock.map(|i| format!("lock{i}")).unwrap_or_default(),
+                        kind: l.kind.to_owned(),
+                        detail: format!("seed {seed}: {}", l.detail),
+                    })
+                    .collect::<Vec<_>>();
+                if tx
+                    .send(Input::Snapshot {
+                        rows,
+                        commands: 0,
+                        rtt: Duration::ZERO,
+                    })
+                    .is_err()
+                    || (!lines.is_empty() && tx.send(Input::Events(lines)).is_err())
+                {
+                    return;
+                }
+                if !running {
+                    break;
+                }
+            }
+            seed += 1;
+        }
+    });
+    let mut model = Model::new(format!("simulator: {scenario} (live, real time)"), every);
+    model.watch_mode = "simulator (no Redis)".into();
+    run_ui(model, rx, refresh_tx).await
 }
 
 async fn watch_redis(a: WatchArgs, url: String) -> ExitCode {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Input>();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Input>();
     let (refresh_tx, mut refresh_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let targets = a.source.targets();
     let budget = a.source.budget();
@@ -252,6 +330,16 @@ async fn watch_redis(a: WatchArgs, url: String) -> ExitCode {
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     });
+    let model = Model::new(leasehold_redis::redact(&url), every);
+    run_ui(model, rx, refresh_tx).await
+}
+
+/// The UI loop: draw, then wait for one input (a source message, a key, a tick or SIGTERM).
+async fn run_ui(
+    mut model: Model,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Input>,
+    refresh_tx: tokio::sync::mpsc::UnboundedSender<()>,
+) -> ExitCode {
     // keys come from a blocking reader thread
     let (ktx, mut krx) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
@@ -269,7 +357,6 @@ async fn watch_redis(a: WatchArgs, url: String) -> ExitCode {
     let theme = Theme::from_env(std::env::var("NO_COLOR").ok().as_deref());
     let origin = Instant::now();
     let now = || u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let mut model = Model::new(leasehold_redis::redact(&url), every);
     let mut terminal = ratatui::init(); // restores the terminal on panic too
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {

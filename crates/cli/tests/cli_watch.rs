@@ -125,9 +125,9 @@ fn inspect_and_watch_fail_clearly_without_a_server() {
     let out = leasehold(&["inspect", "--redis", "redis://127.0.0.1:1", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect"));
-    let out = leasehold(&["watch"]);
+    let out = leasehold(&["watch", "--scenario", "nope"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--redis"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--scenario"));
 }
 
 fn tmux(args: &[&str]) -> String {
@@ -231,6 +231,51 @@ fn watch_runs_in_a_terminal_and_survives_a_server_restart() {
             .args(["has-session", "-t", &session])
             .status()
             .is_ok_and(|s| s.success())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "watch did not quit on q"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn watch_without_redis_shows_a_live_simulation() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "tmux is required in CI (.ci/run installs it)"
+        );
+        return;
+    }
+    let session = format!("lh-sim-{}", std::process::id());
+    let cmd = format!(
+        "{} watch --scenario gc-pause",
+        env!("CARGO_BIN_EXE_leasehold")
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "110",
+        "-y",
+        "24",
+        &cmd,
+    ]);
+    let screen = wait_for(&session, "lock0", Duration::from_secs(10));
+    assert!(screen.contains("simulator: gc-pause"), "{screen}");
+    tmux(&["send-keys", "-t", &session, "4"]);
+    let screen = wait_for(&session, "acquired", Duration::from_secs(10));
+    assert!(screen.contains("Events ("), "{screen}");
+    tmux(&["send-keys", "-t", &session, "q"]);
+    let start = Instant::now();
+    while Command::new("tmux")
+        .args(["has-session", "-t", &session])
+        .status()
+        .is_ok_and(|s| s.success())
     {
         assert!(
             start.elapsed() < Duration::from_secs(5),

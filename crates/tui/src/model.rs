@@ -104,6 +104,20 @@ pub enum Conn {
     },
 }
 
+/// One line of the event log (acquires, extensions, releases, timeouts with their reason,
+/// losses, injected faults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLine {
+    /// When (ms on the caller's clock).
+    pub at_ms: u64,
+    /// Lock name (empty for faults that concern no lock).
+    pub lock: String,
+    /// `acquired`, `extended`, `released`, `timeout`, `lost`, `fault`, ...
+    pub kind: String,
+    /// Who and why.
+    pub detail: String,
+}
+
 /// Something the model reacts to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
@@ -121,6 +135,8 @@ pub enum Input {
         /// What failed.
         error: String,
     },
+    /// New event lines.
+    Events(Vec<EventLine>),
     /// A key press.
     Key(Key),
 }
@@ -175,6 +191,10 @@ pub struct Model {
     pub zoom: i8,
     /// Mode of watching, for the Server screen.
     pub watch_mode: String,
+    /// The event log (newest last, at most 5,000 lines).
+    pub events: std::collections::VecDeque<EventLine>,
+    /// Events that arrived while the tail was paused (shown when it resumes).
+    pub held_back: Vec<EventLine>,
 }
 
 impl Model {
@@ -200,6 +220,8 @@ impl Model {
             tail_paused: false,
             zoom: 0,
             watch_mode: "SCAN polling".into(),
+            events: std::collections::VecDeque::new(),
+            held_back: Vec::new(),
         }
     }
 
@@ -311,8 +333,40 @@ impl Model {
                 }
                 Effect::None
             }
+            Input::Events(lines) => {
+                if self.tail_paused {
+                    self.held_back.extend(lines);
+                } else {
+                    self.push_events(lines);
+                }
+                Effect::None
+            }
             Input::Key(k) => self.key(k, now_ms),
         }
+    }
+
+    fn push_events(&mut self, lines: Vec<EventLine>) {
+        for l in lines {
+            self.events.push_back(l);
+            if self.events.len() > 5_000 {
+                self.events.pop_front();
+            }
+        }
+    }
+
+    /// Event lines matching the filter, oldest first.
+    #[must_use]
+    pub fn visible_events(&self) -> Vec<&EventLine> {
+        let f = self.filter.to_lowercase();
+        self.events
+            .iter()
+            .filter(|e| {
+                f.is_empty()
+                    || e.lock.to_lowercase().contains(&f)
+                    || e.detail.to_lowercase().contains(&f)
+                    || e.kind.contains(&f)
+            })
+            .collect()
     }
 
     fn key(&mut self, k: Key, now_ms: u64) -> Effect {
@@ -372,7 +426,13 @@ impl Model {
             }
             Action::SortReverse => self.sort.1 = !self.sort.1,
             Action::Freeze => self.frozen = !self.frozen,
-            Action::PauseTail => self.tail_paused = !self.tail_paused,
+            Action::PauseTail => {
+                self.tail_paused = !self.tail_paused;
+                if !self.tail_paused {
+                    let lines = std::mem::take(&mut self.held_back);
+                    self.push_events(lines);
+                }
+            }
             Action::ZoomIn => self.zoom = (self.zoom + 1).min(4),
             Action::ZoomOut => self.zoom = (self.zoom - 1).max(-2),
             Action::ZoomReset => self.zoom = 0,

@@ -84,21 +84,8 @@ pub fn render(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme) {
         Screen::Locks => locks(f, m, now_ms, theme, main),
         Screen::Detail => detail(f, m, now_ms, theme, main),
         Screen::Server => server(f, m, main),
-        Screen::Timeline | Screen::Events => {
-            let p = Paragraph::new(vec![
-                Line::from(format!(
-                    "{} needs the lock event stream (leasehold:events);",
-                    m.screen.title()
-                )),
-                Line::from("it is not built yet: see the Locks screen and lock detail."),
-            ])
-            .block(
-                Block::default()
-                    .borders(Borders::ALL)
-                    .title(m.screen.title()),
-            );
-            f.render_widget(p, main);
-        }
+        Screen::Events => events(f, m, theme, main),
+        Screen::Timeline => timeline(f, m, now_ms, theme, main),
     }
     f.render_widget(command_bar(m), bar);
     if m.help {
@@ -347,5 +334,127 @@ fn help(f: &mut Frame<'_>, area: Rect) {
                 .title("Keys (Esc or ? to close)"),
         ),
         popup,
+    );
+}
+
+fn kind_style(theme: Theme, kind: &str) -> Style {
+    match kind {
+        "acquired" => theme.fg(Color::Green),
+        "timeout" => theme.fg(Color::Yellow),
+        "lost" => theme.fg(Color::Red).add_modifier(Modifier::BOLD),
+        "fault" => theme.fg(Color::Magenta),
+        _ => Style::default(),
+    }
+}
+
+fn events(f: &mut Frame<'_>, m: &Model, theme: Theme, area: Rect) {
+    let all = m.visible_events();
+    let height = usize::from(area.height.saturating_sub(2));
+    let start = all.len().saturating_sub(height);
+    let lines: Vec<Line> = all[start..]
+        .iter()
+        .map(|e| {
+            Line::from(vec![
+                Span::raw(format!("{:>8.1}s ", e.at_ms as f64 / 1_000.0)),
+                Span::styled(format!("{:<9}", e.kind), kind_style(theme, &e.kind)),
+                Span::raw(format!("{:<16} {}", e.lock, e.detail)),
+            ])
+        })
+        .collect();
+    let title = format!(
+        "Events ({}){}",
+        all.len(),
+        if m.tail_paused {
+            format!(" PAUSED, {} waiting", m.held_back.len())
+        } else {
+            String::new()
+        }
+    );
+    f.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)),
+        area,
+    );
+}
+
+/// Per-lock tenures over the last minute (zoom halves or doubles the window): `█` held, `✗` lost,
+/// `!` timeout; injected faults (`*`) on the bottom line.
+fn timeline(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
+    let window_ms = (60_000f64 / 2f64.powi(i32::from(m.zoom))) as u64;
+    let name_w = 14usize;
+    let width = usize::from(area.width.saturating_sub(2))
+        .saturating_sub(name_w + 1)
+        .max(1);
+    let from = now_ms.saturating_sub(window_ms);
+    let col = |t: u64| ((t.saturating_sub(from)) as f64 / window_ms as f64 * width as f64) as usize;
+    let mut names: Vec<&str> = Vec::new();
+    for e in &m.events {
+        if !e.lock.is_empty() && !names.contains(&e.lock.as_str()) {
+            names.push(&e.lock);
+        }
+    }
+    names.sort_unstable();
+    let mut lines = Vec::new();
+    for name in names
+        .iter()
+        .take(usize::from(area.height.saturating_sub(3)))
+    {
+        let mut cells = vec![' '; width];
+        let mut held_since: Option<u64> = None;
+        for e in m.events.iter().filter(|e| e.lock == *name) {
+            match e.kind.as_str() {
+                "acquired" => held_since = Some(e.at_ms),
+                "released" | "lost" => {
+                    if let Some(s) = held_since.take() {
+                        for cell in cells
+                            .iter_mut()
+                            .take(col(e.at_ms).min(width))
+                            .skip(col(s.max(from)))
+                        {
+                            *cell = '█';
+                        }
+                    }
+                    if e.kind == "lost" && e.at_ms >= from {
+                        cells[col(e.at_ms).min(width - 1)] = '✗';
+                    }
+                }
+                "timeout" if e.at_ms >= from => cells[col(e.at_ms).min(width - 1)] = '!',
+                _ => {}
+            }
+        }
+        if let Some(s) = held_since {
+            for cell in cells.iter_mut().skip(col(s.max(from))) {
+                *cell = '█';
+            }
+        }
+        lines.push(Line::from(vec![
+            Span::raw(format!("{:<w$.w$} ", name, w = name_w)),
+            Span::styled(
+                cells.into_iter().collect::<String>(),
+                theme.fg(Color::Green),
+            ),
+        ]));
+    }
+    let mut faults = vec![' '; width];
+    for e in m
+        .events
+        .iter()
+        .filter(|e| e.kind == "fault" && e.at_ms >= from)
+    {
+        faults[col(e.at_ms).min(width - 1)] = '*';
+    }
+    lines.push(Line::from(vec![
+        Span::raw(format!("{:<w$} ", "faults", w = name_w)),
+        Span::styled(
+            faults.into_iter().collect::<String>(),
+            theme.fg(Color::Magenta),
+        ),
+    ]));
+    let title = format!(
+        "Timeline (last {:.0}s; +/- zoom, = reset)",
+        window_ms as f64 / 1_000.0
+    );
+    f.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)),
+        area,
     );
 }

@@ -170,3 +170,27 @@ fn long_tokens_keep_their_distinguishing_tail() {
     assert_eq!(fit_token(Some(17), 10), "17");
     assert_eq!(fit_token(None, 10), "-");
 }
+
+#[test]
+fn the_event_tail_pauses_and_resumes_without_losing_lines() {
+    use leasehold_tui::model::EventLine;
+    let mut m = model_at(0);
+    let line = |i: u64, kind: &str| EventLine {
+        at_ms: i,
+        lock: "a".into(),
+        kind: kind.into(),
+        detail: format!("#{i}"),
+    };
+    m.update(
+        Input::Events(vec![line(1, "acquired"), line(2, "released")]),
+        0,
+    );
+    m.update(Input::Key(Key::Char(' ')), 0);
+    m.update(Input::Events(vec![line(3, "lost")]), 0);
+    assert_eq!(m.events.len(), 2, "paused: held back");
+    assert_eq!(m.held_back.len(), 1);
+    m.update(Input::Key(Key::Char(' ')), 0);
+    assert_eq!(m.events.len(), 3, "resumed: nothing lost");
+    m.filter = "lost".into();
+    assert_eq!(m.visible_events().len(), 1);
+}

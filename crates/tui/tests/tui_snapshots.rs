@@ -70,6 +70,39 @@ fn model() -> Model {
         },
         T,
     );
+    let ev = |at: u64, lock: &str, kind: &str, detail: &str| leasehold_tui::model::EventLine {
+        at_ms: T - at,
+        lock: lock.into(),
+        kind: kind.into(),
+        detail: detail.into(),
+    };
+    m.update(
+        Input::Events(vec![
+            ev(
+                50_000,
+                "billing-nightly",
+                "acquired",
+                "web-1/4242 token 1764100000120",
+            ),
+            ev(41_000, "billing-nightly", "released", "web-1/4242"),
+            ev(30_000, "orders", "acquired", "0x9f3a51c2"),
+            ev(22_000, "", "fault", "Pause { c: 3, len: 2.6s }"),
+            ev(20_000, "orders", "lost", "expired locally"),
+            ev(
+                12_000,
+                "billing-nightly",
+                "timeout",
+                "worker-2: slow_replies (35ms would have sufficed)",
+            ),
+            ev(
+                9_000,
+                "billing-nightly",
+                "acquired",
+                "web-1/4242 token 1764100000123",
+            ),
+        ]),
+        T,
+    );
     m
 }
 
@@ -82,12 +115,13 @@ fn draw(m: &Model, w: u16, h: u16, now: u64) -> Terminal<TestBackend> {
 
 #[test]
 fn every_screen_at_three_sizes() {
-    let screens: [(&str, Vec<Key>); 5] = [
+    let screens: [(&str, Vec<Key>); 6] = [
         ("locks", vec![]),
         ("detail", vec![Key::Enter]),
         ("server", vec![Key::Char('5')]),
         ("help", vec![Key::Char('?')]),
         ("timeline", vec![Key::Char('3')]),
+        ("events", vec![Key::Char('4')]),
     ];
     for (name, keys) in screens {
         for (w, h) in [(80u16, 24u16), (120, 40), (40, 12)] {
