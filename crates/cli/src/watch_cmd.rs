@@ -75,6 +75,13 @@ pub struct WatchArgs {
     /// Simulator scenario to watch instead of Redis (not built yet).
     #[arg(long)]
     scenario: Option<String>,
+    /// Enable the force-release action (`X`, confirmed with `y`): deletes the lock's keys and
+    /// advances leasehold's fence counter so the evicted holder's writes are rejected.
+    #[arg(long)]
+    allow_writes: bool,
+    /// Capture the mouse (off by default, so the terminal's own selection keeps working).
+    #[arg(long)]
+    mouse: bool,
     /// Refresh period.
     #[arg(long, default_value = "500ms", value_parser = crate::sim_cmd::parse_duration)]
     refresh: Duration,
@@ -98,6 +105,83 @@ async fn connect(url: &str) -> Result<redis::aio::MultiplexedConnection, String>
         .get_multiplexed_async_connection_with_config(&cfg)
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", leasehold_redis::redact(url)))
+}
+
+/// Force-release `row`: delete its keys; for leasehold locks also advance each slot's fence
+/// counter so the evicted holder's token is below the next holder's.
+async fn force_release(url: &str, targets: &Targets, row: &LockRow) -> redis::RedisResult<()> {
+    use leasehold_tui::layout::Layout;
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    match row.layout {
+        Layout::Leasehold => {
+            let script = redis::Script::new(
+                "redis.call('DEL', KEYS[1]) if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('INCR', KEYS[2]) end return 1",
+            );
+            for p in &targets.leasehold {
+                for i in 0..row.keys_total.max(1) {
+                    let tag = if row.keys_total <= 1 {
+                        format!("{p}:{{{}}}", row.name)
+                    } else {
+                        format!("{p}:{{{}#{i}}}", row.name)
+                    };
+                    let _: i64 = script
+                        .key(&tag)
+                        .key(format!("{tag}:fence"))
+                        .invoke_async(&mut conn)
+                        .await?;
+                }
+            }
+        }
+        Layout::Rueidislock => {
+            for p in &targets.rueidislock {
+                for i in 0..row.keys_total.max(1) {
+                    let _: i64 = redis::cmd("DEL")
+                        .arg(format!("{p}:{i}:{}", row.name))
+                        .query_async(&mut conn)
+                        .await?;
+                }
+            }
+        }
+        Layout::Plain | Layout::Redisson => {
+            let _: i64 = redis::cmd("DEL")
+                .arg(&row.name)
+                .query_async(&mut conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// A RESP3 connection with `CLIENT TRACKING ON BCAST` for the lock prefixes (read-only, no
+/// configuration change), whose invalidations arrive on `push`. `None` where the server refuses.
+async fn tracking_connection(
+    url: &str,
+    targets: &Targets,
+    push: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
+) -> Option<redis::aio::MultiplexedConnection> {
+    let with_resp3 = if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    };
+    let client = redis::Client::open(with_resp3).ok()?;
+    let cfg = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_push_sender(push);
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await
+        .ok()?;
+    let mut cmd = redis::cmd("CLIENT");
+    cmd.arg("TRACKING").arg("ON").arg("BCAST");
+    for p in targets.leasehold.iter().chain(&targets.rueidislock) {
+        cmd.arg("PREFIX").arg(format!("{p}:"));
+    }
+    cmd.query_async::<()>(&mut conn).await.ok()?;
+    Some(conn)
 }
 
 fn state_label(m: &Model, r: &LockRow, now: u64) -> &'static str {
@@ -277,7 +361,7 @@ async fn watch_sim(a: WatchArgs, scenario: String) -> ExitCode {
     });
     let mut model = Model::new(format!("simulator: {scenario} (live, real time)"), every);
     model.watch_mode = "simulator (no Redis)".into();
-    run_ui(model, rx, refresh_tx).await
+    run_ui(model, rx, refresh_tx, None, a.mouse).await
 }
 
 async fn watch_redis(a: WatchArgs, url: String) -> ExitCode {
@@ -287,39 +371,93 @@ async fn watch_redis(a: WatchArgs, url: String) -> ExitCode {
     let budget = a.source.budget();
     let every = a.refresh;
     let src_url = url.clone();
+    let origin = Instant::now();
     // the Redis source runs as a task and only sends messages; nothing blocks inside a draw
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(200);
+        let mut last_ids: Vec<String> =
+            targets.leasehold.iter().map(|_| "0-0".to_owned()).collect();
         loop {
             match connect(&src_url).await {
-                Ok(mut conn) => loop {
-                    match scan(&mut conn, &targets, budget).await {
-                        Ok((keys, cost)) => {
-                            backoff = Duration::from_millis(200);
-                            let rows = classify(&targets, &keys);
-                            if tx
-                                .send(Input::Snapshot {
-                                    rows,
-                                    commands: cost.commands,
-                                    rtt: cost.rtt,
-                                })
-                                .is_err()
-                            {
-                                return;
+                Ok(mut conn) => {
+                    // push where the server allows it without configuration changes
+                    let (push_tx, mut push_rx) =
+                        tokio::sync::mpsc::unbounded_channel::<redis::PushInfo>();
+                    let tracking = tracking_connection(&src_url, &targets, push_tx).await;
+                    let mode = if tracking.is_some() {
+                        format!("push (CLIENT TRACKING BCAST) + SCAN every {every:?}")
+                    } else {
+                        format!("SCAN polling every {every:?}")
+                    };
+                    loop {
+                        match scan(&mut conn, &targets, budget).await {
+                            Ok((keys, cost)) => {
+                                backoff = Duration::from_millis(200);
+                                let rows = classify(&targets, &keys);
+                                if tx
+                                    .send(Input::Snapshot {
+                                        rows,
+                                        commands: cost.commands + 2,
+                                        rtt: cost.rtt,
+                                    })
+                                    .is_err()
+                                {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                let _ = tx.send(Input::Disconnected {
+                                    error: e.to_string(),
+                                });
+                                break;
                             }
                         }
-                        Err(e) => {
-                            let _ = tx.send(Input::Disconnected {
-                                error: e.to_string(),
+                        if let Ok((ops, expired)) =
+                            leasehold_tui::scan::server_stats(&mut conn).await
+                        {
+                            let _ = tx.send(Input::Server {
+                                ops_per_sec: ops,
+                                expired_keys: expired,
+                                mode: mode.clone(),
                             });
-                            break;
+                        }
+                        let now_unix = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| u64::try_from(d.as_millis()).unwrap_or(0))
+                            .unwrap_or(0);
+                        let now_ui = u64::try_from(origin.elapsed().as_millis()).unwrap_or(0);
+                        for (prefix, last) in targets.leasehold.iter().zip(last_ids.iter_mut()) {
+                            let stream = format!("{prefix}:events");
+                            if let Ok(evs) =
+                                leasehold_tui::scan::read_events(&mut conn, &stream, last).await
+                            {
+                                let lines: Vec<_> = evs
+                                    .into_iter()
+                                    .map(|e| leasehold_tui::model::EventLine {
+                                        at_ms: now_ui
+                                            .saturating_sub(now_unix.saturating_sub(e.at_unix_ms)),
+                                        lock: e.name,
+                                        kind: e.kind,
+                                        detail: e.detail,
+                                    })
+                                    .collect();
+                                if !lines.is_empty() && tx.send(Input::Events(lines)).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(every) => {}
+                            _ = refresh_rx.recv() => {}
+                            Some(_) = push_rx.recv() => {
+                                // coalesce a burst of invalidations into one read
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                                while push_rx.try_recv().is_ok() {}
+                            }
                         }
                     }
-                    tokio::select! {
-                        _ = tokio::time::sleep(every) => {}
-                        _ = refresh_rx.recv() => {}
-                    }
-                },
+                    drop(tracking);
+                }
                 Err(e) => {
                     if tx.send(Input::Disconnected { error: e }).is_err() {
                         return;
@@ -330,8 +468,16 @@ async fn watch_redis(a: WatchArgs, url: String) -> ExitCode {
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     });
-    let model = Model::new(leasehold_redis::redact(&url), every);
-    run_ui(model, rx, refresh_tx).await
+    let mut model = Model::new(leasehold_redis::redact(&url), every);
+    model.allow_writes = a.allow_writes;
+    run_ui(
+        model,
+        rx,
+        refresh_tx,
+        Some((url.clone(), a.source.targets())),
+        a.mouse,
+    )
+    .await
 }
 
 /// The UI loop: draw, then wait for one input (a source message, a key, a tick or SIGTERM).
@@ -339,15 +485,27 @@ async fn run_ui(
     mut model: Model,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Input>,
     refresh_tx: tokio::sync::mpsc::UnboundedSender<()>,
+    writer: Option<(String, Targets)>,
+    mouse: bool,
 ) -> ExitCode {
     // keys come from a blocking reader thread
     let (ktx, mut krx) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
         use ratatui::crossterm::event::{Event, read};
+        use ratatui::crossterm::event::{KeyCode, KeyEvent, MouseEventKind};
         while let Ok(ev) = read() {
-            if let Event::Key(k) = ev
-                && ktx.send(k).is_err()
-            {
+            let key = match ev {
+                Event::Key(k) => k,
+                // with --mouse, the wheel moves the selection
+                Event::Mouse(m) if m.kind == MouseEventKind::ScrollDown => {
+                    KeyEvent::from(KeyCode::Down)
+                }
+                Event::Mouse(m) if m.kind == MouseEventKind::ScrollUp => {
+                    KeyEvent::from(KeyCode::Up)
+                }
+                _ => continue,
+            };
+            if ktx.send(key).is_err() {
                 return;
             }
         }
@@ -358,6 +516,12 @@ async fn run_ui(
     let origin = Instant::now();
     let now = || u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut terminal = ratatui::init(); // restores the terminal on panic too
+    if mouse {
+        let _ = ratatui::crossterm::execute!(
+            std::io::stdout(),
+            ratatui::crossterm::event::EnableMouseCapture
+        );
+    }
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         let t = now();
@@ -378,8 +542,23 @@ async fn run_ui(
             Effect::Refresh => {
                 let _ = refresh_tx.send(());
             }
+            Effect::ForceRelease(row) => {
+                if let Some((url, targets)) = writer.clone() {
+                    let refresh = refresh_tx.clone();
+                    tokio::spawn(async move {
+                        let _ = force_release(&url, &targets, &row).await;
+                        let _ = refresh.send(());
+                    });
+                }
+            }
             Effect::None => {}
         }
+    }
+    if mouse {
+        let _ = ratatui::crossterm::execute!(
+            std::io::stdout(),
+            ratatui::crossterm::event::DisableMouseCapture
+        );
     }
     ratatui::restore();
     ExitCode::SUCCESS

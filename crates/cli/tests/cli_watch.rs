@@ -205,6 +205,29 @@ fn watch_runs_in_a_terminal_and_survives_a_server_restart() {
     tmux(&["send-keys", "-t", &session, "?"]);
     wait_for(&session, "Keys (Esc or ? to close)", Duration::from_secs(5));
     tmux(&["send-keys", "-t", &session, "Escape"]);
+    // an adapter publishing its events: they reach the Events screen
+    let held = rt.block_on(async {
+        let mut o = leasehold_redis::LockerOptions::new(redis.url()).ttl(Duration::from_secs(30));
+        o.publish_events = true;
+        o.holder = Some("publisher-1".into());
+        let locker = o.build().await.unwrap();
+        let lease = locker.lock("evlock", Duration::from_secs(5)).await.unwrap();
+        (locker, lease)
+    });
+    tmux(&["send-keys", "-t", &session, "4"]);
+    let screen = wait_for(&session, "evlock", Duration::from_secs(10));
+    assert!(
+        screen.contains("acquired") && screen.contains("publisher-1"),
+        "{screen}"
+    );
+    tmux(&["send-keys", "-t", &session, "5"]);
+    wait_for(
+        &session,
+        "push (CLIENT TRACKING BCAST)",
+        Duration::from_secs(5),
+    );
+    tmux(&["send-keys", "-t", &session, "1"]);
+    drop(held);
     // kill the server: the view keeps the data and says so; restart: it reconnects
     redis.kill();
     let screen = wait_for(&session, "DISCONNECTED", Duration::from_secs(10));
@@ -283,4 +306,69 @@ fn watch_without_redis_shows_a_live_simulation() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn force_release_with_allow_writes_deletes_the_key_and_advances_the_fence() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "tmux is required in CI (.ci/run installs it)"
+        );
+        return;
+    }
+    let Some(redis) = RedisServer::start("watch_force") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (locker, lease) = rt.block_on(async {
+        let locker = leasehold_redis::LockerOptions::new(redis.url())
+            .ttl(Duration::from_secs(30))
+            .build()
+            .await
+            .unwrap();
+        let lease = locker
+            .lock("stuck-job", Duration::from_secs(5))
+            .await
+            .unwrap();
+        (locker, lease)
+    });
+    let token = lease.token();
+    let session = format!("lh-force-{}", std::process::id());
+    let cmd = format!(
+        "{} watch --redis {} --allow-writes --refresh 200ms",
+        env!("CARGO_BIN_EXE_leasehold"),
+        redis.url()
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "120",
+        "-y",
+        "20",
+        &cmd,
+    ]);
+    wait_for(&session, "stuck-job", Duration::from_secs(10));
+    tmux(&["send-keys", "-t", &session, "X"]);
+    wait_for(&session, "y to confirm", Duration::from_secs(5));
+    tmux(&["send-keys", "-t", &session, "y"]);
+    wait_for(&session, "free", Duration::from_secs(10));
+    let fence: u64 = rt
+        .block_on(redis.cmd(&["GET", "leasehold:{stuck-job}:fence"]))
+        .unwrap();
+    assert_eq!(
+        fence,
+        token + 1,
+        "the fence advanced past the evicted holder's token"
+    );
+    // the evicted holder learns it lost the lease
+    let reason = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(12), lease.lost()).await })
+        .unwrap();
+    assert_eq!(reason, leasehold_redis::LostReason::Deleted);
+    tmux(&["send-keys", "-t", &session, "q"]);
+    drop(locker);
 }

@@ -62,6 +62,8 @@ pub enum Action {
     ZoomReset,
     /// Refresh now.
     Refresh,
+    /// Force-release the selected lock (only with `--allow-writes`; asks to confirm).
+    ForceRelease,
 }
 
 /// One binding: the keys, the action, its help text, and whether the command bar shows it.
@@ -215,6 +217,13 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::Refresh,
         help: "refresh now",
         in_bar: true,
+    },
+    Binding {
+        label: "X",
+        keys: &[C('X')],
+        action: Action::ForceRelease,
+        help: "force-release the selected lock (--allow-writes)",
+        in_bar: false,
     },
 ];
 

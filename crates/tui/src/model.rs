@@ -137,12 +137,21 @@ pub enum Input {
     },
     /// New event lines.
     Events(Vec<EventLine>),
+    /// Server figures (`INFO stats`) and how the source watches.
+    Server {
+        /// `instantaneous_ops_per_sec`.
+        ops_per_sec: u64,
+        /// `expired_keys` since the server started.
+        expired_keys: u64,
+        /// Push (client tracking) or polling.
+        mode: String,
+    },
     /// A key press.
     Key(Key),
 }
 
 /// What the caller should do after an update.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// Nothing.
     None,
@@ -150,6 +159,8 @@ pub enum Effect {
     Refresh,
     /// Leave.
     Quit,
+    /// Force-release this lock (confirmed by the user, `--allow-writes` given).
+    ForceRelease(LockRow),
 }
 
 /// The dashboard state.
@@ -195,6 +206,16 @@ pub struct Model {
     pub events: std::collections::VecDeque<EventLine>,
     /// Events that arrived while the tail was paused (shown when it resumes).
     pub held_back: Vec<EventLine>,
+    /// Server operations per second.
+    pub server_ops: Option<u64>,
+    /// Keys the server expired since it started.
+    pub expired_keys: Option<u64>,
+    /// Whether `--allow-writes` was given.
+    pub allow_writes: bool,
+    /// A force-release waiting for `y`.
+    pub confirm: Option<LockRow>,
+    /// A one-line message for the status line.
+    pub message: Option<String>,
 }
 
 impl Model {
@@ -222,6 +243,11 @@ impl Model {
             watch_mode: "SCAN polling".into(),
             events: std::collections::VecDeque::new(),
             held_back: Vec::new(),
+            server_ops: None,
+            expired_keys: None,
+            allow_writes: false,
+            confirm: None,
+            message: None,
         }
     }
 
@@ -341,6 +367,16 @@ impl Model {
                 }
                 Effect::None
             }
+            Input::Server {
+                ops_per_sec,
+                expired_keys,
+                mode,
+            } => {
+                self.server_ops = Some(ops_per_sec);
+                self.expired_keys = Some(expired_keys);
+                self.watch_mode = mode;
+                Effect::None
+            }
             Input::Key(k) => self.key(k, now_ms),
         }
     }
@@ -382,6 +418,18 @@ impl Model {
             }
             self.selected = 0;
             return Effect::None;
+        }
+        if let Some(row) = self.confirm.take() {
+            return match k {
+                Key::Char('y') => {
+                    self.message = Some(format!("force-released {}", row.name));
+                    Effect::ForceRelease(row)
+                }
+                _ => {
+                    self.message = Some("force-release cancelled".into());
+                    Effect::None
+                }
+            };
         }
         let Some(action) = action_for(k) else {
             return Effect::None;
@@ -437,6 +485,18 @@ impl Model {
             Action::ZoomOut => self.zoom = (self.zoom - 1).max(-2),
             Action::ZoomReset => self.zoom = 0,
             Action::Refresh => return Effect::Refresh,
+            Action::ForceRelease => {
+                if !self.allow_writes {
+                    self.message =
+                        Some("read-only: start with --allow-writes to force-release".into());
+                } else if let Some(row) = self.selected_row(now_ms).cloned() {
+                    self.message = Some(format!(
+                        "force-release {}? y to confirm, any other key cancels",
+                        row.name
+                    ));
+                    self.confirm = Some(row);
+                }
+            }
         }
         Effect::None
     }

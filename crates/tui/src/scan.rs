@@ -211,3 +211,100 @@ pub async fn scan(
         },
     ))
 }
+
+/// `instantaneous_ops_per_sec` and `expired_keys` from `INFO stats`.
+pub async fn server_stats(conn: &mut MultiplexedConnection) -> redis::RedisResult<(u64, u64)> {
+    let info: String = redis::cmd("INFO").arg("stats").query_async(conn).await?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Ok((field("instantaneous_ops_per_sec"), field("expired_keys")))
+}
+
+/// One entry of a leasehold events stream (`<prefix>:events`, written by adapters with
+/// `publish_events`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEvent {
+    /// Server time of the entry (from its id), ms since the epoch.
+    pub at_unix_ms: u64,
+    /// Lock name.
+    pub name: String,
+    /// `acquired`, `acquire_failed`, `extended`, `lost`, `released`.
+    pub kind: String,
+    /// Holder, token, reason and latency as published.
+    pub detail: String,
+}
+
+/// Entries of `stream` after `last_id` (at most 500), advancing `last_id`. A missing stream is no
+/// error: nothing has been published yet.
+pub async fn read_events(
+    conn: &mut MultiplexedConnection,
+    stream: &str,
+    last_id: &mut String,
+) -> redis::RedisResult<Vec<StreamEvent>> {
+    let reply: Value = redis::cmd("XREAD")
+        .arg("COUNT")
+        .arg(500)
+        .arg("STREAMS")
+        .arg(stream)
+        .arg(last_id.as_str())
+        .query_async(conn)
+        .await?;
+    let mut out = Vec::new();
+    let streams: Vec<&Value> = match &reply {
+        Value::Array(items) => items.iter().collect(),
+        Value::Map(items) => items.iter().map(|(_, v)| v).collect(),
+        _ => return Ok(out),
+    };
+    for s in streams {
+        let entries = match s {
+            Value::Array(pair) if pair.len() == 2 => &pair[1],
+            other => other,
+        };
+        let Value::Array(entries) = entries else {
+            continue;
+        };
+        for e in entries {
+            let Value::Array(parts) = e else { continue };
+            let (Some(id), Some(Value::Array(kv))) = (parts.first().and_then(text), parts.get(1))
+            else {
+                continue;
+            };
+            let mut fields = std::collections::BTreeMap::new();
+            for pair in kv.chunks(2) {
+                if let (Some(k), Some(v)) =
+                    (pair.first().and_then(text), pair.get(1).and_then(text))
+                {
+                    fields.insert(k, v);
+                }
+            }
+            let at_unix_ms = id
+                .split('-')
+                .next()
+                .and_then(|ms| ms.parse().ok())
+                .unwrap_or(0);
+            let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+            let mut detail = get("holder");
+            for k in ["token", "reason", "latency_us", "slack_us"] {
+                if let Some(v) = fields.get(k) {
+                    detail.push_str(&format!(" {k}={v}"));
+                }
+            }
+            let kind = match get("kind").as_str() {
+                "acquire_failed" => "timeout".to_owned(),
+                k => k.to_owned(),
+            };
+            out.push(StreamEvent {
+                at_unix_ms,
+                name: get("name"),
+                kind,
+                detail,
+            });
+            *last_id = id;
+        }
+    }
+    Ok(out)
+}

@@ -120,6 +120,9 @@ fn status_line(m: &Model, now_ms: u64, theme: Theme) -> Paragraph<'static> {
     if m.frozen {
         spans.push(Span::styled("  FROZEN", theme.fg(Color::Cyan)));
     }
+    if let Some(msg) = &m.message {
+        spans.push(Span::styled(format!("  {msg}"), theme.fg(Color::Yellow)));
+    }
     if !m.filter.is_empty() || m.typing_filter {
         spans.push(Span::raw(format!(
             "  filter: {}{}",
@@ -284,7 +287,7 @@ fn detail(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
 }
 
 fn server(f: &mut Frame<'_>, m: &Model, area: Rect) {
-    let [text, spark] = Split::vertical([Constraint::Length(6), Constraint::Min(0)]).areas(area);
+    let [text, spark] = Split::vertical([Constraint::Length(7), Constraint::Min(0)]).areas(area);
     let lines = vec![
         Line::from(format!("target          {}", m.target)),
         Line::from(format!(
@@ -295,7 +298,12 @@ fn server(f: &mut Frame<'_>, m: &Model, area: Rect) {
                 Conn::Down { error, .. } => format!("down: {error}"),
             }
         )),
-        Line::from(format!("watch mode      {}", m.watch_mode)),
+        Line::from(format!("watch mode {}", m.watch_mode)),
+        Line::from(format!(
+            "server          {} ops/s, {} keys expired since start",
+            m.server_ops.map_or("-".into(), |o| o.to_string()),
+            m.expired_keys.map_or("-".into(), |o| o.to_string())
+        )),
         Line::from(format!(
             "dashboard cost  {:.0} commands/s (its own reads)",
             m.own_cost_per_sec

@@ -194,3 +194,27 @@ fn the_event_tail_pauses_and_resumes_without_losing_lines() {
     m.filter = "lost".into();
     assert_eq!(m.visible_events().len(), 1);
 }
+
+#[test]
+fn force_release_needs_allow_writes_and_a_confirmation() {
+    let mut m = model_at(0);
+    assert_eq!(m.update(Input::Key(Key::Char('X')), 0), Effect::None);
+    assert!(
+        m.message.as_deref().unwrap().contains("--allow-writes"),
+        "read-only by default"
+    );
+    m.allow_writes = true;
+    m.update(Input::Key(Key::Char('X')), 0);
+    assert!(m.confirm.is_some());
+    assert_eq!(
+        m.update(Input::Key(Key::Char('n')), 0),
+        Effect::None,
+        "anything but y cancels"
+    );
+    assert!(m.confirm.is_none());
+    m.update(Input::Key(Key::Char('X')), 0);
+    match m.update(Input::Key(Key::Char('y')), 0) {
+        Effect::ForceRelease(row) => assert_eq!(row.name, "b", "the selected (first shown) lock"),
+        other => panic!("{other:?}"),
+    }
+}
