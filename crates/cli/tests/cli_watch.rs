@@ -355,7 +355,7 @@ fn force_release_with_allow_writes_deletes_the_key_and_advances_the_fence() {
     tmux(&["send-keys", "-t", &session, "X"]);
     wait_for(&session, "y to confirm", Duration::from_secs(5));
     tmux(&["send-keys", "-t", &session, "y"]);
-    wait_for(&session, "free", Duration::from_secs(10));
+    wait_for(&session, "leasehold free", Duration::from_secs(10));
     let fence: u64 = rt
         .block_on(redis.cmd(&["GET", "leasehold:{stuck-job}:fence"]))
         .unwrap();
