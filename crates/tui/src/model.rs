@@ -216,6 +216,10 @@ pub struct Model {
     pub confirm: Option<LockRow>,
     /// A one-line message for the status line.
     pub message: Option<String>,
+    /// When each (lock, holder) was first seen holding (ms), for "held for".
+    pub first_seen: std::collections::HashMap<(String, String), u64>,
+    /// Observed ttl per lock over recent snapshots (ms, newest last, at most 60).
+    pub ttl_history: std::collections::HashMap<String, Vec<u64>>,
 }
 
 impl Model {
@@ -248,6 +252,8 @@ impl Model {
             allow_writes: false,
             confirm: None,
             message: None,
+            first_seen: std::collections::HashMap::new(),
+            ttl_history: std::collections::HashMap::new(),
         }
     }
 
@@ -345,6 +351,7 @@ impl Model {
                 let period = self.refresh_every.as_secs_f64().max(0.001);
                 self.own_cost_per_sec = commands as f64 / period;
                 if !self.frozen {
+                    self.note_tenures(&rows, now_ms);
                     self.rows = rows;
                     self.observed_ms = Some(now_ms);
                 }
@@ -378,6 +385,39 @@ impl Model {
                 Effect::None
             }
             Input::Key(k) => self.key(k, now_ms),
+        }
+    }
+
+    /// How long the current holder of `row` has held it, as far as this dashboard has seen.
+    #[must_use]
+    pub fn held_for_ms(&self, row: &LockRow, now_ms: u64) -> Option<u64> {
+        let holder = row.holder.as_ref()?;
+        if row.keys_held == 0 {
+            return None;
+        }
+        self.first_seen
+            .get(&(row.name.clone(), holder.clone()))
+            .map(|t| now_ms.saturating_sub(*t))
+    }
+
+    fn note_tenures(&mut self, rows: &[LockRow], now_ms: u64) {
+        let mut live = std::collections::HashSet::new();
+        for r in rows {
+            if let (Some(h), true) = (&r.holder, r.keys_held > 0) {
+                let k = (r.name.clone(), h.clone());
+                self.first_seen.entry(k.clone()).or_insert(now_ms);
+                live.insert(k);
+            }
+            let hist = self.ttl_history.entry(r.name.clone()).or_default();
+            hist.push(u64::try_from(r.ttl_ms.unwrap_or(0).max(0)).unwrap_or(0));
+            if hist.len() > 60 {
+                hist.remove(0);
+            }
+        }
+        self.first_seen.retain(|k, _| live.contains(k));
+        if self.ttl_history.len() > 20_000 {
+            let names: std::collections::HashSet<&String> = rows.iter().map(|r| &r.name).collect();
+            self.ttl_history.retain(|k, _| names.contains(k));
         }
     }
 
@@ -423,6 +463,15 @@ impl Model {
             return match k {
                 Key::Char('y') => {
                     self.message = Some(format!("force-released {}", row.name));
+                    self.push_events(vec![EventLine {
+                        at_ms: now_ms,
+                        lock: row.name.clone(),
+                        kind: "forced".into(),
+                        detail: format!(
+                            "force-released from the dashboard (was {})",
+                            row.holder.as_deref().unwrap_or("-")
+                        ),
+                    }]);
                     Effect::ForceRelease(row)
                 }
                 _ => {

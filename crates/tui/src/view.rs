@@ -204,6 +204,8 @@ fn locks(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
                 fit_token(r.token, token_w),
                 ttl,
                 format!("{}/{}", r.keys_held, r.keys_total),
+                m.held_for_ms(r, now_ms)
+                    .map_or("-".into(), |ms| secs(i64::try_from(ms).unwrap_or(i64::MAX))),
                 layout_label(r.layout).to_owned(),
                 st.label().to_owned(),
             ])
@@ -216,6 +218,7 @@ fn locks(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
         Constraint::Length(token_w as u16),
         Constraint::Length(bar_w as u16 + 8),
         Constraint::Length(5),
+        Constraint::Length(8),
         Constraint::Length(9),
         Constraint::Length(9),
     ];
@@ -232,7 +235,7 @@ fn locks(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
     let table = Table::new(table_rows, widths)
         .header(
             Row::new(vec![
-                "name", "holder", "token", "ttl", "keys", "layout", "state",
+                "name", "holder", "token", "ttl", "keys", "held for", "layout", "state",
             ])
             .style(Style::default().add_modifier(Modifier::BOLD)),
         )
@@ -255,6 +258,12 @@ fn detail(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
         return;
     };
     let st = m.state(r, now_ms);
+    let [info, hist, evs] = Split::vertical([
+        Constraint::Length(10),
+        Constraint::Length(4),
+        Constraint::Min(0),
+    ])
+    .areas(area);
     let lines = vec![
         Line::from(vec![
             Span::raw("name     "),
@@ -278,11 +287,49 @@ fn detail(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
             m.remaining_ms(r, now_ms)
                 .map_or("no expiry".into(), |ms| secs(ms.max(0)))
         )),
+        Line::from(format!(
+            "held for {}",
+            m.held_for_ms(r, now_ms)
+                .map_or("-".into(), |ms| secs(i64::try_from(ms).unwrap_or(i64::MAX)))
+        )),
         Line::from(format!("keys     {} of {} held", r.keys_held, r.keys_total)),
     ];
     f.render_widget(
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title("Detail")),
-        area,
+        info,
+    );
+    let data: &[u64] = m.ttl_history.get(&r.name).map_or(&[], Vec::as_slice);
+    f.render_widget(
+        Sparkline::default()
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title("TTL history (observed)"),
+            )
+            .data(data),
+        hist,
+    );
+    let mine: Vec<Line> = m
+        .events
+        .iter()
+        .filter(|e| e.lock == r.name)
+        .rev()
+        .take(usize::from(evs.height.saturating_sub(2)))
+        .map(|e| {
+            Line::from(vec![
+                Span::raw(format!("{:>8.1}s ", e.at_ms as f64 / 1_000.0)),
+                Span::styled(format!("{:<9}", e.kind), kind_style(theme, &e.kind)),
+                Span::raw(e.detail.clone()),
+            ])
+        })
+        .collect();
+    f.render_widget(
+        Paragraph::new(mine).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title("Last events (newest first)"),
+        ),
+        evs,
     );
 }
 
@@ -349,7 +396,7 @@ fn kind_style(theme: Theme, kind: &str) -> Style {
     match kind {
         "acquired" => theme.fg(Color::Green),
         "timeout" => theme.fg(Color::Yellow),
-        "lost" => theme.fg(Color::Red).add_modifier(Modifier::BOLD),
+        "lost" | "forced" => theme.fg(Color::Red).add_modifier(Modifier::BOLD),
         "fault" => theme.fg(Color::Magenta),
         _ => Style::default(),
     }
@@ -385,6 +432,7 @@ fn events(f: &mut Frame<'_>, m: &Model, theme: Theme, area: Rect) {
 }
 
 /// Per-lock tenures over the last minute (zoom halves or doubles the window): `█` held, `✗` lost,
+/// `F` force-released,
 /// `!` timeout; injected faults (`*`) on the bottom line.
 fn timeline(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
     let window_ms = (60_000f64 / 2f64.powi(i32::from(m.zoom))) as u64;
@@ -411,7 +459,7 @@ fn timeline(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect)
         for e in m.events.iter().filter(|e| e.lock == *name) {
             match e.kind.as_str() {
                 "acquired" => held_since = Some(e.at_ms),
-                "released" | "lost" => {
+                "released" | "lost" | "forced" => {
                     if let Some(s) = held_since.take() {
                         for cell in cells
                             .iter_mut()
@@ -421,8 +469,9 @@ fn timeline(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect)
                             *cell = '█';
                         }
                     }
-                    if e.kind == "lost" && e.at_ms >= from {
-                        cells[col(e.at_ms).min(width - 1)] = '✗';
+                    if e.kind != "released" && e.at_ms >= from {
+                        cells[col(e.at_ms).min(width - 1)] =
+                            if e.kind == "lost" { '✗' } else { 'F' };
                     }
                 }
                 "timeout" if e.at_ms >= from => cells[col(e.at_ms).min(width - 1)] = '!',
