@@ -215,9 +215,10 @@ fn watch_runs_in_a_terminal_and_survives_a_server_restart() {
         (locker, lease)
     });
     tmux(&["send-keys", "-t", &session, "4"]);
-    let screen = wait_for(&session, "evlock", Duration::from_secs(10));
+    // an Events-screen line (the Locks screen shows the lock name too)
+    let screen = wait_for(&session, "acquired evlock", Duration::from_secs(10));
     assert!(
-        screen.contains("acquired") && screen.contains("publisher-1"),
+        screen.contains("Events (") && screen.contains("publisher-1"),
         "{screen}"
     );
     tmux(&["send-keys", "-t", &session, "5"]);

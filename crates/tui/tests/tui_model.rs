@@ -226,13 +226,27 @@ fn held_for_follows_the_holder_and_ttl_history_accumulates() {
     assert_eq!(m.held_for_ms(&b, 4_000), Some(3_000));
     // same holder on the next read: still counting from the first sighting
     let rows = vec![row("b", Some(1_200), 1)];
-    m.update(Input::Snapshot { rows, commands: 1, rtt: Duration::from_micros(100) }, 2_000);
+    m.update(
+        Input::Snapshot {
+            rows,
+            commands: 1,
+            rtt: Duration::from_micros(100),
+        },
+        2_000,
+    );
     assert_eq!(m.held_for_ms(&m.rows[0].clone(), 5_000), Some(4_000));
     assert_eq!(m.ttl_history["b"], vec![1_500, 1_200]);
     // a new holder restarts the count
     let mut other = row("b", Some(9_000), 1);
     other.holder = Some("someone-else".into());
-    m.update(Input::Snapshot { rows: vec![other.clone()], commands: 1, rtt: Duration::from_micros(100) }, 6_000);
+    m.update(
+        Input::Snapshot {
+            rows: vec![other.clone()],
+            commands: 1,
+            rtt: Duration::from_micros(100),
+        },
+        6_000,
+    );
     assert_eq!(m.held_for_ms(&other, 6_500), Some(500));
     // a confirmed force-release is logged for the timeline
     m.allow_writes = true;
