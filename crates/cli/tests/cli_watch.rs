@@ -150,6 +150,21 @@ fn wait_for(session: &str, needle: &str, within: Duration) -> String {
     }
 }
 
+fn wait_gone(session: &str, needle: &str, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let screen = tmux(&["capture-pane", "-p", "-t", session]);
+        if !screen.contains(needle) {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "{needle:?} never went away:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn watch_runs_in_a_terminal_and_survives_a_server_restart() {
     if Command::new("tmux").arg("-V").output().is_err() {
@@ -205,6 +220,8 @@ fn watch_runs_in_a_terminal_and_survives_a_server_restart() {
     tmux(&["send-keys", "-t", &session, "?"]);
     wait_for(&session, "Keys (Esc or ? to close)", Duration::from_secs(5));
     tmux(&["send-keys", "-t", &session, "Escape"]);
+    // a key sent right after Escape would arrive as Alt+key: wait until the overlay is gone
+    wait_gone(&session, "Keys (Esc or ? to close)", Duration::from_secs(5));
     // an adapter publishing its events: they reach the Events screen
     let held = rt.block_on(async {
         let mut o = leasehold_redis::LockerOptions::new(redis.url()).ttl(Duration::from_secs(30));
