@@ -89,16 +89,8 @@ fn progress(_json: bool, what: &str) {
 }
 
 pub fn run(a: BenchArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("leasehold bench: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let Some(rt) = crate::runtime("bench") else {
+        return ExitCode::from(1);
     };
     let (_own, url) = match &a.redis {
         Some(u) => (None, u.clone()),

@@ -54,16 +54,8 @@ fn exit_status(status: std::process::ExitStatus) -> ExitCode {
 }
 
 pub fn run(a: ExecArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("leasehold exec: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let Some(rt) = crate::runtime("exec") else {
+        return ExitCode::from(1);
     };
     rt.block_on(exec(a))
 }

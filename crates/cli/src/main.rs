@@ -38,6 +38,21 @@ enum Command {
     Watch(watch_cmd::WatchArgs),
 }
 
+/// The tokio runtime of the commands that talk to Redis. On failure it says so for `cmd`.
+pub(crate) fn runtime(cmd: &str) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("leasehold {cmd}: cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

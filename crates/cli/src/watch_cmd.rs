@@ -87,14 +87,6 @@ pub struct WatchArgs {
     refresh: Duration,
 }
 
-fn runtime() -> Option<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .ok()
-}
-
 async fn connect(url: &str) -> Result<redis::aio::MultiplexedConnection, String> {
     let client = redis::Client::open(url)
         .map_err(|e| format!("invalid --redis {}: {e}", leasehold_redis::redact(url)))?;
@@ -193,7 +185,7 @@ pub fn inspect(a: InspectArgs) -> ExitCode {
         eprintln!("error: inspect needs --redis URL");
         return ExitCode::from(2);
     };
-    let Some(rt) = runtime() else {
+    let Some(rt) = crate::runtime("inspect") else {
         return ExitCode::from(1);
     };
     let result = rt.block_on(async {
@@ -273,7 +265,7 @@ fn key_of(ev: &ratatui::crossterm::event::KeyEvent) -> Option<leasehold_tui::key
 }
 
 pub fn watch(a: WatchArgs) -> ExitCode {
-    let Some(rt) = runtime() else {
+    let Some(rt) = crate::runtime("watch") else {
         return ExitCode::from(1);
     };
     match a.source.redis.clone() {

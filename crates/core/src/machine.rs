@@ -118,6 +118,24 @@ struct Lease {
     recheck: SlotSet,
 }
 
+impl Lease {
+    /// An extend or check reply that says the slot is no longer ours removes it from the lease
+    /// and remembers why (taken by another holder, or gone with or without its fence counter).
+    fn note_slot_gone(&mut self, slot: usize, reply: Reply) {
+        match reply {
+            Reply::NotOwner { holder } => {
+                self.held.remove(slot);
+                self.taken_by = Some(holder);
+            }
+            Reply::Missing { fence_present } => {
+                self.held.remove(slot);
+                self.server_lost_data |= !fence_present;
+            }
+            _ => {}
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum State {
     Idle,
@@ -977,22 +995,18 @@ impl Lock {
             return;
         }
         ext.pending.remove(p.slot);
-        match reply {
-            Reply::Extended => ext.ok.insert(p.slot),
-            Reply::NotOwner { holder } => {
-                lease.held.remove(p.slot);
-                lease.taken_by = Some(holder);
-            }
-            Reply::Missing { fence_present } => {
-                lease.held.remove(p.slot);
-                lease.server_lost_data |= !fence_present;
-            }
-            _ => {} // transient: the slot stays held; the next extension retries it
+        if reply == Reply::Extended {
+            ext.ok.insert(p.slot);
         }
+        // otherwise a lost slot leaves the lease; a transient error keeps it for the next extension
+        lease.note_slot_gone(p.slot, reply);
         if lease.held.len() < self.quorum {
             self.lose(now, self.loss_reason());
             return;
         }
+        let Some(ext) = &mut lease.extension else {
+            return;
+        };
         if ext.ok.len() >= self.quorum {
             let old = lease.validity;
             lease.validity = ext.sent_at + self.window;
@@ -1017,17 +1031,8 @@ impl Lock {
             return;
         }
         lease.checking.remove(p.slot);
-        match reply {
-            Reply::NotOwner { holder } => {
-                lease.held.remove(p.slot);
-                lease.taken_by = Some(holder);
-            }
-            Reply::Missing { fence_present } => {
-                lease.held.remove(p.slot);
-                lease.server_lost_data |= !fence_present;
-            }
-            _ => {} // still ours, or a transient error: the next extension decides
-        }
+        // still ours, or a transient error: the next extension decides
+        lease.note_slot_gone(p.slot, reply);
         if lease.held.len() < self.quorum {
             self.lose(now, self.loss_reason());
             return;
