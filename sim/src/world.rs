@@ -228,6 +228,8 @@ pub struct LiveLock {
     pub slots_held: u32,
     /// Slots in all.
     pub slots_total: u32,
+    /// Clients acquiring or backing off for this lock right now.
+    pub waiters: u32,
 }
 
 /// One notable event for a live view.
@@ -552,6 +554,18 @@ impl World {
                     ttl_ms: 0,
                     slots_held: 0,
                     slots_total: u32::try_from(self.slots).unwrap_or(u32::MAX),
+                    waiters: u32::try_from(
+                        self.clients
+                            .iter()
+                            .filter(|c| {
+                                matches!(
+                                    c.locks[l].phase(),
+                                    Phase::Acquiring | Phase::Backoff | Phase::WritingBack
+                                )
+                            })
+                            .count(),
+                    )
+                    .unwrap_or(u32::MAX),
                 };
                 for slot in 0..self.slots {
                     let s = self.server_of(slot);

@@ -320,6 +320,7 @@ async fn watch_sim(a: WatchArgs, scenario: String) -> ExitCode {
                         ttl_ms: Some(l.ttl_ms),
                         keys_held: l.slots_held,
                         keys_total: l.slots_total,
+                        waiters: Some(l.waiters),
                     })
                     .collect();
                 let now_ms = u64::try_from(origin.elapsed().as_millis()).unwrap_or(0);

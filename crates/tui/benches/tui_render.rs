@@ -21,6 +21,7 @@ fn rows(n: usize) -> Vec<LockRow> {
             ttl_ms: Some(((i * 7_919) % 30_000) as i64),
             keys_held: 1,
             keys_total: 1,
+            waiters: None,
         })
         .collect()
 }

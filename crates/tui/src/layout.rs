@@ -52,6 +52,9 @@ pub struct LockRow {
     pub keys_held: u32,
     /// Keys the lock spans (for rueidislock: at least this many).
     pub keys_total: u32,
+    /// Clients waiting for it, when the source knows (the simulator does; a Redis read does not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiters: Option<u32>,
 }
 
 /// Where to look, and how to read what is found.
@@ -176,6 +179,7 @@ pub fn classify(targets: &Targets, keys: &[RawKey]) -> Vec<LockRow> {
                 },
                 keys_held: 1,
                 keys_total: 1,
+                waiters: None,
             });
             continue;
         }
@@ -192,6 +196,7 @@ pub fn classify(targets: &Targets, keys: &[RawKey]) -> Vec<LockRow> {
                 },
                 keys_held: 1,
                 keys_total: 1,
+                waiters: None,
             });
         }
     }
@@ -207,6 +212,7 @@ pub fn classify(targets: &Targets, keys: &[RawKey]) -> Vec<LockRow> {
             ttl_ms: quorum_ttl(g.held.iter().map(|h| h.1).collect(), quorum),
             keys_held: u32::try_from(g.held.len()).unwrap_or(u32::MAX),
             keys_total: total,
+            waiters: None,
         });
     }
     for (name, g) in rl {
@@ -220,6 +226,7 @@ pub fn classify(targets: &Targets, keys: &[RawKey]) -> Vec<LockRow> {
             ttl_ms: quorum_ttl(g.held.iter().map(|h| h.1).collect(), quorum),
             keys_held: u32::try_from(g.held.len()).unwrap_or(u32::MAX),
             keys_total: total,
+            waiters: None,
         });
     }
     rows.sort_by(|a, b| (a.layout, &a.name).cmp(&(b.layout, &b.name)));

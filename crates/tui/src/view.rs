@@ -204,6 +204,7 @@ fn locks(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
                 fit_token(r.token, token_w),
                 ttl,
                 format!("{}/{}", r.keys_held, r.keys_total),
+                r.waiters.map_or("-".into(), |w| w.to_string()),
                 m.held_for_ms(r, now_ms)
                     .map_or("-".into(), |ms| secs(i64::try_from(ms).unwrap_or(i64::MAX))),
                 layout_label(r.layout).to_owned(),
@@ -218,6 +219,7 @@ fn locks(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
         Constraint::Length(token_w as u16),
         Constraint::Length(bar_w as u16 + 8),
         Constraint::Length(5),
+        Constraint::Length(4),
         Constraint::Length(8),
         Constraint::Length(9),
         Constraint::Length(9),
@@ -235,7 +237,7 @@ fn locks(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
     let table = Table::new(table_rows, widths)
         .header(
             Row::new(vec![
-                "name", "holder", "token", "ttl", "keys", "held for", "layout", "state",
+                "name", "holder", "token", "ttl", "keys", "wait", "held for", "layout", "state",
             ])
             .style(Style::default().add_modifier(Modifier::BOLD)),
         )
@@ -259,7 +261,7 @@ fn detail(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
     };
     let st = m.state(r, now_ms);
     let [info, hist, evs] = Split::vertical([
-        Constraint::Length(10),
+        Constraint::Length(11),
         Constraint::Length(4),
         Constraint::Min(0),
     ])
@@ -293,6 +295,11 @@ fn detail(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
                 .map_or("-".into(), |ms| secs(i64::try_from(ms).unwrap_or(i64::MAX)))
         )),
         Line::from(format!("keys     {} of {} held", r.keys_held, r.keys_total)),
+        Line::from(format!(
+            "waiters  {}",
+            r.waiters
+                .map_or("unknown (not visible in Redis)".into(), |w| w.to_string())
+        )),
     ];
     f.render_widget(
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title("Detail")),

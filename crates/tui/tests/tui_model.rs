@@ -16,6 +16,7 @@ fn row(name: &str, ttl: Option<i64>, held: u32) -> LockRow {
         ttl_ms: ttl,
         keys_held: held,
         keys_total: 1,
+        waiters: None,
     }
 }
 

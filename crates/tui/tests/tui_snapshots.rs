@@ -24,6 +24,7 @@ fn model() -> Model {
             ttl_ms: Some(8_200),
             keys_held: 1,
             keys_total: 1,
+            waiters: None,
         },
         LockRow {
             name: "orders".into(),
@@ -33,6 +34,7 @@ fn model() -> Model {
             ttl_ms: Some(700),
             keys_held: 2,
             keys_total: 3,
+            waiters: Some(3),
         },
         LockRow {
             name: "lock:report".into(),
@@ -42,6 +44,7 @@ fn model() -> Model {
             ttl_ms: None,
             keys_held: 1,
             keys_total: 1,
+            waiters: None,
         },
         LockRow {
             name: "myLock".into(),
@@ -51,6 +54,7 @@ fn model() -> Model {
             ttl_ms: Some(29_000),
             keys_held: 1,
             keys_total: 1,
+            waiters: None,
         },
         LockRow {
             name: "idle-job".into(),
@@ -60,6 +64,7 @@ fn model() -> Model {
             ttl_ms: Some(0),
             keys_held: 0,
             keys_total: 1,
+            waiters: None,
         },
     ];
     m.update(
