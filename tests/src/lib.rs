@@ -17,6 +17,7 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     extra: Vec<String>,
+    tls: bool,
 }
 
 fn free_port() -> u16 {
@@ -57,6 +58,112 @@ impl RedisServer {
         Self::start_with(test, &[])
     }
 
+    /// Start a TLS-only server with a throwaway CA and server certificate made with `openssl`.
+    /// Its [`RedisServer::url`] is `rediss://127.0.0.1:<port>`; clients trust
+    /// [`RedisServer::ca_pem`]. `None` when skipping.
+    #[must_use]
+    pub fn start_tls(test: &str) -> Option<RedisServer> {
+        if skip_without_redis(test) {
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "leasehold-tls-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        let _ = std::fs::create_dir_all(&dir);
+        let d = |f: &str| dir.join(f).to_string_lossy().into_owned();
+        let run = |args: &[&str]| {
+            let ok = Command::new("openssl")
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                ok,
+                "openssl {args:?} failed: the TLS test needs openssl (apt-get install -y openssl)"
+            );
+        };
+        let (ca_key, ca_crt, key, csr, crt, ext) = (
+            d("ca.key"),
+            d("ca.crt"),
+            d("server.key"),
+            d("server.csr"),
+            d("server.crt"),
+            d("ext.cnf"),
+        );
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca_crt,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=leasehold-test-ca",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        let _ = std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\n");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_crt,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "1",
+            "-extfile",
+            &ext,
+        ]);
+        let extra = vec![
+            "--tls-cert-file".to_owned(),
+            crt,
+            "--tls-key-file".to_owned(),
+            key,
+            "--tls-ca-cert-file".to_owned(),
+            ca_crt,
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ];
+        let mut s = RedisServer {
+            child: None,
+            port: 0,
+            dir,
+            extra,
+            tls: true,
+        };
+        for _ in 0..5 {
+            s.port = free_port();
+            if s.spawn() {
+                return Some(s);
+            }
+        }
+        panic!("could not start a TLS redis-server on a free loopback port after 5 attempts");
+    }
+
     /// Start a server with extra `redis-server` arguments (e.g. `["--requirepass", "pw"]`).
     #[must_use]
     pub fn start_with(test: &str, extra: &[&str]) -> Option<RedisServer> {
@@ -74,6 +181,7 @@ impl RedisServer {
             port: 0,
             dir,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            tls: false,
         };
         for _ in 0..5 {
             s.port = free_port();
@@ -85,10 +193,18 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> bool {
+        let port = self.port.to_string();
+        let (plain, tls_port) = if self.tls {
+            ("0", port.as_str())
+        } else {
+            (port.as_str(), "0")
+        };
         let child = Command::new("redis-server")
             .args([
                 "--port",
-                &self.port.to_string(),
+                plain,
+                "--tls-port",
+                tls_port,
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -122,10 +238,20 @@ impl RedisServer {
         false
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>` (`rediss://` for a TLS server; trust [`RedisServer::ca_pem`]).
     #[must_use]
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        if self.tls {
+            format!("rediss://127.0.0.1:{}", self.port)
+        } else {
+            format!("redis://127.0.0.1:{}", self.port)
+        }
+    }
+
+    /// The test CA certificate (PEM) of a TLS server.
+    #[must_use]
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("ca.crt")).unwrap_or_default()
     }
 
     fn pid(&self) -> Option<u32> {

@@ -24,7 +24,7 @@ async fn bad_options_fail_at_build_time() {
             LockerOptions::new("redis://host:notaport"),
             "invalid Redis URL",
         ),
-        (LockerOptions::new("rediss://127.0.0.1:1"), "tls"),
+        (LockerOptions::new("http://127.0.0.1:1"), "scheme"),
         (
             LockerOptions::instances(Vec::<String>::new()),
             "at least one",
@@ -145,4 +145,55 @@ async fn acl_users_and_database_numbers_work() {
         .unwrap_err();
     assert!(matches!(bad, LockError::Auth { .. }), "{bad:?}");
     assert!(bad.to_string().contains("locker:***@"), "{bad}");
+}
+
+/// `rediss://` against a real TLS-only redis-server (a throwaway CA made with openssl): leases,
+/// fencing tokens and push tracking work over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_connections_take_leases() {
+    let Some(redis) = RedisServer::start_tls("tls") else {
+        return;
+    };
+    assert!(redis.url().starts_with("rediss://"));
+    // without trusting the test CA, the certificate is refused: no lease
+    let untrusted = LockerOptions::new(redis.url())
+        .ttl(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap();
+    assert!(
+        untrusted
+            .lock("secure", Duration::from_millis(500))
+            .await
+            .is_err()
+    );
+    let mut o = LockerOptions::new(redis.url()).ttl(Duration::from_secs(2));
+    o.tls_root_ca = Some(redis.ca_pem());
+    let locker = o.build().await.unwrap();
+    let a = locker.lock("secure", Duration::from_secs(5)).await.unwrap();
+    let t = a.token();
+    a.release().await.unwrap();
+    let b = locker.try_lock("secure").await.unwrap();
+    assert!(b.token() > t);
+    assert_eq!(
+        locker.wake_mode(),
+        leasehold_redis::WakeMode::Push,
+        "tracking works over TLS too"
+    );
+    b.release().await.unwrap();
+    // plain redis:// to the TLS port fails at build time or at the first acquire, never hangs
+    let plain = format!("redis://127.0.0.1:{}", redis.port);
+    if let Ok(l) = LockerOptions::new(plain)
+        .ttl(Duration::from_secs(2))
+        .build()
+        .await
+    {
+        let e = tokio::time::timeout(Duration::from_secs(5), l.try_lock("secure"))
+            .await
+            .unwrap();
+        assert!(
+            e.is_err(),
+            "a plaintext client must not get a lease from a TLS-only server"
+        );
+    }
 }

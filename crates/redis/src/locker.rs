@@ -31,6 +31,9 @@ pub struct LockerOptions {
     pub holder: Option<String>,
     /// Ask servers for push invalidations (RESP3 client tracking). Off: waiters poll.
     pub push: bool,
+    /// PEM root certificate(s) to trust for `rediss://` (a private CA). `None`: the system's
+    /// roots. Needs the `tls` feature.
+    pub tls_root_ca: Option<Vec<u8>>,
     /// Publish this process's lock events to the capped stream `<prefix>:events` on the first
     /// instance (`XADD ... MAXLEN ~ 10000`), so a dashboard can show every client's timeouts and
     /// losses. Off by default.
@@ -46,6 +49,7 @@ impl LockerOptions {
             lock: LockConfig::default(),
             holder: None,
             push: true,
+            tls_root_ca: None,
             publish_events: false,
         }
     }
@@ -192,13 +196,56 @@ impl std::fmt::Debug for Locker {
     }
 }
 
+/// A client for `url`, trusting `root_ca` (PEM) for `rediss://` when given.
+fn open_client(url: &str, root_ca: Option<&[u8]>) -> redis::RedisResult<redis::Client> {
+    #[cfg(feature = "tls")]
+    if let (Some(pem), true) = (root_ca, url.starts_with("rediss://")) {
+        let info = redis::IntoConnectionInfo::into_connection_info(url)?;
+        return redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            },
+        );
+    }
+    let _ = root_ca;
+    redis::Client::open(url)
+}
+
+/// Ask for RESP3 in the URL's query, keeping any fragment (`#insecure`) after it.
 fn with_resp3(url: &str) -> String {
     if url.contains("protocol=") {
-        url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&protocol=resp3")
-    } else {
-        format!("{url}?protocol=resp3")
+        return url.to_owned();
+    }
+    let (base, fragment) = match url.split_once('#') {
+        Some((b, f)) => (b, format!("#{f}")),
+        None => (url, String::new()),
+    };
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}protocol=resp3{fragment}")
+}
+
+#[cfg(test)]
+mod url_tests {
+    #[test]
+    fn resp3_goes_into_the_query_before_any_fragment() {
+        assert_eq!(
+            super::with_resp3("redis://h:1"),
+            "redis://h:1?protocol=resp3"
+        );
+        assert_eq!(
+            super::with_resp3("redis://h:1/2?x=1"),
+            "redis://h:1/2?x=1&protocol=resp3"
+        );
+        assert_eq!(
+            super::with_resp3("rediss://h:1/#insecure"),
+            "rediss://h:1/?protocol=resp3#insecure"
+        );
+        assert_eq!(
+            super::with_resp3("redis://h:1?protocol=resp2"),
+            "redis://h:1?protocol=resp2"
+        );
     }
 }
 
@@ -233,6 +280,12 @@ impl Locker {
         };
         config.validate()?;
         let holder = HolderId::new(opts.holder.clone().unwrap_or_else(default_holder))?;
+        #[cfg(feature = "tls")]
+        if opts.urls.iter().any(|u| u.starts_with("rediss://")) {
+            // rustls needs one process-wide crypto provider; an application may have installed
+            // its own already, which is fine
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let mut clients = Vec::new();
         for url in &opts.urls {
             let shown = redact(url);
@@ -256,11 +309,12 @@ impl Locker {
             } else {
                 url.clone()
             };
-            let client =
-                redis::Client::open(target.as_str()).map_err(|e| LockError::InvalidUrl {
+            let client = open_client(&target, opts.tls_root_ca.as_deref()).map_err(|e| {
+                LockError::InvalidUrl {
                     url: shown.clone(),
                     reason: e.to_string(),
-                })?;
+                }
+            })?;
             clients.push((client, shown));
         }
         let (events, _) = broadcast::channel(1024);
