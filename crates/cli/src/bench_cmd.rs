@@ -123,14 +123,6 @@ pub fn run(a: BenchArgs) -> ExitCode {
     }
 }
 
-async fn conn(url: &str) -> Result<redis::aio::MultiplexedConnection, String> {
-    let client = redis::Client::open(url).map_err(|e| format!("invalid --redis {url}: {e}"))?;
-    client
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(|e| format!("cannot connect to {}: {e}", leasehold_redis::redact(url)))
-}
-
 const FLOOR_DEL: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
@@ -164,7 +156,7 @@ async fn floor_cycle(
 async fn bench(a: &BenchArgs, url: &str) -> Result<Value, String> {
     let phase = (a.duration / 8).max(Duration::from_millis(150));
     let quiet = a.json;
-    let mut c = conn(url).await?;
+    let mut c = crate::connect(url).await?;
     let lerr = |e: LockError| e.to_string();
     let opts = || {
         LockerOptions::new(url.to_owned())

@@ -53,6 +53,20 @@ pub(crate) fn runtime(cmd: &str) -> Option<tokio::runtime::Runtime> {
     }
 }
 
+/// A connection to `url` for the commands that read Redis directly (`bench`, `inspect`,
+/// `watch`), with 2 s connect and response timeouts; errors name the (redacted) URL.
+pub(crate) async fn connect(url: &str) -> Result<redis::aio::MultiplexedConnection, String> {
+    let client = redis::Client::open(url)
+        .map_err(|e| format!("invalid --redis {}: {e}", leasehold_redis::redact(url)))?;
+    let cfg = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
+        .set_response_timeout(Some(std::time::Duration::from_secs(2)));
+    client
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", leasehold_redis::redact(url)))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

@@ -87,18 +87,6 @@ pub struct WatchArgs {
     refresh: Duration,
 }
 
-async fn connect(url: &str) -> Result<redis::aio::MultiplexedConnection, String> {
-    let client = redis::Client::open(url)
-        .map_err(|e| format!("invalid --redis {}: {e}", leasehold_redis::redact(url)))?;
-    let cfg = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(2)));
-    client
-        .get_multiplexed_async_connection_with_config(&cfg)
-        .await
-        .map_err(|e| format!("cannot connect to {}: {e}", leasehold_redis::redact(url)))
-}
-
 /// Force-release `row`: delete its keys; for leasehold locks also advance each slot's fence
 /// counter so the evicted holder's token is below the next holder's.
 async fn force_release(url: &str, targets: &Targets, row: &LockRow) -> redis::RedisResult<()> {
@@ -152,14 +140,7 @@ async fn tracking_connection(
     targets: &Targets,
     push: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
 ) -> Option<redis::aio::MultiplexedConnection> {
-    let with_resp3 = if url.contains("protocol=") {
-        url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&protocol=resp3")
-    } else {
-        format!("{url}?protocol=resp3")
-    };
-    let client = redis::Client::open(with_resp3).ok()?;
+    let client = redis::Client::open(leasehold_redis::with_resp3(url)).ok()?;
     let cfg = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_push_sender(push);
@@ -189,7 +170,7 @@ pub fn inspect(a: InspectArgs) -> ExitCode {
         return ExitCode::from(1);
     };
     let result = rt.block_on(async {
-        let mut conn = connect(&url).await?;
+        let mut conn = crate::connect(&url).await?;
         let (keys, _) = scan(&mut conn, &a.source.targets(), a.source.budget())
             .await
             .map_err(|e| format!("reading locks failed: {e}"))?;
@@ -371,7 +352,7 @@ async fn watch_redis(a: WatchArgs, url: String) -> ExitCode {
         let mut last_ids: Vec<String> =
             targets.leasehold.iter().map(|_| "0-0".to_owned()).collect();
         loop {
-            match connect(&src_url).await {
+            match crate::connect(&src_url).await {
                 Ok(mut conn) => {
                     // push where the server allows it without configuration changes
                     let (push_tx, mut push_rx) =

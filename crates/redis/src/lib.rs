@@ -38,5 +38,5 @@ pub use conn::WakeMode;
 pub use error::{LockError, redact};
 pub use lease::Lease;
 pub use leasehold_core::{AcquireError, LockConfig, LostReason};
-pub use locker::{Locker, LockerOptions, RunOutcome};
+pub use locker::{Locker, LockerOptions, RunOutcome, with_resp3};
 pub use observe::LockEvent;

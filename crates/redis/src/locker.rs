@@ -213,8 +213,10 @@ fn open_client(url: &str, root_ca: Option<&[u8]>) -> redis::RedisResult<redis::C
     redis::Client::open(url)
 }
 
-/// Ask for RESP3 in the URL's query, keeping any fragment (`#insecure`) after it.
-fn with_resp3(url: &str) -> String {
+/// `url` asking for RESP3 (needed for push invalidations) in its query, keeping any fragment
+/// (`#insecure`) after it; a URL that already names a protocol is left alone.
+#[must_use]
+pub fn with_resp3(url: &str) -> String {
     if url.contains("protocol=") {
         return url.to_owned();
     }
