@@ -29,7 +29,6 @@ struct CellInner {
     token: u64,
     state: CellState,
     release_requested: bool,
-    extending: bool,
     wakers: Vec<Waker>,
 }
 
@@ -48,7 +47,6 @@ impl LeaseCell {
                 token,
                 state: CellState::Held { validity_ns },
                 release_requested: false,
-                extending: false,
                 wakers: Vec::new(),
             })),
         }
@@ -108,19 +106,10 @@ impl LeaseCell {
     }
 
     /// Driver: may an extension start now? False once a release was requested, so no extension
-    /// is ever sent after the release. Pair with [`LeaseCell::end_extension`].
+    /// is ever sent after the release (the check and the request share one lock).
     pub fn begin_extension(&self) -> bool {
-        let mut g = lock(&self.inner);
-        if g.release_requested || !matches!(g.state, CellState::Held { .. }) {
-            return false;
-        }
-        g.extending = true;
-        true
-    }
-
-    /// Driver: the extension started by [`LeaseCell::begin_extension`] finished.
-    pub fn end_extension(&self) {
-        lock(&self.inner).extending = false;
+        let g = lock(&self.inner);
+        !g.release_requested && matches!(g.state, CellState::Held { .. })
     }
 
     /// Poll for loss: registers the waker under the same lock as the check, so a loss between

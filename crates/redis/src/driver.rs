@@ -219,7 +219,6 @@ impl Driver {
                     Event::Extended { slack, .. } => {
                         if let (Some(v), Some(c)) = (self.lock.validity(), &cell) {
                             c.set_validity(v.as_nanos());
-                            c.end_extension();
                         }
                         self.shared.emit(LockEvent::Extended {
                             name: name.clone(),

@@ -184,7 +184,6 @@ impl Shared {
 #[derive(Clone)]
 pub struct Locker {
     shared: Arc<Shared>,
-    _conns: Arc<Vec<watch::Receiver<Option<redis::aio::MultiplexedConnection>>>>,
 }
 
 impl std::fmt::Debug for Locker {
@@ -324,7 +323,7 @@ impl Locker {
         let ttl = config.ttl;
         let response_timeout = (ttl / 2).clamp(Duration::from_millis(100), Duration::from_secs(2));
         let mut instances = Vec::new();
-        let mut receivers = Vec::new();
+
         let router = Arc::new(Router::default());
         for (index, (client, url)) in clients.into_iter().enumerate() {
             let (conn_tx, conn_rx) = watch::channel(None);
@@ -346,7 +345,7 @@ impl Locker {
                 router: router.clone(),
             };
             tokio::spawn(sup.run());
-            receivers.push(conn_rx.clone());
+
             instances.push(Instance {
                 conn: conn_rx,
                 kick,
@@ -421,10 +420,7 @@ impl Locker {
             let rx = shared.lock_events.subscribe();
             tokio::spawn(publish_events(shared.clone(), rx));
         }
-        Ok(Locker {
-            shared,
-            _conns: Arc::new(receivers),
-        })
+        Ok(Locker { shared })
     }
 
     /// Which wake-up mode is active (push if every connected instance pushes).
