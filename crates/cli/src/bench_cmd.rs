@@ -153,6 +153,22 @@ async fn floor_cycle(
     Ok(())
 }
 
+/// Run `tasks` loops concurrently until `phase` ends; `task(i, end)` makes loop `i`, which returns
+/// how many cycles it completed. Completed cycles per second over the phase.
+async fn ops_per_sec<F, Fut>(tasks: usize, phase: Duration, task: F) -> f64
+where
+    F: Fn(usize, Instant) -> Fut,
+    Fut: std::future::Future<Output = u64> + Send + 'static,
+{
+    let end = Instant::now() + phase;
+    let handles: Vec<_> = (0..tasks).map(|i| tokio::spawn(task(i, end))).collect();
+    let mut done = 0u64;
+    for h in handles {
+        done += h.await.unwrap_or(0);
+    }
+    done as f64 / phase.as_secs_f64()
+}
+
 async fn bench(a: &BenchArgs, url: &str) -> Result<Value, String> {
     let phase = (a.duration / 8).max(Duration::from_millis(150));
     let quiet = a.json;
@@ -207,101 +223,67 @@ async fn bench(a: &BenchArgs, url: &str) -> Result<Value, String> {
         quiet,
         "throughput (64 tasks, own names: leasehold vs floor)",
     );
-    let leasehold_ops = {
-        let count = Arc::new(Mutex::new(0u64));
-        let end = Instant::now() + phase;
-        let mut tasks = Vec::new();
-        for i in 0..64 {
-            let (l, count) = (locker.clone(), count.clone());
-            tasks.push(tokio::spawn(async move {
-                let name = format!("tp{i}");
-                while Instant::now() < end {
-                    if let Ok(lease) = l.try_lock(&name).await
-                        && lease.release().await.is_ok()
-                    {
-                        *count
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
-                    }
+    let leasehold_ops = ops_per_sec(64, phase, |i, end| {
+        let l = locker.clone();
+        async move {
+            let name = format!("tp{i}");
+            let mut n = 0;
+            while Instant::now() < end {
+                if let Ok(lease) = l.try_lock(&name).await
+                    && lease.release().await.is_ok()
+                {
+                    n += 1;
                 }
-            }));
+            }
+            n
         }
-        for t in tasks {
-            let _ = t.await;
-        }
-        let n = *count
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        n as f64 / phase.as_secs_f64()
-    };
-    let floor_ops = {
-        let count = Arc::new(Mutex::new(0u64));
-        let end = Instant::now() + phase;
-        let mut tasks = Vec::new();
-        for i in 0..64 {
-            let (mut c, count) = (c.clone(), count.clone());
-            tasks.push(tokio::spawn(async move {
-                let script = redis::Script::new(FLOOR_DEL);
-                let key = format!("leasehold-bench:{{fl{i}}}");
-                while Instant::now() < end {
-                    if floor_cycle(&mut c, &script, &key, "v").await.is_ok() {
-                        *count
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
-                    }
+    })
+    .await;
+    let floor_ops = ops_per_sec(64, phase, |i, end| {
+        let mut c = c.clone();
+        async move {
+            let script = redis::Script::new(FLOOR_DEL);
+            let key = format!("leasehold-bench:{{fl{i}}}");
+            let mut n = 0;
+            while Instant::now() < end {
+                if floor_cycle(&mut c, &script, &key, "v").await.is_ok() {
+                    n += 1;
                 }
-            }));
+            }
+            n
         }
-        for t in tasks {
-            let _ = t.await;
-        }
-        let n = *count
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        n as f64 / phase.as_secs_f64()
-    };
+    })
+    .await;
 
     // profile aid: the same fenced acquire + release scripts leasehold runs, called by hand at the
     // same concurrency; the gap to `floor_ops` is the server-side cost of fencing in Lua
     progress(quiet, "throughput of the fenced scripts alone (64 tasks)");
-    let scripted_ops = {
-        let count = Arc::new(Mutex::new(0u64));
-        let end = Instant::now() + phase;
-        let mut tasks = Vec::new();
-        for i in 0..64 {
-            let (mut c, count) = (c.clone(), count.clone());
-            tasks.push(tokio::spawn(async move {
-                let acq = redis::Script::new(leasehold_core::wire::ACQUIRE.source);
-                let rel = redis::Script::new(leasehold_core::wire::RELEASE.source);
-                let key = format!("leasehold-bench:{{sc{i}}}");
-                let fence = format!("{key}:fence");
-                while Instant::now() < end {
-                    let a: redis::RedisResult<redis::Value> = acq
-                        .key(&key)
-                        .key(&fence)
-                        .arg("v")
-                        .arg(10_000)
-                        .arg("0")
-                        .invoke_async(&mut c)
-                        .await;
-                    let r: redis::RedisResult<i64> =
-                        rel.key(&key).arg("v").invoke_async(&mut c).await;
-                    if a.is_ok() && r.is_ok() {
-                        *count
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
-                    }
+    let scripted_ops = ops_per_sec(64, phase, |i, end| {
+        let mut c = c.clone();
+        async move {
+            let acq = redis::Script::new(leasehold_core::wire::ACQUIRE.source);
+            let rel = redis::Script::new(leasehold_core::wire::RELEASE.source);
+            let key = format!("leasehold-bench:{{sc{i}}}");
+            let fence = format!("{key}:fence");
+            let mut n = 0;
+            while Instant::now() < end {
+                let a: redis::RedisResult<redis::Value> = acq
+                    .key(&key)
+                    .key(&fence)
+                    .arg("v")
+                    .arg(10_000)
+                    .arg("0")
+                    .invoke_async(&mut c)
+                    .await;
+                let r: redis::RedisResult<i64> = rel.key(&key).arg("v").invoke_async(&mut c).await;
+                if a.is_ok() && r.is_ok() {
+                    n += 1;
                 }
-            }));
+            }
+            n
         }
-        for t in tasks {
-            let _ = t.await;
-        }
-        let n = *count
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        n as f64 / phase.as_secs_f64()
-    };
+    })
+    .await;
 
     let rtt_p50 = rtt.pct(0.5).max(1);
     let mut handoff = serde_json::Map::new();
