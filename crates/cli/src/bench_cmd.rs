@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use leasehold_core::{AcquireMode, HolderId, Lock, LockConfig, LockName, Reply};
+use leasehold_core::testkit::bench_cycle;
+use leasehold_core::{HolderId, Lock, LockConfig, LockName};
 use leasehold_redis::{LockError, LockerOptions};
 use serde_json::{Value, json};
 
@@ -456,32 +457,16 @@ fn core_cost() -> Value {
         return json!({"error": "invalid bench config"});
     };
     let mut t = leasehold_core::Instant::from_millis(1);
-    let every = l.config().extend_every();
-    let cycle = |l: &mut Lock, t: &mut leasehold_core::Instant| {
-        let _ = l.acquire(*t, AcquireMode::Try);
-        if let Some(c) = l.poll_command() {
-            *t = *t + Duration::from_micros(100);
-            l.handle_reply(*t, c.request, Reply::Granted { token: 1 });
-        }
-        let _ = l.poll_event();
-        *t = *t + every;
-        l.handle_timeout(*t);
-        if let Some(c) = l.poll_command() {
-            l.handle_reply(*t, c.request, Reply::Extended);
-        }
-        let _ = l.poll_event();
-        let _ = l.release(*t);
-        let _ = l.poll_command();
-        let _ = l.poll_event();
-    };
     for _ in 0..10_000 {
-        cycle(&mut l, &mut t);
+        if !bench_cycle(&mut l, &mut t) {
+            return json!({"error": "the core cycle did not complete"});
+        }
     }
     let n = 500_000u32;
     let a0 = crate::alloc_count::allocations();
     let s = Instant::now();
     for _ in 0..n {
-        cycle(&mut l, &mut t);
+        bench_cycle(&mut l, &mut t);
     }
     let ns = s.elapsed().as_nanos() as f64 / f64::from(n);
     let allocs = (crate::alloc_count::allocations() - a0) as f64 / f64::from(n);

@@ -4,11 +4,10 @@
 #![allow(unsafe_code)] // the counting allocator below
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use leasehold_core::{AcquireMode, HolderId, Instant, Lock, LockConfig, LockName, Reply};
+use leasehold_core::testkit::bench_cycle;
+use leasehold_core::{HolderId, Instant, Lock, LockConfig, LockName};
 
 struct Counting;
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
@@ -34,30 +33,13 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn cycle(l: &mut Lock, t: &mut Instant) {
-    let every = l.config().extend_every();
-    l.acquire(*t, AcquireMode::Try).ok();
-    let c = l.poll_command().expect("acquire command");
-    *t = *t + Duration::from_micros(100);
-    l.handle_reply(*t, c.request, Reply::Granted { token: 1 });
-    black_box(l.poll_event());
-    *t = *t + every;
-    l.handle_timeout(*t);
-    let c = l.poll_command().expect("extend command");
-    l.handle_reply(*t, c.request, Reply::Extended);
-    black_box(l.poll_event());
-    l.release(*t).ok();
-    black_box(l.poll_command());
-    black_box(l.poll_event());
-}
-
 fn main() {
     let name = LockName::new("bench").expect("valid name");
     let holder = HolderId::new("bench").expect("valid holder");
     let mut l = Lock::new(LockConfig::default(), name, holder, 42).expect("valid config");
     let mut t = Instant::from_millis(1);
     for _ in 0..10_000 {
-        cycle(&mut l, &mut t);
+        assert!(bench_cycle(&mut l, &mut t), "a cycle did not complete");
     }
     let iters: u32 = std::env::var("LEASEHOLD_BENCH_ITERS")
         .ok()
@@ -66,7 +48,7 @@ fn main() {
     let a0 = ALLOCS.load(Ordering::Relaxed);
     let start = std::time::Instant::now();
     for _ in 0..iters {
-        cycle(&mut l, &mut t);
+        bench_cycle(&mut l, &mut t);
     }
     let elapsed = start.elapsed();
     let allocs = ALLOCS.load(Ordering::Relaxed) - a0;

@@ -617,3 +617,31 @@ pub fn run(scenario: &Scenario, steps: &[Step]) -> Result<Report, Violation> {
     }
     Ok(w.report)
 }
+
+/// One acquire → extend → release cycle through `lock` starting at `*now`, with the replies fed
+/// straight back (the unit both benchmarks measure). Advances `now` by one extension interval
+/// plus 100 µs. Returns whether the cycle completed: acquired, extended and released.
+pub fn bench_cycle(lock: &mut Lock, now: &mut Instant) -> bool {
+    use std::hint::black_box;
+    let every = lock.config().extend_every();
+    if lock.acquire(*now, AcquireMode::Try).is_err() {
+        return false;
+    }
+    let Some(c) = lock.poll_command() else {
+        return false;
+    };
+    *now = *now + Duration::from_micros(100);
+    lock.handle_reply(*now, c.request, Reply::Granted { token: 1 });
+    let acquired = matches!(black_box(lock.poll_event()), Some(Event::Acquired { .. }));
+    *now = *now + every;
+    lock.handle_timeout(*now);
+    let Some(c) = lock.poll_command() else {
+        return false;
+    };
+    lock.handle_reply(*now, c.request, Reply::Extended);
+    let extended = matches!(black_box(lock.poll_event()), Some(Event::Extended { .. }));
+    let released = lock.release(*now).is_ok();
+    black_box(lock.poll_command());
+    black_box(lock.poll_event());
+    acquired && extended && released
+}
