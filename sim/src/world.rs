@@ -1064,7 +1064,14 @@ impl World {
         if self.links[li].epoch != epoch {
             return;
         }
-        let (at, _) = self.send_at(li, false);
+        self.send_to_client(c, s, l, Msg::Reply(cmd.request, reply));
+    }
+
+    /// Send `msg` from server `s` to client `c` about lock `l` over their link (in order, held
+    /// while partitioned, tagged with the link's epoch so a reset loses it).
+    fn send_to_client(&mut self, c: usize, s: usize, l: usize, msg: Msg) {
+        let li = self.link(c, s);
+        let (at, epoch) = self.send_at(li, false);
         self.push(
             at,
             Ev::ToClient {
@@ -1072,7 +1079,7 @@ impl World {
                 s: s as u32,
                 l: l as u32,
                 epoch,
-                msg: Msg::Reply(cmd.request, reply),
+                msg,
             },
         );
     }
@@ -1090,21 +1097,10 @@ impl World {
             if !matches!(phase, Phase::Backoff | Phase::Held) {
                 continue;
             }
-            let li = self.link(c, s);
-            if !self.links[li].up {
+            if !self.links[self.link(c, s)].up {
                 continue;
             }
-            let (at, epoch) = self.send_at(li, false);
-            self.push(
-                at,
-                Ev::ToClient {
-                    c: c as u32,
-                    s: s as u32,
-                    l: l as u32,
-                    epoch,
-                    msg: Msg::Invalidate(slot),
-                },
-            );
+            self.send_to_client(c, s, l, Msg::Invalidate(slot));
         }
     }
 
