@@ -167,37 +167,16 @@ pub fn classify(targets: &Targets, keys: &[RawKey]) -> Vec<LockRow> {
             continue;
         }
         if k.kind == "string" && targets.plain.iter().any(|p| glob_match(p, &k.key)) {
-            rows.push(LockRow {
-                name: k.key.clone(),
-                layout: Layout::Plain,
-                holder: k.value.as_deref().map(holder_of),
-                token: None,
-                ttl_ms: if k.pttl_ms == -1 {
-                    None
-                } else {
-                    Some(k.pttl_ms)
-                },
-                keys_held: 1,
-                keys_total: 1,
-                waiters: None,
-            });
+            rows.push(single_key_row(
+                k,
+                Layout::Plain,
+                k.value.as_deref().map(holder_of),
+            ));
             continue;
         }
         if targets.redisson && k.kind == "hash" && is_redisson(&k.fields) {
-            rows.push(LockRow {
-                name: k.key.clone(),
-                layout: Layout::Redisson,
-                holder: k.fields.first().map(|(f, n)| format!("{f} (x{n})")),
-                token: None,
-                ttl_ms: if k.pttl_ms == -1 {
-                    None
-                } else {
-                    Some(k.pttl_ms)
-                },
-                keys_held: 1,
-                keys_total: 1,
-                waiters: None,
-            });
+            let holder = k.fields.first().map(|(f, n)| format!("{f} (x{n})"));
+            rows.push(single_key_row(k, Layout::Redisson, holder));
         }
     }
     for (name, g) in lh {
@@ -231,6 +210,24 @@ pub fn classify(targets: &Targets, keys: &[RawKey]) -> Vec<LockRow> {
     }
     rows.sort_by(|a, b| (a.layout, &a.name).cmp(&(b.layout, &b.name)));
     rows
+}
+
+/// A lock that is one key (plain `SET NX`, Redisson): held while the key exists.
+fn single_key_row(k: &RawKey, layout: Layout, holder: Option<String>) -> LockRow {
+    LockRow {
+        name: k.key.clone(),
+        layout,
+        holder,
+        token: None,
+        ttl_ms: if k.pttl_ms == -1 {
+            None
+        } else {
+            Some(k.pttl_ms)
+        },
+        keys_held: 1,
+        keys_total: 1,
+        waiters: None,
+    }
 }
 
 /// `prefix:{name}` / `prefix:{name#i}` (+ `:fence`) -> (name, slot, is_fence).
