@@ -7,8 +7,16 @@ use clap::Args;
 use leasehold_tui::layout::{LockRow, Targets, classify};
 use leasehold_tui::model::{Effect, Input, Model};
 use leasehold_tui::scan::{Budget, scan};
+use leasehold_tui::source::redis::RedisSource;
 use leasehold_tui::view::{Theme, render};
 use serde_json::json;
+
+/// `--pattern`: Redis glob rules; empty or malformed patterns are usage errors (exit 2).
+fn parse_pattern(s: &str) -> Result<String, String> {
+    leasehold_tui::glob::validate(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
+}
 
 #[derive(Debug, Args, Clone)]
 pub struct SourceArgs {
@@ -21,13 +29,15 @@ pub struct SourceArgs {
     /// rueidislock key prefix (repeatable; default `rueidislock`).
     #[arg(long = "rueidis-prefix")]
     rueidis: Vec<String>,
-    /// Glob of plain `SET NX` lock keys (redsync, redis-py, rslock style), e.g. `lock:*`.
-    #[arg(long = "pattern")]
+    /// Glob of plain `SET NX` lock keys (redsync, redis-py, rslock style), e.g. `lock:*`. Redis's
+    /// glob rules: `*`, `?`, `[a-z]`, `[^x]`, `\` escapes.
+    #[arg(long = "pattern", value_parser = parse_pattern)]
     patterns: Vec<String>,
     /// Do not look for Redisson lock hashes (that scan covers every hash key).
     #[arg(long)]
     no_redisson: bool,
-    /// Most commands per second the dashboard may send.
+    /// Most commands per second the dashboard may send, all reads included (a token bucket
+    /// across passes and refreshes).
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(10..=100_000))]
     budget: u32,
 }
@@ -87,76 +97,6 @@ pub struct WatchArgs {
     refresh: Duration,
 }
 
-/// Force-release `row`: delete its keys; for leasehold locks also advance each slot's fence
-/// counter so the evicted holder's token is below the next holder's.
-async fn force_release(url: &str, targets: &Targets, row: &LockRow) -> redis::RedisResult<()> {
-    use leasehold_tui::layout::Layout;
-    let client = redis::Client::open(url)?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
-    match row.layout {
-        Layout::Leasehold => {
-            let script = redis::Script::new(
-                "redis.call('DEL', KEYS[1]) if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('INCR', KEYS[2]) end return 1",
-            );
-            for p in &targets.leasehold {
-                for i in 0..row.keys_total.max(1) {
-                    let tag = if row.keys_total <= 1 {
-                        format!("{p}:{{{}}}", row.name)
-                    } else {
-                        format!("{p}:{{{}#{i}}}", row.name)
-                    };
-                    let _: i64 = script
-                        .key(&tag)
-                        .key(format!("{tag}:fence"))
-                        .invoke_async(&mut conn)
-                        .await?;
-                }
-            }
-        }
-        Layout::Rueidislock => {
-            for p in &targets.rueidislock {
-                for i in 0..row.keys_total.max(1) {
-                    let _: i64 = redis::cmd("DEL")
-                        .arg(format!("{p}:{i}:{}", row.name))
-                        .query_async(&mut conn)
-                        .await?;
-                }
-            }
-        }
-        Layout::Plain | Layout::Redisson => {
-            let _: i64 = redis::cmd("DEL")
-                .arg(&row.name)
-                .query_async(&mut conn)
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-/// A RESP3 connection with `CLIENT TRACKING ON BCAST` for the lock prefixes (read-only, no
-/// configuration change), whose invalidations arrive on `push`. `None` where the server refuses.
-async fn tracking_connection(
-    url: &str,
-    targets: &Targets,
-    push: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
-) -> Option<redis::aio::MultiplexedConnection> {
-    let client = redis::Client::open(leasehold_redis::with_resp3(url)).ok()?;
-    let cfg = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_push_sender(push);
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&cfg)
-        .await
-        .ok()?;
-    let mut cmd = redis::cmd("CLIENT");
-    cmd.arg("TRACKING").arg("ON").arg("BCAST");
-    for p in targets.leasehold.iter().chain(&targets.rueidislock) {
-        cmd.arg("PREFIX").arg(format!("{p}:"));
-    }
-    cmd.query_async::<()>(&mut conn).await.ok()?;
-    Some(conn)
-}
-
 fn state_label(m: &Model, r: &LockRow, now: u64) -> &'static str {
     m.state(r, now).label()
 }
@@ -198,7 +138,7 @@ pub fn inspect(a: InspectArgs) -> ExitCode {
             .iter()
             .map(|r| {
                 json!({
-                    "name": r.name, "layout": r.layout, "holder": r.holder, "token": r.token,
+                    "name": r.name, "prefix": r.prefix, "layout": r.layout, "holder": r.holder, "token": r.token,
                     "ttl_ms": r.ttl_ms, "keys_held": r.keys_held, "keys_total": r.keys_total,
                     "state": state_label(&m, r, 0),
                 })
@@ -213,7 +153,7 @@ pub fn inspect(a: InspectArgs) -> ExitCode {
         for r in m.visible(0) {
             println!(
                 "{:<30} {:<11} {:<24} {:>17} {:>9} {:>5}  {}",
-                r.name,
+                r.display_name(),
                 serde_json::to_value(r.layout)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
@@ -246,6 +186,14 @@ fn key_of(ev: &ratatui::crossterm::event::KeyEvent) -> Option<leasehold_tui::key
 }
 
 pub fn watch(a: WatchArgs) -> ExitCode {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        eprintln!(
+            "leasehold watch: needs a terminal (stdin and stdout must be a TTY); for a one-off \
+             read in scripts or pipes use `leasehold inspect --redis URL [--json]`"
+        );
+        return ExitCode::from(2);
+    }
     let Some(rt) = crate::runtime("watch") else {
         return ExitCode::from(1);
     };
@@ -302,6 +250,8 @@ async fn watch_sim(a: WatchArgs, scenario: String) -> ExitCode {
                         keys_held: l.slots_held,
                         keys_total: l.slots_total,
                         waiters: Some(l.waiters),
+                        prefix: String::new(),
+                        held: Vec::new(),
                     })
                     .collect();
                 let now_ms = u64::try_from(origin.elapsed().as_millis()).unwrap_or(0);
@@ -340,126 +290,32 @@ async fn watch_sim(a: WatchArgs, scenario: String) -> ExitCode {
 
 async fn watch_redis(a: WatchArgs, url: String) -> ExitCode {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Input>();
-    let (refresh_tx, mut refresh_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let targets = a.source.targets();
-    let budget = a.source.budget();
-    let every = a.refresh;
-    let src_url = url.clone();
-    let origin = Instant::now();
+    let (refresh_tx, refresh_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let src = RedisSource {
+        url: url.clone(),
+        targets: a.source.targets(),
+        budget: a.source.budget(),
+        every: a.refresh,
+    };
     // the Redis source runs as a task and only sends messages; nothing blocks inside a draw
-    tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(200);
-        let mut last_ids: Vec<String> =
-            targets.leasehold.iter().map(|_| "0-0".to_owned()).collect();
-        loop {
-            match crate::connect(&src_url).await {
-                Ok(mut conn) => {
-                    // push where the server allows it without configuration changes
-                    let (push_tx, mut push_rx) =
-                        tokio::sync::mpsc::unbounded_channel::<redis::PushInfo>();
-                    let tracking = tracking_connection(&src_url, &targets, push_tx).await;
-                    let mode = if tracking.is_some() {
-                        format!("push (CLIENT TRACKING BCAST) + SCAN every {every:?}")
-                    } else {
-                        format!("SCAN polling every {every:?}")
-                    };
-                    loop {
-                        match scan(&mut conn, &targets, budget).await {
-                            Ok((keys, cost)) => {
-                                backoff = Duration::from_millis(200);
-                                let rows = classify(&targets, &keys);
-                                if tx
-                                    .send(Input::Snapshot {
-                                        rows,
-                                        commands: cost.commands + 2,
-                                        rtt: cost.rtt,
-                                    })
-                                    .is_err()
-                                {
-                                    return;
-                                }
-                            }
-                            Err(e) => {
-                                let _ = tx.send(Input::Disconnected {
-                                    error: e.to_string(),
-                                });
-                                break;
-                            }
-                        }
-                        if let Ok((ops, expired)) =
-                            leasehold_tui::scan::server_stats(&mut conn).await
-                        {
-                            let _ = tx.send(Input::Server {
-                                ops_per_sec: ops,
-                                expired_keys: expired,
-                                mode: mode.clone(),
-                            });
-                        }
-                        let now_unix = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map(|d| u64::try_from(d.as_millis()).unwrap_or(0))
-                            .unwrap_or(0);
-                        let now_ui = u64::try_from(origin.elapsed().as_millis()).unwrap_or(0);
-                        for (prefix, last) in targets.leasehold.iter().zip(last_ids.iter_mut()) {
-                            let stream = format!("{prefix}:events");
-                            if let Ok(evs) =
-                                leasehold_tui::scan::read_events(&mut conn, &stream, last).await
-                            {
-                                let lines: Vec<_> = evs
-                                    .into_iter()
-                                    .map(|e| leasehold_tui::model::EventLine {
-                                        at_ms: now_ui
-                                            .saturating_sub(now_unix.saturating_sub(e.at_unix_ms)),
-                                        lock: e.name,
-                                        kind: e.kind,
-                                        detail: e.detail,
-                                    })
-                                    .collect();
-                                if !lines.is_empty() && tx.send(Input::Events(lines)).is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                        tokio::select! {
-                            _ = tokio::time::sleep(every) => {}
-                            _ = refresh_rx.recv() => {}
-                            Some(_) = push_rx.recv() => {
-                                // coalesce a burst of invalidations into one read
-                                tokio::time::sleep(Duration::from_millis(50)).await;
-                                while push_rx.try_recv().is_ok() {}
-                            }
-                        }
-                    }
-                    drop(tracking);
-                }
-                Err(e) => {
-                    if tx.send(Input::Disconnected { error: e }).is_err() {
-                        return;
-                    }
-                }
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-    });
-    let mut model = Model::new(leasehold_redis::redact(&url), every);
+    tokio::spawn(leasehold_tui::source::redis::run(
+        src,
+        tx.clone(),
+        refresh_rx,
+        Instant::now(),
+    ));
+    let mut model = Model::new(leasehold_redis::redact(&url), a.refresh);
     model.allow_writes = a.allow_writes;
-    run_ui(
-        model,
-        rx,
-        refresh_tx,
-        Some((url.clone(), a.source.targets())),
-        a.mouse,
-    )
-    .await
+    run_ui(model, rx, refresh_tx, Some((url, tx)), a.mouse).await
 }
 
 /// The UI loop: draw, then wait for one input (a source message, a key, a tick or SIGTERM).
+/// `writer`: the Redis URL for force-releases, and where their outcome goes.
 async fn run_ui(
     mut model: Model,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Input>,
     refresh_tx: tokio::sync::mpsc::UnboundedSender<()>,
-    writer: Option<(String, Targets)>,
+    writer: Option<(String, tokio::sync::mpsc::UnboundedSender<Input>)>,
     mouse: bool,
 ) -> ExitCode {
     // keys come from a blocking reader thread
@@ -489,7 +345,14 @@ async fn run_ui(
     let theme = Theme::from_env(std::env::var("NO_COLOR").ok().as_deref());
     let origin = Instant::now();
     let now = || u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let mut terminal = ratatui::init(); // restores the terminal on panic too
+    // restores the terminal on panic too
+    let mut terminal = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("leasehold watch: cannot set up the terminal: {e}");
+            return ExitCode::from(1);
+        }
+    };
     if mouse {
         let _ = ratatui::crossterm::execute!(
             std::io::stdout(),
@@ -497,6 +360,7 @@ async fn run_ui(
         );
     }
     let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let t = now();
         if terminal.draw(|f| render(f, &model, t, theme)).is_err() {
@@ -517,11 +381,20 @@ async fn run_ui(
                 let _ = refresh_tx.send(());
             }
             Effect::ForceRelease(row) => {
-                if let Some((url, targets)) = writer.clone() {
-                    let refresh = refresh_tx.clone();
+                if let Some((url, tx)) = writer.clone() {
                     tokio::spawn(async move {
-                        let _ = force_release(&url, &targets, &row).await;
-                        let _ = refresh.send(());
+                        let outcome = match leasehold_tui::source::connect(&url).await {
+                            Ok(mut conn) => {
+                                leasehold_tui::source::release::force_release(
+                                    &mut conn,
+                                    &row,
+                                    leasehold_tui::source::release::fence_keep_ms(),
+                                )
+                                .await
+                            }
+                            Err(e) => leasehold_tui::model::ReleaseOutcome::Failed(e.to_string()),
+                        };
+                        let _ = tx.send(Input::Released { row, outcome });
                     });
                 }
             }

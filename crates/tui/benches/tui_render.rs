@@ -22,6 +22,8 @@ fn rows(n: usize) -> Vec<LockRow> {
             keys_held: 1,
             keys_total: 1,
             waiters: None,
+            prefix: String::new(),
+            held: Vec::new(),
         })
         .collect()
 }

@@ -125,7 +125,7 @@ pub enum Input {
     Snapshot {
         /// The locks.
         rows: Vec<LockRow>,
-        /// Commands the read cost.
+        /// Commands sent since the previous snapshot.
         commands: u64,
         /// Round trip measured during the read.
         rtt: Duration,
@@ -148,6 +148,56 @@ pub enum Input {
     },
     /// A key press.
     Key(Key),
+    /// What the Redis source's last full pass cost.
+    Scan(ScanFigures),
+    /// What a force-release did.
+    Released {
+        /// The lock as it was shown when confirmed.
+        row: LockRow,
+        /// The outcome.
+        outcome: ReleaseOutcome,
+    },
+}
+
+/// The Redis source's own cost, for the Server screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScanFigures {
+    /// Lock-related keys known after the last full pass.
+    pub keys: usize,
+    /// Commands the last full pass sent.
+    pub pass_commands: u64,
+    /// How long it took (ms).
+    pub pass_ms: u64,
+    /// Bytes of the largest single reply read so far.
+    pub largest_reply: usize,
+    /// The budget (commands/s).
+    pub budget: u32,
+}
+
+/// What a force-release found and did. Only the exact values shown are ever deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    /// Every shown key still held the shown value and was deleted; for leasehold locks the fence
+    /// advanced to `token`, so the evicted holder's writes are rejected.
+    Released {
+        /// Keys deleted.
+        keys: usize,
+        /// The fence token after the release (leasehold).
+        token: Option<u64>,
+    },
+    /// A key holds someone else's value now: that key and the ones after it were left alone.
+    Changed {
+        /// The key.
+        key: String,
+        /// Who holds it now (as the dashboard shows holders).
+        now: String,
+        /// Keys released before it (0: nothing was changed).
+        released_before: usize,
+    },
+    /// The keys were already gone (expired or released).
+    Gone,
+    /// Not attempted, or failed: why.
+    Failed(String),
 }
 
 /// What the caller should do after an update.
@@ -161,6 +211,58 @@ pub enum Effect {
     Quit,
     /// Force-release this lock (confirmed by the user, `--allow-writes` given).
     ForceRelease(LockRow),
+}
+
+/// The confirmation prompt: which lock, under which prefix, held by whom, with which token.
+#[must_use]
+pub fn confirm_prompt(row: &LockRow) -> String {
+    let place = if row.prefix.is_empty() {
+        format!("key {}", row.name)
+    } else {
+        format!("prefix {}", row.prefix)
+    };
+    format!(
+        "force-release {} lock {:?} ({place}) held by {} token {}? y to confirm, any other key cancels",
+        crate::view::layout_label(row.layout),
+        row.name,
+        row.holder.as_deref().unwrap_or("-"),
+        row.token.map_or("-".into(), |t| t.to_string()),
+    )
+}
+
+/// The status line after a force-release, and whether anything was deleted.
+fn release_message(row: &LockRow, outcome: &ReleaseOutcome) -> (String, bool) {
+    let name = row.display_name();
+    let was = row.holder.as_deref().unwrap_or("-");
+    match outcome {
+        ReleaseOutcome::Released { keys, token } => (
+            format!(
+                "force-released {name} (was {was}; {keys} key(s){})",
+                token.map_or(String::new(), |t| format!(", fence now {t}"))
+            ),
+            true,
+        ),
+        ReleaseOutcome::Changed {
+            key,
+            now,
+            released_before: 0,
+        } => (
+            format!("not released: {name} changed hands ({key} now held by {now}, was {was})"),
+            false,
+        ),
+        ReleaseOutcome::Changed {
+            key,
+            now,
+            released_before,
+        } => (
+            format!(
+                "partly released {name}: {released_before} key(s) deleted, then {key} was held by {now}; left alone"
+            ),
+            true,
+        ),
+        ReleaseOutcome::Gone => (format!("not released: {name} was already free"), false),
+        ReleaseOutcome::Failed(why) => (format!("force-release of {name} failed: {why}"), false),
+    }
 }
 
 /// The dashboard state.
@@ -182,6 +284,8 @@ pub struct Model {
     pub rtt_history: Vec<u64>,
     /// Commands per second the dashboard itself sends (moving estimate).
     pub own_cost_per_sec: f64,
+    /// When the last snapshot arrived (ms), for the rate above.
+    pub last_snapshot_ms: Option<u64>,
     /// Current screen.
     pub screen: Screen,
     /// Selected row (in the visible order).
@@ -210,6 +314,8 @@ pub struct Model {
     pub server_ops: Option<u64>,
     /// Keys the server expired since it started.
     pub expired_keys: Option<u64>,
+    /// The Redis source's cost figures.
+    pub scan: Option<ScanFigures>,
     /// Whether `--allow-writes` was given.
     pub allow_writes: bool,
     /// A force-release waiting for `y`.
@@ -235,6 +341,7 @@ impl Model {
             rtt: None,
             rtt_history: Vec::new(),
             own_cost_per_sec: 0.0,
+            last_snapshot_ms: None,
             screen: Screen::Locks,
             selected: 0,
             filter: String::new(),
@@ -249,6 +356,7 @@ impl Model {
             held_back: Vec::new(),
             server_ops: None,
             expired_keys: None,
+            scan: None,
             allow_writes: false,
             confirm: None,
             message: None,
@@ -348,7 +456,12 @@ impl Model {
                 if self.rtt_history.len() > 120 {
                     self.rtt_history.remove(0);
                 }
-                let period = self.refresh_every.as_secs_f64().max(0.001);
+                // commands since the previous snapshot, over the time since then
+                let period = match self.last_snapshot_ms {
+                    Some(t) if now_ms > t => (now_ms - t) as f64 / 1_000.0,
+                    _ => self.refresh_every.as_secs_f64().max(0.001),
+                };
+                self.last_snapshot_ms = Some(now_ms);
                 self.own_cost_per_sec = commands as f64 / period;
                 if !self.frozen {
                     self.note_tenures(&rows, now_ms);
@@ -385,6 +498,23 @@ impl Model {
                 Effect::None
             }
             Input::Key(k) => self.key(k, now_ms),
+            Input::Scan(f) => {
+                self.scan = Some(f);
+                Effect::None
+            }
+            Input::Released { row, outcome } => {
+                let (text, forced) = release_message(&row, &outcome);
+                if forced {
+                    self.push_events(vec![EventLine {
+                        at_ms: now_ms,
+                        lock: row.name.clone(),
+                        kind: "forced".into(),
+                        detail: text.clone(),
+                    }]);
+                }
+                self.message = Some(text);
+                Effect::Refresh
+            }
         }
     }
 
@@ -396,7 +526,7 @@ impl Model {
             return None;
         }
         self.first_seen
-            .get(&(row.name.clone(), holder.clone()))
+            .get(&(row.id(), holder.clone()))
             .map(|t| now_ms.saturating_sub(*t))
     }
 
@@ -404,11 +534,11 @@ impl Model {
         let mut live = std::collections::HashSet::new();
         for r in rows {
             if let (Some(h), true) = (&r.holder, r.keys_held > 0) {
-                let k = (r.name.clone(), h.clone());
+                let k = (r.id(), h.clone());
                 self.first_seen.entry(k.clone()).or_insert(now_ms);
                 live.insert(k);
             }
-            let hist = self.ttl_history.entry(r.name.clone()).or_default();
+            let hist = self.ttl_history.entry(r.id()).or_default();
             hist.push(u64::try_from(r.ttl_ms.unwrap_or(0).max(0)).unwrap_or(0));
             if hist.len() > 60 {
                 hist.remove(0);
@@ -416,8 +546,8 @@ impl Model {
         }
         self.first_seen.retain(|k, _| live.contains(k));
         if self.ttl_history.len() > 20_000 {
-            let names: std::collections::HashSet<&String> = rows.iter().map(|r| &r.name).collect();
-            self.ttl_history.retain(|k, _| names.contains(k));
+            let ids: std::collections::HashSet<String> = rows.iter().map(LockRow::id).collect();
+            self.ttl_history.retain(|k, _| ids.contains(k));
         }
     }
 
@@ -462,16 +592,7 @@ impl Model {
         if let Some(row) = self.confirm.take() {
             return match k {
                 Key::Char('y') => {
-                    self.message = Some(format!("force-released {}", row.name));
-                    self.push_events(vec![EventLine {
-                        at_ms: now_ms,
-                        lock: row.name.clone(),
-                        kind: "forced".into(),
-                        detail: format!(
-                            "force-released from the dashboard (was {})",
-                            row.holder.as_deref().unwrap_or("-")
-                        ),
-                    }]);
+                    self.message = Some(format!("force-releasing {} …", row.display_name()));
                     Effect::ForceRelease(row)
                 }
                 _ => {
@@ -539,11 +660,12 @@ impl Model {
                     self.message =
                         Some("read-only: start with --allow-writes to force-release".into());
                 } else if let Some(row) = self.selected_row(now_ms).cloned() {
-                    self.message = Some(format!(
-                        "force-release {}? y to confirm, any other key cancels",
-                        row.name
-                    ));
-                    self.confirm = Some(row);
+                    if row.held.is_empty() {
+                        self.message = Some(format!("{} is not held", row.display_name()));
+                    } else {
+                        self.message = Some(confirm_prompt(&row));
+                        self.confirm = Some(row);
+                    }
                 }
             }
         }

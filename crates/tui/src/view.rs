@@ -162,7 +162,9 @@ pub fn fit_token(token: Option<u64>, width: usize) -> String {
     }
 }
 
-fn layout_label(l: Layout) -> &'static str {
+/// The layout as the Locks screen names it.
+#[must_use]
+pub fn layout_label(l: Layout) -> &'static str {
     match l {
         Layout::Leasehold => "leasehold",
         Layout::Rueidislock => "rueidis",
@@ -199,7 +201,7 @@ fn locks(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
                 theme.state(st)
             };
             Row::new(vec![
-                r.name.clone(),
+                r.display_name(),
                 r.holder.clone().unwrap_or_else(|| "-".into()),
                 fit_token(r.token, token_w),
                 ttl,
@@ -274,7 +276,11 @@ fn detail(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
                 Style::default().add_modifier(Modifier::BOLD),
             ),
         ]),
-        Line::from(format!("layout   {}", layout_label(r.layout))),
+        Line::from(if r.prefix.is_empty() {
+            format!("layout   {}", layout_label(r.layout))
+        } else {
+            format!("layout   {}, prefix {}", layout_label(r.layout), r.prefix)
+        }),
         Line::from(format!("holder   {}", r.holder.as_deref().unwrap_or("-"))),
         Line::from(format!(
             "token    {}",
@@ -305,7 +311,7 @@ fn detail(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title("Detail")),
         info,
     );
-    let data: &[u64] = m.ttl_history.get(&r.name).map_or(&[], Vec::as_slice);
+    let data: &[u64] = m.ttl_history.get(&r.id()).map_or(&[], Vec::as_slice);
     f.render_widget(
         Sparkline::default()
             .block(

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use leasehold_tui::keys::{BINDINGS, Key, action_for};
-use leasehold_tui::layout::{Layout, LockRow};
-use leasehold_tui::model::{Conn, Effect, Input, LockState, Model, Screen};
+use leasehold_tui::layout::{HeldKey, Layout, LockRow, Shown};
+use leasehold_tui::model::{Conn, Effect, Input, LockState, Model, ReleaseOutcome, Screen};
 
 fn row(name: &str, ttl: Option<i64>, held: u32) -> LockRow {
     LockRow {
@@ -17,6 +17,14 @@ fn row(name: &str, ttl: Option<i64>, held: u32) -> LockRow {
         keys_held: held,
         keys_total: 1,
         waiters: None,
+        prefix: "leasehold".into(),
+        held: (0..held)
+            .map(|_| HeldKey {
+                key: format!("leasehold:{{{name}}}"),
+                fence: Some(format!("leasehold:{{{name}}}:fence")),
+                shown: Shown::Value(format!("lh1:00000000000000aa:h-{name}").into_bytes()),
+            })
+            .collect(),
     }
 }
 
@@ -236,7 +244,7 @@ fn held_for_follows_the_holder_and_ttl_history_accumulates() {
         2_000,
     );
     assert_eq!(m.held_for_ms(&m.rows[0].clone(), 5_000), Some(4_000));
-    assert_eq!(m.ttl_history["b"], vec![1_500, 1_200]);
+    assert_eq!(m.ttl_history[&row("b", None, 1).id()], vec![1_500, 1_200]);
     // a new holder restarts the count
     let mut other = row("b", Some(9_000), 1);
     other.holder = Some("someone-else".into());
@@ -253,5 +261,73 @@ fn held_for_follows_the_holder_and_ttl_history_accumulates() {
     m.allow_writes = true;
     m.update(Input::Key(Key::Char('X')), 6_600);
     m.update(Input::Key(Key::Char('y')), 6_600);
+    assert_ne!(
+        m.events.back().map(|e| e.kind.as_str()),
+        Some("forced"),
+        "nothing is logged before the source says what happened"
+    );
+    let effect = m.update(
+        Input::Released {
+            row: other,
+            outcome: ReleaseOutcome::Released {
+                keys: 1,
+                token: Some(2),
+            },
+        },
+        6_700,
+    );
+    assert_eq!(effect, Effect::Refresh, "re-read after a write");
     assert_eq!(m.events.back().map(|e| e.kind.as_str()), Some("forced"));
+    assert!(
+        m.message.as_deref().unwrap().contains("fence now 2"),
+        "{:?}",
+        m.message
+    );
+}
+
+#[test]
+fn force_release_prompt_names_holder_token_and_prefix_and_a_changed_holder_aborts() {
+    let mut m = model_at(0);
+    m.allow_writes = true;
+    m.update(Input::Key(Key::Char('X')), 0);
+    let prompt = m.message.clone().unwrap();
+    for part in [
+        "\"b\"",
+        "prefix leasehold",
+        "held by h-b",
+        "token 1",
+        "y to confirm",
+    ] {
+        assert!(prompt.contains(part), "{part:?} missing from {prompt:?}");
+    }
+    let Effect::ForceRelease(row) = m.update(Input::Key(Key::Char('y')), 0) else {
+        panic!("y confirms");
+    };
+    let events = m.events.len();
+    m.update(
+        Input::Released {
+            row,
+            outcome: ReleaseOutcome::Changed {
+                key: "leasehold:{b}".into(),
+                now: "intruder".into(),
+                released_before: 0,
+            },
+        },
+        10,
+    );
+    let msg = m.message.clone().unwrap();
+    assert!(
+        msg.contains("not released") && msg.contains("intruder") && msg.contains("h-b"),
+        "{msg}"
+    );
+    assert_eq!(
+        m.events.len(),
+        events,
+        "nothing was released, nothing logged"
+    );
+    // a row with nothing held offers no release
+    m.selected = m.visible(10).iter().position(|r| r.name == "d").unwrap();
+    m.update(Input::Key(Key::Char('X')), 10);
+    assert!(m.confirm.is_none());
+    assert!(m.message.clone().unwrap().contains("not held"));
 }

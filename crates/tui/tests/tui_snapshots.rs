@@ -25,6 +25,8 @@ fn model() -> Model {
             keys_held: 1,
             keys_total: 1,
             waiters: None,
+            prefix: String::new(),
+            held: Vec::new(),
         },
         LockRow {
             name: "orders".into(),
@@ -35,6 +37,8 @@ fn model() -> Model {
             keys_held: 2,
             keys_total: 3,
             waiters: Some(3),
+            prefix: String::new(),
+            held: Vec::new(),
         },
         LockRow {
             name: "lock:report".into(),
@@ -45,6 +49,8 @@ fn model() -> Model {
             keys_held: 1,
             keys_total: 1,
             waiters: None,
+            prefix: String::new(),
+            held: Vec::new(),
         },
         LockRow {
             name: "myLock".into(),
@@ -55,6 +61,8 @@ fn model() -> Model {
             keys_held: 1,
             keys_total: 1,
             waiters: None,
+            prefix: String::new(),
+            held: Vec::new(),
         },
         LockRow {
             name: "idle-job".into(),
@@ -65,6 +73,8 @@ fn model() -> Model {
             keys_held: 0,
             keys_total: 1,
             waiters: None,
+            prefix: String::new(),
+            held: Vec::new(),
         },
     ];
     m.update(

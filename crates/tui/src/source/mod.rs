@@ -1,0 +1,54 @@
+//! Sources: tasks that read the world and send the model [`crate::model::Input`]s. The model and
+//! the view never do I/O; everything that touches Redis is here and in [`crate::scan`].
+//!
+//! - [`redis`]: the live Redis source (reconnects, client-tracking pushes, paced passes, server
+//!   stats, the events stream).
+//! - [`release`]: the force-release: compare-and-delete of exactly the values shown.
+
+pub mod redis;
+pub mod release;
+
+use thiserror::Error;
+
+/// What went wrong talking to Redis, for the status line (URLs are redacted).
+#[derive(Debug, Error)]
+pub enum SourceError {
+    /// The URL does not parse.
+    #[error("invalid --redis {url}: {source}")]
+    BadUrl {
+        /// The redacted URL.
+        url: String,
+        /// The parser's complaint.
+        source: ::redis::RedisError,
+    },
+    /// Connecting failed (refused, timed out, authentication).
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// The redacted URL.
+        url: String,
+        /// Redis's error.
+        source: ::redis::RedisError,
+    },
+    /// A command failed (connection lost, timeout, a script error).
+    #[error("{0}")]
+    Redis(#[from] ::redis::RedisError),
+}
+
+/// A connection to `url` with 2 s connect and response timeouts; errors name the redacted URL.
+///
+/// # Errors
+/// [`SourceError::BadUrl`] or [`SourceError::Connect`].
+pub async fn connect(url: &str) -> Result<::redis::aio::MultiplexedConnection, SourceError> {
+    let shown = leasehold_redis::redact(url);
+    let client = ::redis::Client::open(url).map_err(|source| SourceError::BadUrl {
+        url: shown.clone(),
+        source,
+    })?;
+    let cfg = ::redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
+        .set_response_timeout(Some(std::time::Duration::from_secs(2)));
+    client
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await
+        .map_err(|source| SourceError::Connect { url: shown, source })
+}

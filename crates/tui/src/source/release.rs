@@ -1,0 +1,180 @@
+//! Force-release exactly the lease the operator saw: compare-and-delete on the value shown, key
+//! by key, stopping at the first key that changed hands.
+//!
+//! - leasehold: [`leasehold_core::wire::FORCE_RELEASE`] (shared with the simulator): deletes the
+//!   lock key only if it still holds the shown value, then advances the fence counter by the
+//!   fence-token rule, so the evicted holder's writes are rejected.
+//! - rueidislock and plain `SET NX` keys: [`STRING_CAD`], the key is deleted only if it is still a
+//!   string equal to the shown value.
+//! - Redisson: [`REDISSON_CAD`], the hash is deleted only if the shown holder field is still in
+//!   it.
+//!
+//! A value too large to have been read is never compared, so never released.
+
+use leasehold_core::wire;
+use redis::Value;
+use redis::aio::MultiplexedConnection;
+
+use crate::layout::{HeldKey, Layout, LockRow, MAX_VALUE, Shown};
+use crate::model::ReleaseOutcome;
+
+/// Compare-and-delete of a string key. `KEYS = [key]`, `ARGV = [expected]`. Returns `{1}`
+/// deleted, `{0, what_is_there}` (its first bytes, or `a <type>`), `{-1}` gone. Bounded: the
+/// value is compared only when its length matches.
+pub const STRING_CAD: &str = r"
+local t = redis.call('TYPE', KEYS[1]).ok
+if t == 'none' then return {-1} end
+if t ~= 'string' then return {0, 'a ' .. t} end
+if redis.call('STRLEN', KEYS[1]) == #ARGV[1] and redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return {1}
+end
+return {0, redis.call('GETRANGE', KEYS[1], 0, 255)}
+";
+
+/// Compare-and-delete of a Redisson lock hash. `KEYS = [key]`, `ARGV = [holder_field]`. Returns
+/// `{1}` deleted, `{0, a_field_there_now}`, `{-1}` gone.
+pub const REDISSON_CAD: &str = r"
+local t = redis.call('TYPE', KEYS[1]).ok
+if t == 'none' then return {-1} end
+if t ~= 'hash' then return {0, 'a ' .. t} end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  redis.call('DEL', KEYS[1])
+  return {1}
+end
+return {0, redis.call('HRANDFIELD', KEYS[1]) or ''}
+";
+
+/// One key's result.
+enum KeyResult {
+    Deleted(Option<u64>),
+    Changed(String),
+    Gone,
+}
+
+fn decode(v: &Value) -> Result<KeyResult, String> {
+    let Value::Array(items) = v else {
+        return Err(format!("unexpected reply {v:?}"));
+    };
+    let int = |i: usize| match items.get(i) {
+        Some(Value::Int(n)) => Some(*n),
+        _ => None,
+    };
+    match int(0) {
+        Some(1) => Ok(KeyResult::Deleted(
+            int(1).and_then(|t| u64::try_from(t).ok()),
+        )),
+        Some(-1) => Ok(KeyResult::Gone),
+        Some(0) => {
+            let now = match items.get(1) {
+                Some(Value::BulkString(b)) => {
+                    let shown = &b[..b.len().min(MAX_VALUE)];
+                    crate::layout::holder_of(shown)
+                }
+                Some(Value::SimpleString(s)) => s.clone(),
+                _ => "?".into(),
+            };
+            Ok(KeyResult::Changed(now))
+        }
+        _ => Err(format!("unexpected reply {v:?}")),
+    }
+}
+
+async fn release_key(
+    conn: &mut MultiplexedConnection,
+    layout: Layout,
+    k: &HeldKey,
+    fence_keep_ms: u64,
+) -> Result<KeyResult, String> {
+    let reply: Value = match (&k.shown, layout) {
+        (Shown::TooLarge(n), _) => {
+            return Err(format!(
+                "{} holds a {n}-byte value, too large to have been read and compared; not released",
+                k.key
+            ));
+        }
+        (Shown::Value(v), Layout::Leasehold) => {
+            let fence = k
+                .fence
+                .clone()
+                .unwrap_or_else(|| format!("{}:fence", k.key));
+            redis::Script::new(wire::FORCE_RELEASE.source)
+                .key(&k.key)
+                .key(fence)
+                .arg(v.as_slice())
+                .arg(fence_keep_ms)
+                .invoke_async(conn)
+                .await
+        }
+        (Shown::Value(v), _) => {
+            redis::Script::new(STRING_CAD)
+                .key(&k.key)
+                .arg(v.as_slice())
+                .invoke_async(conn)
+                .await
+        }
+        (Shown::Field(f), _) => {
+            redis::Script::new(REDISSON_CAD)
+                .key(&k.key)
+                .arg(f)
+                .invoke_async(conn)
+                .await
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    decode(&reply)
+}
+
+/// Force-release `row` as shown: each held key is deleted only if it still holds the value the
+/// dashboard showed; the first key that changed hands stops the release there.
+/// `fence_keep_ms` is the fence counter's retention for leasehold locks.
+pub async fn force_release(
+    conn: &mut MultiplexedConnection,
+    row: &LockRow,
+    fence_keep_ms: u64,
+) -> ReleaseOutcome {
+    if row.held.is_empty() {
+        return ReleaseOutcome::Gone;
+    }
+    let mut released = 0;
+    let mut gone = 0;
+    let mut token = None;
+    for k in &row.held {
+        match release_key(conn, row.layout, k, fence_keep_ms).await {
+            Ok(KeyResult::Deleted(t)) => {
+                released += 1;
+                token = token.max(t);
+            }
+            Ok(KeyResult::Gone) => gone += 1,
+            Ok(KeyResult::Changed(now)) => {
+                return ReleaseOutcome::Changed {
+                    key: k.key.clone(),
+                    now,
+                    released_before: released,
+                };
+            }
+            Err(why) if released == 0 => return ReleaseOutcome::Failed(why),
+            Err(why) => {
+                return ReleaseOutcome::Failed(format!(
+                    "{released} key(s) released, then {}: {why}",
+                    k.key
+                ));
+            }
+        }
+    }
+    if released == 0 && gone > 0 {
+        ReleaseOutcome::Gone
+    } else {
+        ReleaseOutcome::Released {
+            keys: released,
+            token,
+        }
+    }
+}
+
+/// The fence counter's retention a force-release keeps: leasehold's default
+/// (`LockConfig::fence_retention`).
+#[must_use]
+pub fn fence_keep_ms() -> u64 {
+    leasehold_core::LockConfig::default().fence_keep_ms()
+}
