@@ -315,12 +315,23 @@ impl Drop for RedisServer {
     }
 }
 
-/// A TCP proxy on a free loopback port that delays every server-to-client chunk by `delay`.
+/// A TCP proxy on a free loopback port that delays every server-to-client chunk by `delay`, and
+/// can cut the link ([`LatencyProxy::partition`]): connections stay open but nothing passes in
+/// either direction (bytes are held, not lost) until [`LatencyProxy::heal`], like a partition
+/// that drops packets without resets.
 #[derive(Debug)]
 pub struct LatencyProxy {
     /// Its port on 127.0.0.1.
     pub port: u16,
     task: tokio::task::JoinHandle<()>,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Wait while the link is cut.
+async fn while_cut(cut: &std::sync::atomic::AtomicBool) {
+    while cut.load(std::sync::atomic::Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 impl LatencyProxy {
@@ -328,8 +339,11 @@ impl LatencyProxy {
     pub async fn start(upstream: u16, delay: Duration) -> std::io::Result<LatencyProxy> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cut_all = cut.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                let cut = cut_all.clone();
                 tokio::spawn(async move {
                     let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
                     else {
@@ -337,10 +351,21 @@ impl LatencyProxy {
                     };
                     let (mut cr, mut cw) = client.into_split();
                     let (mut sr, mut sw) = server.into_split();
-                    let up = tokio::spawn(async move {
-                        let _ = tokio::io::copy(&mut cr, &mut sw).await;
-                    });
                     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let cut_up = cut.clone();
+                    let up = tokio::spawn(async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match cr.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            while_cut(&cut_up).await;
+                            if sw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
                     let mut buf = vec![0u8; 64 * 1024];
                     loop {
                         let n = match sr.read(&mut buf).await {
@@ -348,6 +373,7 @@ impl LatencyProxy {
                             Ok(n) => n,
                         };
                         tokio::time::sleep(delay).await;
+                        while_cut(&cut).await;
                         if cw.write_all(&buf[..n]).await.is_err() {
                             break;
                         }
@@ -356,7 +382,18 @@ impl LatencyProxy {
                 });
             }
         });
-        Ok(LatencyProxy { port, task })
+        Ok(LatencyProxy { port, task, cut })
+    }
+
+    /// Cut the link: from now on nothing passes in either direction (held, not dropped), new
+    /// connections included, until [`LatencyProxy::heal`].
+    pub fn partition(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Let traffic pass again (held bytes are delivered).
+    pub fn heal(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// `redis://127.0.0.1:<port>`.

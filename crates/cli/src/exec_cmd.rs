@@ -1,33 +1,60 @@
 //! `leasehold exec`: run a command under a lease, like `flock(1)`, `etcdctl lock` and
-//! `consul lock`.
+//! `consul lock`, with one promise: the command's process group is stopped before any other
+//! client can be granted the lock (see ARCHITECTURE.md, "exec's deadline").
+//!
+//! The command runs as the leader of its own process group. While it runs, exec keeps the lease
+//! extended and watches three things: the lease's validity (if no extension is confirmed by
+//! `validity - grace - KILL_MARGIN`, the group gets SIGTERM, then SIGKILL at
+//! `validity - KILL_MARGIN`), loss (deleted, taken, flushed: SIGTERM now, SIGKILL after
+//! `--grace`), and the signals INT, HUP, QUIT and TERM (forwarded to the group, SIGKILL after
+//! `--grace`, then release and exit 128 + signal). Processes the command leaves behind in its
+//! group are stopped the same way before the lock is released.
 
+mod child;
+mod options;
+
+use std::io;
 use std::process::ExitCode;
+use std::task::Poll;
 use std::time::Duration;
 
 use clap::Args;
-use leasehold_redis::{LockError, LockerOptions};
+use leasehold_redis::{Lease, LockError, Locker, LockerOptions, LostReason};
+use nix::sys::signal::Signal;
+use tokio::time::Instant;
 
 use crate::sim_cmd::parse_duration;
+use child::Group;
+use options::{KILL_MARGIN, Timing};
 
-/// The lock could not be had within `--wait` (EX_TEMPFAIL).
+/// Bad usage: an option, a URL, the same Redis server given twice.
+pub const EXIT_USAGE: u8 = 2;
+/// The lock could not be had within `--wait` (EX_TEMPFAIL): contention, or Redis unreachable or
+/// slow (transient). Retrying later may succeed.
 pub const EXIT_NOT_ACQUIRED: u8 = 75;
-/// The lease was lost while the command ran; it was terminated.
+/// The lease was lost, or no extension was confirmed in time, while the command ran; the
+/// command was stopped.
 pub const EXIT_LOST: u8 = 76;
+/// Redis rejected the setup for good (EX_CONFIG): authentication, ACL permission, a key of the
+/// wrong type, the database number, TLS verification, an unknown host. Retrying cannot help.
+pub const EXIT_REJECTED: u8 = 78;
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// Redis URL; repeat for a majority of independent instances.
+    /// Redis URL; repeat for a majority of independent instances (each server once).
     #[arg(long = "redis", default_value = "redis://127.0.0.1:6379")]
     redis: Vec<String>,
-    /// Lease time-to-live (extended every ttl/3 while the command runs).
+    /// Lease time-to-live, 500ms to 365d (extended every ttl/3 while the command runs).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     ttl: Duration,
     /// How long to wait for the lock before giving up (0s: one attempt, like `flock -n`).
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     wait: Duration,
-    /// After a lost lease: time between SIGTERM and SIGKILL.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    grace: Duration,
+    /// Time between SIGTERM and SIGKILL whenever the command is stopped (lost lease, deadline,
+    /// forwarded signal). Default 2s, shortened to fit a short --ttl; at most
+    /// ttl/2 - 1% of ttl - 102ms.
+    #[arg(long, value_parser = parse_duration)]
+    grace: Option<Duration>,
     /// Key prefix.
     #[arg(long, default_value = "leasehold")]
     prefix: String,
@@ -38,109 +65,330 @@ pub struct ExecArgs {
     command: Vec<String>,
 }
 
-fn signal(pid: u32, sig: &str) {
-    let _ = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status();
+/// A duration for messages, to the millisecond.
+fn show(d: Duration) -> String {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    humantime::format_duration(Duration::from_millis(ms)).to_string()
 }
 
-fn exit_status(status: std::process::ExitStatus) -> ExitCode {
+fn exit_status(status: std::process::ExitStatus) -> u8 {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
-        (Some(c), _) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
-        (None, Some(sig)) => ExitCode::from(u8::try_from(128 + sig).unwrap_or(255)),
-        _ => ExitCode::from(1),
+        (Some(c), _) => u8::try_from(c).unwrap_or(1),
+        (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(255),
+        _ => 1,
     }
 }
 
+fn signal_exit(sig: Signal) -> u8 {
+    u8::try_from(128 + sig as i32).unwrap_or(255)
+}
+
 pub fn run(a: ExecArgs) -> ExitCode {
+    let timing = match options::check(a.ttl, a.wait, a.grace) {
+        Ok(t) => t,
+        Err(msg) => {
+            eprintln!("leasehold exec: {msg}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let Some(rt) = crate::runtime("exec") else {
         return ExitCode::from(1);
     };
-    rt.block_on(exec(a))
+    // `block_on` runs `exec` on this (the main) thread, which forks the command: the
+    // parent-death signal is tied to the forking thread, and this one lives as long as exec
+    let code = rt.block_on(exec(a, timing));
+    rt.shutdown_timeout(Duration::from_millis(100));
+    ExitCode::from(code)
 }
 
-async fn exec(a: ExecArgs) -> ExitCode {
-    let mut opts = if a.redis.len() == 1 {
+/// The forwarded signals, as one stream.
+struct Signals(Vec<(Signal, tokio::signal::unix::Signal)>);
+
+impl Signals {
+    fn install() -> io::Result<Self> {
+        let mut v = Vec::new();
+        for sig in child::FORWARDED {
+            let kind = tokio::signal::unix::SignalKind::from_raw(sig as i32);
+            v.push((sig, tokio::signal::unix::signal(kind)?));
+        }
+        Ok(Signals(v))
+    }
+
+    async fn recv(&mut self) -> Signal {
+        std::future::poll_fn(|cx| {
+            for (sig, s) in &mut self.0 {
+                if let Poll::Ready(Some(())) = s.poll_recv(cx) {
+                    return Poll::Ready(*sig);
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// The exit status for a failed `build` or acquire.
+fn setup_failed(locker: Option<&Locker>, a: &ExecArgs, t: Timing, e: LockError) -> u8 {
+    match e {
+        LockError::Acquire(cause) => {
+            let mut msg = format!(
+                "leasehold exec: could not acquire {:?} within --wait {}: {cause}",
+                a.name,
+                show(t.wait)
+            );
+            for (url, err) in locker.map(Locker::connection_errors).unwrap_or_default() {
+                msg.push_str(&format!("; last connection error from {url}: {err}"));
+            }
+            eprintln!("{msg}");
+            EXIT_NOT_ACQUIRED
+        }
+        LockError::Config(_)
+        | LockError::InvalidUrl { .. }
+        | LockError::Options(_)
+        | LockError::DuplicateInstance { .. } => {
+            eprintln!("leasehold exec: {e}");
+            EXIT_USAGE
+        }
+        e if e.is_permanent() => {
+            eprintln!("leasehold exec: {e} (permanent: retrying will not help)");
+            EXIT_REJECTED
+        }
+        e => {
+            eprintln!("leasehold exec: {e}");
+            1
+        }
+    }
+}
+
+async fn exec(a: ExecArgs, t: Timing) -> u8 {
+    // installed first: a signal while waiting for the lock ends the wait, not exec's process
+    let mut signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("leasehold exec: cannot install signal handlers: {e}");
+            return 1;
+        }
+    };
+    let opts = if a.redis.len() == 1 {
         LockerOptions::new(a.redis[0].clone())
     } else {
         LockerOptions::instances(a.redis.clone())
     };
-    opts = opts.ttl(a.ttl).prefix(a.prefix.clone());
-    let locker = match opts.build().await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("leasehold exec: {e}");
-            return ExitCode::from(2);
+    let opts = opts.ttl(t.ttl).prefix(a.prefix.clone());
+    let locker = tokio::select! {
+        r = opts.build() => match r {
+            Ok(l) => l,
+            Err(e) => return setup_failed(None, &a, t, e),
+        },
+        sig = signals.recv() => {
+            eprintln!("leasehold exec: {} while connecting; the command was not run", sig.as_str());
+            return signal_exit(sig);
         }
     };
-    let lease = match locker.lock(&a.name, a.wait).await {
-        Ok(l) => l,
-        Err(LockError::Acquire(e)) => {
-            eprintln!(
-                "leasehold exec: could not acquire {:?} within {:?}: {e}",
-                a.name, a.wait
-            );
-            return ExitCode::from(EXIT_NOT_ACQUIRED);
-        }
-        Err(e) => {
-            eprintln!("leasehold exec: {e}");
-            return ExitCode::from(2);
+    let lease = tokio::select! {
+        r = locker.lock(&a.name, t.wait) => match r {
+            Ok(l) => l,
+            Err(e) => return setup_failed(Some(&locker), &a, t, e),
+        },
+        sig = signals.recv() => {
+            eprintln!("leasehold exec: {} while waiting for {:?}; the command was not run", sig.as_str(), a.name);
+            // the abandoned acquire deletes what it may have written, in the background
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return signal_exit(sig);
         }
     };
-    let mut child = match tokio::process::Command::new(&a.command[0])
-        .args(&a.command[1..])
-        .env("LEASEHOLD_TOKEN", lease.token().to_string())
-        .env("LEASEHOLD_NAME", &a.name)
-        .spawn()
-    {
+    let env = [
+        ("LEASEHOLD_TOKEN", lease.token().to_string()),
+        ("LEASEHOLD_NAME", a.name.clone()),
+    ];
+    let (child, group) = match child::spawn(&a.command, &env) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("leasehold exec: cannot run {:?}: {e}", a.command[0]);
-            let _ = lease.release().await;
-            return ExitCode::from(127);
+            release(lease, &a.name).await;
+            // like a shell and timeout(1): 127 not found, 126 found but not runnable
+            return if e.kind() == io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
         }
     };
-    let pid = child.id().unwrap_or(0);
-    let mut sigterm =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        status = child.wait() => {
-            let code = match status {
-                Ok(s) => exit_status(s),
-                Err(e) => {
-                    eprintln!("leasehold exec: waiting for the command failed: {e}");
-                    ExitCode::from(1)
-                }
-            };
-            match lease.release().await {
-                Ok(()) => code,
-                Err(LockError::Lost(reason)) => {
-                    eprintln!("leasehold exec: the lease on {:?} was lost before the command ended: {reason}", a.name);
-                    ExitCode::from(EXIT_LOST)
-                }
-                Err(e) => {
-                    eprintln!("leasehold exec: release failed: {e}");
-                    code
-                }
+    let end = supervise(child, group, &lease, &mut signals, t, &a.name).await;
+    let released_lost = release(lease, &a.name).await;
+    let lost = end.lost.is_some() || released_lost;
+    if let Some(sig) = end.signal {
+        signal_exit(sig)
+    } else if lost || end.deadline {
+        EXIT_LOST
+    } else {
+        match end.status {
+            Some(Ok(s)) => exit_status(s),
+            Some(Err(e)) => {
+                eprintln!("leasehold exec: waiting for the command failed: {e}");
+                1
             }
-        }
-        reason = lease.lost() => {
-            eprintln!("leasehold exec: lease on {:?} lost ({reason}); sending SIGTERM to pid {pid}", a.name);
-            signal(pid, "-TERM");
-            if tokio::time::timeout(a.grace, child.wait()).await.is_err() {
-                eprintln!("leasehold exec: still running after {:?}; sending SIGKILL", a.grace);
-                let _ = child.kill().await;
-            }
-            ExitCode::from(EXIT_LOST)
-        }
-        _ = async { match sigterm.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
-            // forward our termination to the command, then release
-            signal(pid, "-TERM");
-            let _ = tokio::time::timeout(a.grace, child.wait()).await;
-            let _ = child.kill().await;
-            let _ = lease.release().await;
-            ExitCode::from(143)
+            None => 1,
         }
     }
+}
+
+/// Release the lease (bounded: the key expires on its own otherwise). True if it turned out to
+/// be lost.
+async fn release(lease: Lease, name: &str) -> bool {
+    match tokio::time::timeout(Duration::from_secs(3), lease.release()).await {
+        Ok(Ok(())) => false,
+        Ok(Err(LockError::Lost(reason))) => {
+            eprintln!(
+                "leasehold exec: the lease on {name:?} was lost before the command ended: {reason}"
+            );
+            true
+        }
+        Ok(Err(e)) => {
+            eprintln!("leasehold exec: release failed: {e}; the key expires within its ttl");
+            false
+        }
+        Err(_) => {
+            eprintln!(
+                "leasehold exec: release not confirmed within 3s; the key expires within its ttl"
+            );
+            false
+        }
+    }
+}
+
+/// How the command's run ended.
+struct End {
+    status: Option<io::Result<std::process::ExitStatus>>,
+    signal: Option<Signal>,
+    lost: Option<LostReason>,
+    deadline: bool,
+}
+
+fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {
+    Some(a.map_or(b, |a| a.min(b)))
+}
+
+/// Run until the command has exited and no process of its group is left.
+async fn supervise(
+    mut child: tokio::process::Child,
+    group: Group,
+    lease: &Lease,
+    signals: &mut Signals,
+    t: Timing,
+    name: &str,
+) -> End {
+    let mut end = End {
+        status: None,
+        signal: None,
+        lost: None,
+        deadline: false,
+    };
+    let mut term_sent = false;
+    let mut kill_at: Option<Instant> = None;
+    let mut killed_at: Option<Instant> = None;
+    // the validity in force when the deadline stop began, to report the margin kept
+    let mut deadline_validity: Option<Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if end.status.is_some() && !group.alive() {
+            break;
+        }
+        if let Some(k) = killed_at
+            && end.status.is_some()
+            && k.elapsed() > Duration::from_secs(2)
+        {
+            eprintln!(
+                "leasehold exec: processes of the command's group survive SIGKILL (uninterruptible I/O?); releasing anyway"
+            );
+            break;
+        }
+        let now = Instant::now();
+        let valid_until = lease.valid_until();
+        let child_deadline =
+            valid_until.map(|v| v.checked_sub(t.grace + KILL_MARGIN).unwrap_or(now));
+        tokio::select! {
+            biased;
+            s = child.wait(), if end.status.is_none() => {
+                end.status = Some(s);
+                if !term_sent && group.alive() {
+                    eprintln!("leasehold exec: the command exited but left processes in its group; stopping them (SIGTERM, SIGKILL after {})", show(t.grace));
+                    group.signal(Signal::SIGTERM);
+                    term_sent = true;
+                    let mut k = now + t.grace;
+                    if let Some(v) = valid_until {
+                        k = k.min(v.checked_sub(KILL_MARGIN).unwrap_or(now));
+                    }
+                    kill_at = earliest(kill_at, k);
+                }
+            }
+            reason = lease.lost(), if end.lost.is_none() => {
+                if end.status.is_none() || group.alive() {
+                    eprintln!("leasehold exec: the lease on {name:?} was lost ({reason}); stopping the command (SIGTERM to its process group, SIGKILL after {})", show(t.grace));
+                }
+                end.lost = Some(reason);
+                if !term_sent {
+                    group.signal(Signal::SIGTERM);
+                    term_sent = true;
+                }
+                kill_at = earliest(kill_at, now + t.grace);
+            }
+            _ = async { match child_deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } }, if !term_sent && end.lost.is_none() => {
+                // an extension may have moved the validity since this timer was set
+                if let Some(v) = lease.valid_until() {
+                    let now = Instant::now();
+                    if now + t.grace + KILL_MARGIN >= v {
+                        end.deadline = true;
+                        deadline_validity = Some(v);
+                        eprintln!(
+                            "leasehold exec: no extension of the lease on {name:?} confirmed with {} of validity left; stopping the command so it ends before anyone else can be granted the lock (SIGTERM now, SIGKILL {} before validity)",
+                            show(v.saturating_duration_since(now)),
+                            show(KILL_MARGIN)
+                        );
+                        group.signal(Signal::SIGTERM);
+                        term_sent = true;
+                        kill_at = earliest(kill_at, v.checked_sub(KILL_MARGIN).unwrap_or(now));
+                    }
+                }
+            }
+            sig = signals.recv() => {
+                group.signal(sig);
+                if end.signal.is_none() {
+                    end.signal = Some(sig);
+                    eprintln!("leasehold exec: {} received; forwarded to the command's process group, SIGKILL after {}, then release", sig.as_str(), show(t.grace));
+                }
+                term_sent = true;
+                let mut k = now + t.grace;
+                if let Some(v) = valid_until {
+                    k = k.min(v.checked_sub(KILL_MARGIN).unwrap_or(now));
+                }
+                kill_at = earliest(kill_at, k);
+            }
+            _ = async { match kill_at { Some(k) => tokio::time::sleep_until(k).await, None => std::future::pending().await } }, if killed_at.is_none() => {
+                if end.status.is_none() || group.alive() {
+                    eprintln!("leasehold exec: the command's process group is still running; sending SIGKILL");
+                }
+                group.signal(Signal::SIGKILL);
+                killed_at = Some(Instant::now());
+            }
+            _ = tick.tick(), if end.status.is_some() => {}
+        }
+    }
+    if let Some(v) = deadline_validity {
+        let now = Instant::now();
+        if now <= v {
+            eprintln!(
+                "leasehold exec: the command's process group was gone {} before the lease's validity instant",
+                show(v - now)
+            );
+        } else {
+            eprintln!(
+                "leasehold exec: the command's process group was gone only {} after the lease's validity instant (exec was stalled)",
+                show(now - v)
+            );
+        }
+    }
+    end
 }

@@ -120,6 +120,9 @@ pub(crate) struct Instance {
     pub kick: mpsc::UnboundedSender<()>,
     pub mode: Arc<AtomicU8>,
     pub last_error: Arc<std::sync::Mutex<Option<redis::RedisError>>>,
+    /// The server's `run_id` (`INFO server`) as of the latest connection, to recognise one
+    /// server given under two URLs.
+    pub run_id: Arc<std::sync::Mutex<Option<String>>>,
     pub url: String,
 }
 
@@ -141,7 +144,16 @@ pub(crate) struct Supervisor {
     pub kick_rx: mpsc::UnboundedReceiver<()>,
     pub mode: Arc<AtomicU8>,
     pub last_error: Arc<std::sync::Mutex<Option<redis::RedisError>>>,
+    pub run_id: Arc<std::sync::Mutex<Option<String>>>,
     pub router: Arc<Router>,
+}
+
+/// The `run_id` line of an `INFO server` reply.
+pub(crate) fn parse_run_id(info: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix("run_id:"))
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty())
 }
 
 fn keys_of(data: &[Value]) -> Vec<Option<Vec<u8>>> {
@@ -198,6 +210,14 @@ impl Supervisor {
                             .query_async::<()>(&mut conn)
                             .await
                             .is_ok();
+                    // before the connection is published, so a duplicate is seen with it
+                    let info = redis::cmd("INFO")
+                        .arg("server")
+                        .query_async::<String>(&mut conn)
+                        .await;
+                    if let (Ok(info), Ok(mut id)) = (info, self.run_id.lock()) {
+                        *id = parse_run_id(&info);
+                    }
                     self.mode.store(if push { 1 } else { 2 }, Ordering::Relaxed);
                     tracing::debug!(instance = self.index, push, "connected");
                     let _ = self.conn_tx.send(Some(conn.clone()));

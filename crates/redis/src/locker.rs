@@ -14,7 +14,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::cell::NameGate;
 use crate::conn::{Instance, InstanceEvent, Router, Supervisor, WakeMode};
 use crate::driver::{Driver, Granted};
-use crate::error::{LockError, redact};
+use crate::error::{LockError, permanent, permanent_acquire, redact};
 use crate::lease::Lease;
 use crate::observe::LockEvent;
 
@@ -90,8 +90,11 @@ impl LockerOptions {
         self
     }
 
-    /// Connect. Fails at once for invalid options, malformed URLs and refused credentials;
-    /// unreachable instances are retried in the background (acquires report them as unreachable).
+    /// Connect. Fails at once, with a permanent [`LockError`], for invalid options, malformed
+    /// URLs, one server given twice (the same address, or the same `run_id` under two addresses),
+    /// and what Redis rejects for good: credentials, ACL permissions, the database number, TLS
+    /// verification, an unknown host. Unreachable instances (refused, timing out) are retried in
+    /// the background; acquires report them as unreachable.
     pub async fn build(self) -> Result<Locker, LockError> {
         Locker::connect(self).await
     }
@@ -130,6 +133,9 @@ pub(crate) struct Shared {
     pub router: Arc<Router>,
     /// Driver ids for the router.
     pub next_driver: std::sync::atomic::AtomicU64,
+    /// Names whose first acquire got a definite answer from Redis (granted or held), so a
+    /// `lock` need not probe them with a single round first.
+    pub probed: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Shared {
@@ -287,7 +293,8 @@ impl Locker {
             // its own already, which is fine
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let mut clients = Vec::new();
+        let mut clients: Vec<(redis::Client, String, bool)> = Vec::new();
+        let mut endpoints: Vec<(String, String)> = Vec::new();
         for url in &opts.urls {
             let shown = redact(url);
             if url.starts_with("rediss://") && !cfg!(feature = "tls") {
@@ -316,7 +323,26 @@ impl Locker {
                     reason: e.to_string(),
                 }
             })?;
-            clients.push((client, shown));
+            let info = client.get_connection_info();
+            let endpoint = match info.addr() {
+                redis::ConnectionAddr::Tcp(host, port)
+                | redis::ConnectionAddr::TcpTls { host, port, .. } => {
+                    format!("{}:{port}", host.to_ascii_lowercase())
+                }
+                other => other.to_string(),
+            };
+            if let Some((first, _)) = endpoints.iter().find(|(_, e)| *e == endpoint) {
+                return Err(LockError::DuplicateInstance {
+                    first: first.clone(),
+                    second: shown,
+                    how: format!("the same address {endpoint}"),
+                });
+            }
+            endpoints.push((shown.clone(), endpoint));
+            // `?protocol=resp2` (or a server without RESP3 asked for it): no pushes, waiters poll
+            let resp3 =
+                opts.push && info.redis_settings().protocol() != redis::ProtocolVersion::RESP2;
+            clients.push((client, shown, resp3));
         }
         let (events, _) = broadcast::channel(1024);
         let (lock_events, _) = broadcast::channel(1024);
@@ -325,23 +351,25 @@ impl Locker {
         let mut instances = Vec::new();
 
         let router = Arc::new(Router::default());
-        for (index, (client, url)) in clients.into_iter().enumerate() {
+        for (index, (client, url, resp3)) in clients.into_iter().enumerate() {
             let (conn_tx, conn_rx) = watch::channel(None);
             let (kick, kick_rx) = mpsc::unbounded_channel();
             let mode = Arc::new(AtomicU8::new(0));
             let last_error = Arc::new(Mutex::new(None));
+            let run_id = Arc::new(Mutex::new(None));
             let sup = Supervisor {
                 index,
                 client,
-                resp3: opts.push,
+                resp3,
                 prefix: config.prefix.clone(),
-                tracking: opts.push,
+                tracking: resp3,
                 response_timeout,
                 conn_tx,
                 events: events.clone(),
                 kick_rx,
                 mode: mode.clone(),
                 last_error: last_error.clone(),
+                run_id: run_id.clone(),
                 router: router.clone(),
             };
             tokio::spawn(sup.run());
@@ -351,6 +379,7 @@ impl Locker {
                 kick,
                 mode,
                 last_error,
+                run_id,
                 url,
             });
         }
@@ -369,11 +398,10 @@ impl Locker {
                     .ok()
                     .and_then(|e| e.as_ref().map(|e| (e.kind(), e.to_string())));
                 if let Some((kind, text)) = err {
-                    let auth = matches!(kind, redis::ErrorKind::AuthenticationFailed)
-                        || text.contains("WRONGPASS")
-                        || text.contains("NOAUTH")
-                        || text.contains("NOPERM");
-                    if auth {
+                    if let Some(e) = permanent(&inst.url, &text) {
+                        return Err(e);
+                    }
+                    if matches!(kind, redis::ErrorKind::AuthenticationFailed) {
                         return Err(LockError::Auth {
                             url: inst.url.clone(),
                             detail: text,
@@ -388,6 +416,7 @@ impl Locker {
                 let _ = tokio::time::timeout(Duration::from_millis(20), rx.changed()).await;
             }
         }
+        distinct(&instances)?;
         let n_instances = instances.len();
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -414,6 +443,7 @@ impl Locker {
             reply_times: Mutex::new(vec![None; n_instances]),
             router,
             next_driver: std::sync::atomic::AtomicU64::new(1),
+            probed: Mutex::new(std::collections::HashSet::new()),
         });
         if opts.publish_events {
             // subscribe now, before the first acquire can emit anything
@@ -421,6 +451,36 @@ impl Locker {
             tokio::spawn(publish_events(shared.clone(), rx));
         }
         Ok(Locker { shared })
+    }
+
+    /// The last connection error of each instance that is not connected now: `(url, error)`
+    /// (password hidden). Empty when every instance is connected.
+    #[must_use]
+    pub fn connection_errors(&self) -> Vec<(String, String)> {
+        self.shared
+            .instances
+            .iter()
+            .filter(|i| i.conn.borrow().is_none())
+            .map(|i| {
+                let err = i
+                    .last_error
+                    .lock()
+                    .ok()
+                    .and_then(|e| e.as_ref().map(ToString::to_string))
+                    .unwrap_or_else(|| "not connected yet".to_owned());
+                (i.url.clone(), err)
+            })
+            .collect()
+    }
+
+    /// The error a failed acquire round stands for: permanent when Redis rejected too many
+    /// slots for a quorum ever to form, the acquire error otherwise.
+    fn classify(&self, e: AcquireError) -> LockError {
+        let shared = &self.shared;
+        permanent_acquire(&e, shared.slots, |slot| {
+            shared.instances[shared.instance_of(slot)].url.clone()
+        })
+        .unwrap_or(LockError::Acquire(e))
     }
 
     /// Which wake-up mode is active (push if every connected instance pushes).
@@ -460,6 +520,8 @@ impl Locker {
         queue_locally: bool,
     ) -> Result<Lease, LockError> {
         let lock_name = LockName::new(name)?;
+        // an instance may have (re)connected to a server another URL already reaches
+        distinct(&self.shared.instances)?;
         let started = tokio::time::Instant::now();
         let gate = self.shared.gate(name);
         let guard = if queue_locally {
@@ -528,18 +590,52 @@ impl Locker {
                 self.shared.origin,
                 g.cmds,
             )),
-            Ok(Err(e)) => Err(LockError::Acquire(e)),
+            Ok(Err(e)) => Err(self.classify(e)),
             Err(_) => Err(LockError::Closed),
         }
     }
 
-    /// Acquire `name`, waiting (push wake-ups or backoff) until `wait` has passed. A zero `wait`
-    /// makes one attempt, like [`Locker::try_lock`].
+    /// Acquire `name`, waiting (push wake-ups or backoff) until `wait` has passed. A `wait`
+    /// shorter than `slot_wait` (zero included) makes exactly one attempt, like
+    /// [`Locker::try_lock`]; a longer one makes at least one.
+    ///
+    /// Permanent errors ([`LockError::is_permanent`]: a key of the wrong type, an ACL that
+    /// denies the scripts) end the wait at once: the first acquire of a name in a locker is one
+    /// round, and only contention, slow replies or unreachable instances go on to wait.
     pub async fn lock(&self, name: &str, wait: Duration) -> Result<Lease, LockError> {
-        if wait.is_zero() {
+        if wait < self.shared.config.slot_wait {
             return self.try_lock(name).await;
         }
+        let wait = wait.min(Duration::from_secs(86_400 * 3_650));
+        let started = tokio::time::Instant::now();
         let deadline = self.shared.core_now() + wait;
+        let probed = self.shared.probed.lock().is_ok_and(|p| p.contains(name));
+        if !probed {
+            let first = self.acquire(name, AcquireMode::Try, false).await;
+            let definite = matches!(
+                first,
+                Ok(_) | Err(LockError::Acquire(AcquireError::Contended { .. }))
+            );
+            if definite && let Ok(mut p) = self.shared.probed.lock() {
+                if p.len() > 4_096 {
+                    p.clear();
+                }
+                p.insert(name.to_owned());
+            }
+            match first {
+                Ok(lease) => return Ok(lease),
+                Err(LockError::Acquire(cause)) => {
+                    if self.shared.core_now() >= deadline {
+                        return Err(LockError::Acquire(AcquireError::DeadlineExceeded {
+                            waited: started.elapsed(),
+                            attempts: 1,
+                            last_cause: Some(Box::new(cause)),
+                        }));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
         self.acquire(name, AcquireMode::Wait { deadline }, true)
             .await
     }
@@ -579,6 +675,28 @@ impl Locker {
             lost => Ok(lost),
         }
     }
+}
+
+/// `Err(DuplicateInstance)` when two instances report the same server `run_id`.
+fn distinct(instances: &[Instance]) -> Result<(), LockError> {
+    if instances.len() < 2 {
+        return Ok(());
+    }
+    let ids: Vec<Option<String>> = instances
+        .iter()
+        .map(|i| i.run_id.lock().ok().and_then(|id| id.clone()))
+        .collect();
+    for (j, id) in ids.iter().enumerate() {
+        let Some(id) = id else { continue };
+        if let Some(i) = ids[..j].iter().position(|o| o.as_ref() == Some(id)) {
+            return Err(LockError::DuplicateInstance {
+                first: instances[i].url.clone(),
+                second: instances[j].url.clone(),
+                how: format!("the same run_id {id}"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Forward lock events to `<prefix>:events` (capped) until the locker is dropped.

@@ -1,0 +1,114 @@
+//! `exec`'s own option checks: every message names the flag as the user typed it (`--ttl`,
+//! `--wait`, `--grace`) and the range that would be accepted.
+
+use std::time::Duration;
+
+use leasehold_redis::LockConfig;
+
+/// The shortest `--ttl`: the per-slot reply wait (100 ms), an extension every ttl/3 and the
+/// child's deadline must all fit in it.
+pub const MIN_TTL: Duration = Duration::from_millis(500);
+/// The longest `--ttl` and `--wait`.
+pub const MAX_TTL: Duration = Duration::from_secs(365 * 86_400);
+/// SIGKILL goes to the command's group this long before the lease's validity instant, so the
+/// group is gone (and exec's own timer has some slack) before validity, itself `1% of ttl + 2 ms`
+/// before the earliest moment the server can expire the key.
+pub const KILL_MARGIN: Duration = Duration::from_millis(100);
+/// The default `--grace` (shortened for a short `--ttl`, see [`max_grace`]).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
+
+/// The timing exec runs with, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub ttl: Duration,
+    pub wait: Duration,
+    pub grace: Duration,
+}
+
+fn show(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// The longest `--grace` for `ttl`: `ttl/2 - (1% of ttl + 2 ms) - KILL_MARGIN`. The command's
+/// deadline (`validity - grace - KILL_MARGIN`, validity being `ttl - 1% - 2 ms` after the acquire
+/// or extension was sent) then comes at least ttl/6 after the next extension is due (every
+/// ttl/3): room for that extension to be confirmed, so a healthy lease never stops its command.
+#[must_use]
+pub fn max_grace(ttl: Duration) -> Duration {
+    let config = LockConfig {
+        ttl,
+        ..LockConfig::default()
+    };
+    (ttl / 2)
+        .saturating_sub(config.drift_allowance())
+        .saturating_sub(KILL_MARGIN)
+}
+
+/// Check `--ttl`, `--wait` and `--grace` (`None`: the default); the error is the message to
+/// print.
+pub fn check(ttl: Duration, wait: Duration, grace: Option<Duration>) -> Result<Timing, String> {
+    if ttl < MIN_TTL || ttl > MAX_TTL || !ttl.subsec_nanos().is_multiple_of(1_000_000) {
+        return Err(format!(
+            "invalid --ttl {}: must be between {} and 365d in whole milliseconds (the lease's time-to-live in Redis, extended every ttl/3)",
+            show(ttl),
+            show(MIN_TTL),
+        ));
+    }
+    if wait > MAX_TTL {
+        return Err(format!(
+            "invalid --wait {}: must be between 0s (one attempt) and 365d",
+            show(wait),
+        ));
+    }
+    let max = max_grace(ttl);
+    let grace = match grace {
+        None => DEFAULT_GRACE.min(max),
+        Some(g) if g > max => {
+            return Err(format!(
+                "invalid --grace {}: with --ttl {} it must be between 0s and {} (ttl/2 - 1% of ttl - 102ms: the command is stopped from validity - grace - 100ms, which must leave an extension, due every ttl/3, time to be confirmed); lower --grace or raise --ttl",
+                show(g),
+                show(ttl),
+                show(max),
+            ));
+        }
+        Some(g) => g,
+    };
+    Ok(Timing { ttl, wait, grace })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn ttl_wait_and_grace_are_checked_in_execs_words() {
+        for bad in [ms(1), ms(10), ms(499), Duration::from_micros(1_500_500)] {
+            let e = check(bad, ms(0), None).unwrap_err();
+            assert!(e.starts_with("invalid --ttl") && e.contains("500ms"), "{e}");
+        }
+        let e = check(ms(1000), MAX_TTL + ms(1), None).unwrap_err();
+        assert!(e.starts_with("invalid --wait"), "{e}");
+        let e = check(ms(3000), ms(0), Some(ms(2000))).unwrap_err();
+        assert!(
+            e.starts_with("invalid --grace 2s") && e.contains("--ttl 3s"),
+            "{e}"
+        );
+        // 3s: 1500 - 30 - 2 - 100 = 1368 ms
+        assert_eq!(max_grace(ms(3000)), ms(1368));
+        assert_eq!(max_grace(ms(10_000)), ms(4798));
+        assert_eq!(
+            check(ms(3000), ms(0), Some(ms(1000))).unwrap().grace,
+            ms(1000)
+        );
+        // the default grace shrinks to fit a short ttl
+        assert_eq!(
+            check(ms(1000), ms(0), None).unwrap().grace,
+            max_grace(ms(1000))
+        );
+        assert_eq!(check(ms(10_000), ms(0), None).unwrap().grace, DEFAULT_GRACE);
+    }
+}
