@@ -187,6 +187,14 @@ fn key_of(ev: &ratatui::crossterm::event::KeyEvent) -> Option<leasehold_tui::key
 
 pub fn watch(a: WatchArgs) -> ExitCode {
     use std::io::IsTerminal;
+    let scenario = a.scenario.clone().unwrap_or_else(|| "calm".into());
+    if a.source.redis.is_none()
+        && let Err(e) =
+            leasehold_sim::config_for(&scenario, 0, &leasehold_sim::Overrides::default())
+    {
+        eprintln!("error: --scenario: {e}");
+        return ExitCode::from(2);
+    }
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         eprintln!(
             "leasehold watch: needs a terminal (stdin and stdout must be a TTY); for a one-off \
@@ -199,16 +207,7 @@ pub fn watch(a: WatchArgs) -> ExitCode {
     };
     match a.source.redis.clone() {
         Some(url) => rt.block_on(watch_redis(a, url)),
-        None => {
-            let scenario = a.scenario.clone().unwrap_or_else(|| "calm".into());
-            if let Err(e) =
-                leasehold_sim::config_for(&scenario, 0, &leasehold_sim::Overrides::default())
-            {
-                eprintln!("error: --scenario: {e}");
-                return ExitCode::from(2);
-            }
-            rt.block_on(watch_sim(a, scenario))
-        }
+        None => rt.block_on(watch_sim(a, scenario)),
     }
 }
 

@@ -130,6 +130,74 @@ fn inspect_and_watch_fail_clearly_without_a_server() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--scenario"));
 }
 
+#[test]
+fn watch_without_a_terminal_refuses_and_suggests_inspect() {
+    for args in [
+        &["watch", "--redis", "redis://127.0.0.1:1"][..],
+        &["watch", "--scenario", "calm"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_leasehold"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            out.stdout.is_empty(),
+            "nothing on stdout, no escape codes: {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("needs a terminal") && err.contains("leasehold inspect"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn empty_or_invalid_patterns_are_usage_errors() {
+    for bad in ["", "lock:[ab", "lock:\\"] {
+        for cmd in ["inspect", "watch"] {
+            let out = leasehold(&[cmd, "--redis", "redis://127.0.0.1:1", "--pattern", bad]);
+            assert_eq!(out.status.code(), Some(2), "{cmd} --pattern {bad:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("--pattern"), "{err}");
+        }
+    }
+}
+
+#[test]
+fn inspect_patterns_follow_redis_glob_rules() {
+    let Some(redis) = RedisServer::start("inspect_glob") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        for k in ["lock:x1", "lock:a", "lock:b"] {
+            let _: () = redis.cmd(&["SET", k, "v", "PX", "60000"]).await.unwrap();
+        }
+    });
+    let out = leasehold(&[
+        "inspect",
+        "--redis",
+        &redis.url(),
+        "--pattern",
+        "lock:[xa]*",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["lock:a", "lock:x1"]);
+}
+
 fn tmux(args: &[&str]) -> String {
     let out = Command::new("tmux").args(args).output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -327,7 +395,7 @@ fn watch_without_redis_shows_a_live_simulation() {
 }
 
 #[test]
-fn force_release_with_allow_writes_deletes_the_key_and_advances_the_fence() {
+fn force_release_evicts_exactly_the_lease_shown_and_aborts_when_it_changed_hands() {
     if Command::new("tmux").arg("-V").output().is_err() {
         assert!(
             std::env::var("CI").is_err(),
@@ -340,13 +408,22 @@ fn force_release_with_allow_writes_deletes_the_key_and_advances_the_fence() {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (locker, lease) = rt.block_on(async {
-        let locker = leasehold_redis::LockerOptions::new(redis.url())
-            .ttl(Duration::from_secs(30))
-            .build()
-            .await
-            .unwrap();
+        let mut o = leasehold_redis::LockerOptions::new(redis.url()).ttl(Duration::from_secs(30));
+        o.holder = Some("svc-old".into());
+        let locker = o.build().await.unwrap();
         let lease = locker
             .lock("stuck-job", Duration::from_secs(5))
+            .await
+            .unwrap();
+        // a second lock, with less time left (so listed first), set by hand
+        let _: () = redis
+            .cmd(&[
+                "SET",
+                "leasehold:{raced}",
+                "lh1:00000000000000aa:svc-a",
+                "PX",
+                "20000",
+            ])
             .await
             .unwrap();
         (locker, lease)
@@ -364,23 +441,72 @@ fn force_release_with_allow_writes_deletes_the_key_and_advances_the_fence() {
         "-s",
         &session,
         "-x",
-        "120",
+        "200",
         "-y",
         "20",
         &cmd,
     ]);
     wait_for(&session, "stuck-job", Duration::from_secs(10));
+    wait_for(&session, "svc-a", Duration::from_secs(10));
+    // X on the first row: the prompt names lock, prefix, holder and token
     tmux(&["send-keys", "-t", &session, "X"]);
-    wait_for(&session, "y to confirm", Duration::from_secs(5));
+    let screen = wait_for(&session, "y to confirm", Duration::from_secs(5));
+    assert!(
+        screen.contains("lock \"raced\" (prefix leasehold) held by svc-a token -"),
+        "{screen}"
+    );
+    // the lock changes hands before y: nothing is deleted, the operator is told
+    rt.block_on(async {
+        let _: () = redis
+            .cmd(&[
+                "SET",
+                "leasehold:{raced}",
+                "lh1:00000000000000bb:svc-b",
+                "PX",
+                "20000",
+            ])
+            .await
+            .unwrap();
+    });
     tmux(&["send-keys", "-t", &session, "y"]);
+    let screen = wait_for(&session, "not released", Duration::from_secs(10));
+    assert!(
+        screen.contains("changed hands") && screen.contains("now held by svc-b"),
+        "{screen}"
+    );
+    let now: String = rt
+        .block_on(redis.cmd(&["GET", "leasehold:{raced}"]))
+        .unwrap();
+    assert_eq!(
+        now, "lh1:00000000000000bb:svc-b",
+        "the new holder kept its lease"
+    );
+    // with that lock gone, the leasehold lease is the first row: release it as shown
+    let _: i64 = rt
+        .block_on(redis.cmd(&["DEL", "leasehold:{raced}"]))
+        .unwrap();
+    wait_for(&session, "Locks (1)", Duration::from_secs(10));
+    tmux(&["send-keys", "-t", &session, "X"]);
+    let screen = wait_for(&session, "y to confirm", Duration::from_secs(5));
+    assert!(
+        screen.contains(&format!(
+            "lock \"stuck-job\" (prefix leasehold) held by svc-old token {token}"
+        )),
+        "{screen}"
+    );
+    tmux(&["send-keys", "-t", &session, "y"]);
+    wait_for(
+        &session,
+        "force-released stuck-job",
+        Duration::from_secs(10),
+    );
     wait_for(&session, "leasehold free", Duration::from_secs(10));
     let fence: u64 = rt
         .block_on(redis.cmd(&["GET", "leasehold:{stuck-job}:fence"]))
         .unwrap();
-    assert_eq!(
-        fence,
-        token + 1,
-        "the fence advanced past the evicted holder's token"
+    assert!(
+        fence > token,
+        "the fence advanced past the evicted holder's token ({fence} vs {token})"
     );
     // the evicted holder learns it lost the lease
     let reason = rt
