@@ -104,14 +104,53 @@ pub enum PlantedBug {
     WallClock,
     /// The server's extend does not compare the value (PEXPIREs whoever holds the key).
     ExtendWithoutCompare,
-    /// A fence counter restarts from zero after a restart without persistence.
+    /// A fence counter restarts from zero after a restart without persistence, and tokens are a
+    /// plain `INCR` (no `TIME` floor), so tokens go backwards.
     CounterFromZero,
 }
 
+/// What the fenced resource checks tokens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fencing {
+    /// Reads and writes: a read or write with a token below the highest seen is rejected, and a
+    /// read raises the highest seen (so a holder that read before a newer holder cannot write).
+    On,
+    /// Writes only (the classic description of fencing): enough against stale blind writes, not
+    /// against read-modify-write updates, which it loses.
+    Writes,
+    /// Nothing checked: the resource accepts any token.
+    Off,
+}
+
+impl Fencing {
+    /// The flag's spelling (`on`, `writes`, `off`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fencing::On => "on",
+            Fencing::Writes => "writes",
+            Fencing::Off => "off",
+        }
+    }
+
+    /// Whether writes are checked.
+    #[must_use]
+    pub fn checks_writes(self) -> bool {
+        self != Fencing::Off
+    }
+
+    /// Whether reads are checked (and raise the highest token seen).
+    #[must_use]
+    pub fn checks_reads(self) -> bool {
+        self == Fencing::On
+    }
+}
+
 /// The properties a checker can judge.
-pub const PROPERTIES: [&str; 7] = [
+pub const PROPERTIES: [&str; 8] = [
     "mutual_exclusion",
     "stale_writes_accepted",
+    "lost_updates",
     "token_order",
     "liveness",
     "misclassified",
@@ -140,8 +179,8 @@ pub struct SimConfig {
     pub hold: (Duration, Duration),
     /// Think time between iterations.
     pub think: (Duration, Duration),
-    /// Whether the resource rejects lower tokens.
-    pub fencing: bool,
+    /// What the resource checks tokens on.
+    pub fencing: Fencing,
     /// Push notifications of key changes to waiters and holders.
     pub notifications: bool,
     /// The fault model.
@@ -180,7 +219,7 @@ impl Default for SimConfig {
             wait_timeout: Duration::from_millis(3_000),
             hold: (Duration::from_millis(20), Duration::from_millis(2_500)),
             think: (Duration::ZERO, Duration::from_millis(200)),
-            fencing: true,
+            fencing: Fencing::On,
             notifications: true,
             faults: Faults::default(),
             heal_before_end: Duration::from_secs(8),
@@ -214,9 +253,10 @@ impl SimConfig {
         if f.clock_jumps_per_sec > 0.0 {
             drop(&mut p, "mutual_exclusion");
             drop(&mut p, "validity_oracle");
-            if f.restarts_per_sec > 0.0 && !f.persist {
+            if (f.restarts_per_sec > 0.0 && !f.persist) || self.counter_outlived_by_jump() {
                 drop(&mut p, "token_order");
                 drop(&mut p, "stale_writes_accepted");
+                drop(&mut p, "lost_updates");
             }
         }
         if f.restarts_per_sec > 0.0 && !f.persist {
@@ -229,6 +269,7 @@ impl SimConfig {
                 "validity_oracle",
                 "token_order",
                 "stale_writes_accepted",
+                "lost_updates",
             ] {
                 drop(&mut p, x);
             }
@@ -237,10 +278,22 @@ impl SimConfig {
             drop(&mut p, "mutual_exclusion");
             drop(&mut p, "validity_oracle");
         }
-        if !self.fencing {
+        if !self.fencing.checks_writes() {
             drop(&mut p, "stale_writes_accepted");
         }
+        if !self.fencing.checks_reads() {
+            drop(&mut p, "lost_updates");
+        }
         p
+    }
+
+    /// Whether a backward server clock jump can outlast a fence counter's retention: the counter
+    /// (which ran ahead of the stepped-back clock) expires before the clock catches up, and the
+    /// `TIME` floor of the re-created counter is below tokens already handed out.
+    #[must_use]
+    pub fn counter_outlived_by_jump(&self) -> bool {
+        self.faults.clock_jumps_per_sec > 0.0
+            && self.faults.clock_jump >= self.lock.ttl + self.lock.fence_retention
     }
 }
 
@@ -251,6 +304,16 @@ pub fn explain(property: &str, cfg: &SimConfig) -> &'static str {
     match property {
         "mutual_exclusion" if f.pauses_per_sec > 0.0 => {
             "a paused holder believes it holds until it runs again (Kleppmann 1): no lease lock can prevent this; fencing tokens make its writes harmless"
+        }
+        "token_order" | "stale_writes_accepted" | "lost_updates"
+            if f.clock_jumps_per_sec > 0.0 && f.restarts_per_sec > 0.0 && !f.persist =>
+        {
+            "a restart without fsync loses the fence counter while the server clock is stepped back: the TIME floor of the new counter is below tokens already handed out (tokens assume a server clock that does not step back by more than the outage)"
+        }
+        "token_order" | "stale_writes_accepted" | "lost_updates"
+            if cfg.counter_outlived_by_jump() =>
+        {
+            "a server clock stepped back by more than the fence counter's retention: the counter expired before the clock caught up, and the re-created counter's TIME floor is below tokens already handed out (set fence_retention above any backward clock step)"
         }
         "mutual_exclusion" | "validity_oracle" if f.clock_jumps_per_sec > 0.0 => {
             "a server clock jump expires keys early (Kleppmann 2 / Redlock's wall-clock caveat): validity is only as good as the servers' clocks"
@@ -264,8 +327,11 @@ pub fn explain(property: &str, cfg: &SimConfig) -> &'static str {
         "mutual_exclusion" | "validity_oracle" if f.force_releases_per_sec > 0.0 => {
             "an operator force-released the lock: the old holder learns it within one round trip (push) or one extension interval; the advanced fence rejects its writes meanwhile"
         }
-        "stale_writes_accepted" if !cfg.fencing => {
+        "stale_writes_accepted" if !cfg.fencing.checks_writes() => {
             "--fencing off: the resource accepts any token, so a superseded holder's write lands"
+        }
+        "lost_updates" if !cfg.fencing.checks_reads() => {
+            "the resource checks tokens on writes only: a holder reads, is superseded by a newer holder that reads the same value, writes back first, and the newer holder's write then overwrites it (write-only fencing loses read-modify-write updates; check tokens on reads too: --fencing on)"
         }
         _ => "outside this scenario's fault model",
     }

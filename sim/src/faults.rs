@@ -102,7 +102,13 @@ fn arrivals(rng: &mut Rng, rate: f64, from: u64, to: u64) -> Vec<u64> {
 }
 
 /// Derive the fault schedule of `cfg` from `rng` over `[from, to)`, minus `cfg.drop_faults`.
-pub fn schedule(cfg: &SimConfig, rng: &mut Rng, from: u64, to: u64) -> Vec<FaultEvent> {
+/// `Err` names a `--drop-faults` index the schedule does not have.
+pub fn schedule(
+    cfg: &SimConfig,
+    rng: &mut Rng,
+    from: u64,
+    to: u64,
+) -> Result<Vec<FaultEvent>, String> {
     if let Some(explicit) = &cfg.explicit_faults {
         let mut out: Vec<FaultEvent> = explicit
             .iter()
@@ -110,7 +116,7 @@ pub fn schedule(cfg: &SimConfig, rng: &mut Rng, from: u64, to: u64) -> Vec<Fault
             .cloned()
             .collect();
         out.sort_by_key(|e| e.at);
-        return out;
+        return Ok(out);
     }
     let f = &cfg.faults;
     let (k, n) = (cfg.clients, cfg.servers());
@@ -177,10 +183,17 @@ pub fn schedule(cfg: &SimConfig, rng: &mut Rng, from: u64, to: u64) -> Vec<Fault
         out.push(FaultEvent { at, fault });
     }
     out.sort_by_key(|e| e.at);
+    if let Some(bad) = cfg.drop_faults.iter().find(|i| **i >= out.len()) {
+        return Err(format!(
+            "--drop-faults {bad}: this seed's fault schedule has {} fault(s) (indices 0..{}); replay lines name only existing faults, so check the scenario, seed and other flags match the line",
+            out.len(),
+            out.len().saturating_sub(1)
+        ));
+    }
     let mut i = 0;
     out.retain(|_| {
         i += 1;
         !cfg.drop_faults.contains(&(i - 1))
     });
-    out
+    Ok(out)
 }

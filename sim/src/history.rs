@@ -20,7 +20,13 @@ struct Tenure {
     token: u64,
     start: u64,
     end: Option<u64>,
+    /// True times of the first and last server operation that issued the lease (the winning
+    /// round's grants and its fence write-backs).
+    issued: (u64, u64),
 }
+
+/// The most acquisitions one seed may record before it is stopped as too large to check.
+pub const MAX_TENURES: usize = 4_000_000;
 
 /// The history of one run.
 #[derive(Debug, Clone, Default)]
@@ -36,8 +42,12 @@ pub struct History {
     pub reply_times: Vec<u64>,
     /// Writes the resource accepted and rejected.
     pub writes: (u64, u64),
+    /// Reads the resource answered and rejected.
+    pub reads: (u64, u64),
     /// Faults injected.
     pub faults: u64,
+    /// Fence counters re-created from the server's TIME after they expired or were lost.
+    pub fences_recreated: u64,
     /// Events processed.
     pub events: u64,
 }
@@ -70,8 +80,15 @@ impl History {
         }
     }
 
-    /// A lease was acquired.
-    pub fn acquired(&mut self, lock: usize, client: usize, token: u64, at: u64) {
+    /// A lease was acquired at `at`; the servers issued it between `issued.0` and `issued.1`.
+    pub fn acquired(
+        &mut self,
+        lock: usize,
+        client: usize,
+        token: u64,
+        at: u64,
+        issued: (u64, u64),
+    ) {
         *self.outcomes.entry("acquired".into()).or_default() += 1;
         self.last_acquired[lock] = at;
         self.tenures.push(Tenure {
@@ -80,7 +97,14 @@ impl History {
             token,
             start: at,
             end: None,
+            issued,
         });
+    }
+
+    /// Whether the run recorded as many acquisitions as one seed may hold ([`MAX_TENURES`]).
+    #[must_use]
+    pub fn full(&self) -> bool {
+        self.tenures.len() >= MAX_TENURES
     }
 
     fn close(&mut self, lock: usize, client: usize, at: u64) {
@@ -119,19 +143,39 @@ impl History {
         }
     }
 
+    /// A read reached the resource.
+    pub fn read(&mut self, accepted: bool) {
+        if accepted {
+            self.reads.0 += 1
+        } else {
+            self.reads.1 += 1
+        }
+    }
+
     /// A fault was injected at `at`.
     pub fn fault(&mut self, _at: u64) {
         self.faults += 1;
     }
 
     /// A `wait` acquire that started at `started` hit its deadline at `now`. After the faults
-    /// healed (plus one ttl for orphaned keys to expire), someone must have acquired the lock.
+    /// healed (plus one ttl for orphaned keys to expire), a waiter may only time out while the
+    /// lock was in use: a violation is a wait during which nobody acquired the lock *and* nobody
+    /// held it (a holder that acquired before the wait and held through it is legitimate use,
+    /// not starvation).
     pub fn check_liveness(&mut self, lock: usize, client: usize, started: u64, now: u64, ttl: u64) {
-        if started >= self.fault_end + ttl && self.last_acquired[lock] < started {
+        if started < self.fault_end + ttl || self.last_acquired[lock] >= started {
+            return;
+        }
+        let held_during = self
+            .tenures
+            .iter()
+            .rev()
+            .any(|t| t.lock == lock && t.start <= now && t.end.is_none_or(|e| e >= started));
+        if !held_during {
             self.violation(
                 "liveness",
                 now,
-                format!("lock {lock}: client {client} waited from t={started}ns to its deadline after faults healed and nobody acquired"),
+                format!("lock {lock}: client {client} waited from t={started}ns to its deadline after faults healed, and nobody acquired or held the lock meanwhile"),
             );
         }
     }
@@ -142,7 +186,16 @@ impl History {
         self.tenures.len() as u64
     }
 
-    /// Offline checks on the whole history: mutual exclusion and token order, per lock.
+    /// Offline checks on the whole history, per lock: mutual exclusion (belief intervals in
+    /// true time) and token order.
+    ///
+    /// `token_order` is judged in the order the *servers issued* leases, not the order clients
+    /// learned of them: when lease A's issuing operations (its winning round's grants and fence
+    /// write-backs) all executed before any of lease B's did, A's token must be below B's. That
+    /// is what a fenced resource relies on. The order in which clients learn of grants depends
+    /// on network delay, which no lock controls: a grant reply that arrives after a restart
+    /// re-granted the key carries an older, smaller token, and the damage it can do (a write
+    /// from the older lease) is what `stale_writes_accepted` and `lost_updates` judge.
     pub fn finish(&mut self, end: u64) {
         let mut by_lock: BTreeMap<usize, Vec<Tenure>> = BTreeMap::new();
         for t in &self.tenures {
@@ -151,7 +204,6 @@ impl History {
         for (lock, mut ts) in by_lock {
             ts.sort_by_key(|t| (t.start, t.client));
             let mut reach: Option<(u64, usize)> = None;
-            let mut prev_token: Option<(u64, usize)> = None;
             for t in &ts {
                 if let Some((until, who)) = reach
                     && t.start < until
@@ -167,20 +219,42 @@ impl History {
                 if reach.is_none_or(|(u, _)| end_t > u) {
                     reach = Some((end_t, t.client));
                 }
-                if let Some((p, who)) = prev_token
-                    && t.token <= p
-                {
-                    self.violation(
-                        "token_order",
-                        t.start,
-                        format!(
-                            "lock {lock}: client {} got token {} after client {who} got {p}",
-                            t.client, t.token
-                        ),
-                    );
-                }
-                prev_token = Some((t.token, t.client));
             }
+            self.check_token_order(lock, &mut ts);
+        }
+    }
+
+    fn check_token_order(&mut self, lock: usize, ts: &mut [Tenure]) {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        ts.sort_by_key(|t| (t.issued.0, t.issued.1, t.client));
+        // leases not yet completely issued when the current one started, by their last operation
+        let mut open: BinaryHeap<Reverse<(u64, u64, usize)>> = BinaryHeap::new();
+        // the highest token among leases completely issued before the current one started
+        let mut best: Option<(u64, usize, u64)> = None;
+        for t in ts.iter() {
+            while let Some(Reverse((last, token, client))) = open.peek().copied() {
+                if last >= t.issued.0 {
+                    break;
+                }
+                open.pop();
+                if best.is_none_or(|(b, _, _)| token > b) {
+                    best = Some((token, client, last));
+                }
+            }
+            if let Some((b, who, at)) = best
+                && t.token <= b
+            {
+                self.violation(
+                    "token_order",
+                    t.issued.0,
+                    format!(
+                        "lock {lock}: client {} got token {} issued from t={}ns, after client {who}'s token {b} was completely issued at t={at}ns",
+                        t.client, t.token, t.issued.0
+                    ),
+                );
+            }
+            open.push(Reverse((t.issued.1, t.token, t.client)));
         }
     }
 }

@@ -19,7 +19,7 @@ pub mod runner;
 pub mod scenario;
 pub mod world;
 
-pub use config::{Faults, Latency, PROPERTIES, PlantedBug, SimConfig};
+pub use config::{Faults, Fencing, Latency, PROPERTIES, PlantedBug, SimConfig};
 pub use runner::{
     Failing, ScenarioReport, SeedResult, replay_command, run_scenario, run_seed, shrink, trace_seed,
 };

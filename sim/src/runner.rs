@@ -11,6 +11,11 @@ use crate::history::Violation;
 use crate::scenario::{Overrides, config_for};
 use crate::world::World;
 
+/// Bugs shrunk per property (every bug is listed; the rest keep their unshrunk replay).
+pub const SHRINK_BUGS: usize = 10;
+/// Findings listed (and shrunk) per property.
+pub const FINDINGS_KEPT: usize = 3;
+
 /// One seed's result.
 #[derive(Debug, Clone)]
 pub struct SeedResult {
@@ -28,6 +33,8 @@ pub struct SeedResult {
     pub violations: Vec<Violation>,
     /// Trace hash.
     pub trace_hash: u64,
+    /// Fence counters re-created from TIME after they expired or were lost.
+    pub fences_recreated: u64,
     /// Acquire reply times, ns.
     pub reply_times: Vec<u64>,
 }
@@ -37,6 +44,12 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> Result<SeedResult, String> {
     let world = World::new(cfg.clone(), seed, false)?;
     let end = 1_000_000_000 + cfg.duration.as_nanos() as u64;
     let mut out = world.run();
+    if out.history.full() {
+        return Err(format!(
+            "seed {seed} recorded {} acquisitions before its end, more than one seed may hold; use a shorter --duration or fewer --clients",
+            crate::history::MAX_TENURES
+        ));
+    }
     out.history.finish(end);
     Ok(SeedResult {
         seed,
@@ -46,6 +59,7 @@ pub fn run_seed(cfg: &SimConfig, seed: u64) -> Result<SeedResult, String> {
         outcomes: out.history.outcomes.clone(),
         violations: out.history.violations.clone(),
         trace_hash: out.trace_hash,
+        fences_recreated: out.history.fences_recreated,
         reply_times: std::mem::take(&mut out.history.reply_times),
     })
 }
@@ -90,16 +104,21 @@ pub struct ScenarioReport {
     pub cpu_secs: f64,
     /// Acquisitions.
     pub acquisitions: u64,
+    /// Fence counters re-created from TIME after they expired or were lost.
+    pub fences_recreated: u64,
     /// Outcomes by reason.
     pub outcomes: BTreeMap<String, u64>,
-    /// Violations of promised properties, by property (bugs).
+    /// Seeds that violated a property their own configuration promises, by property (bugs).
     pub violations: BTreeMap<String, u64>,
-    /// Violations of properties the scenario does not promise (findings).
+    /// Seeds that violated a property their own configuration does not promise (findings).
     pub findings: BTreeMap<String, u64>,
-    /// Failing seeds, shrunk.
+    /// Failing seeds: every bug (the first [`SHRINK_BUGS`] per property shrunk), then the first
+    /// [`FINDINGS_KEPT`] findings per property (shrunk).
     pub failing: Vec<Failing>,
-    /// Properties promised.
+    /// Properties promised by every seed.
     pub promised: Vec<&'static str>,
+    /// For each property, how many seeds promised it (swarm seeds promise different sets).
+    pub promised_in: BTreeMap<&'static str, u64>,
     /// Acquire reply-time percentiles (p50, p99, p999), µs.
     pub reply_us: Option<(u64, u64, u64)>,
     /// The per-slot wait recommended from the observed reply times.
@@ -149,12 +168,15 @@ pub fn run_scenario(
     };
     let mut promised_all: Option<Vec<&'static str>> = None;
     let mut reply_times = Vec::new();
+    let mut bugs_shrunk: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut findings_kept: BTreeMap<&'static str, usize> = BTreeMap::new();
     for (n, (_, r)) in results.into_iter().enumerate() {
         progress(n + 1);
         let r = r?;
         rep.seeds += 1;
         rep.events += r.events;
         rep.acquisitions += r.acquisitions;
+        rep.fences_recreated += r.fences_recreated;
         for (k, v) in &r.outcomes {
             *rep.outcomes.entry(k.clone()).or_default() += v;
         }
@@ -162,47 +184,56 @@ pub fn run_scenario(
             reply_times.extend_from_slice(&r.reply_times);
         }
         let promised = r.config.promised();
+        for p in &promised {
+            *rep.promised_in.entry(p).or_default() += 1;
+        }
         promised_all = Some(match promised_all {
             None => promised.clone(),
             Some(p) => p.into_iter().filter(|x| promised.contains(x)).collect(),
         });
         let mut seen = Vec::new();
         for v in &r.violations {
-            let is_bug = promised.contains(&v.property);
-            let bucket = if is_bug {
-                &mut rep.violations
-            } else {
-                &mut rep.findings
-            };
-            if !seen.contains(&v.property) {
-                *bucket.entry(v.property.to_owned()).or_default() += 1;
-                seen.push(v.property);
-                if rep
-                    .failing
-                    .iter()
-                    .filter(|f| f.property == v.property)
-                    .count()
-                    < 3
-                {
-                    let (shrunk, events) = shrink(&r.config, r.seed, v.property);
-                    rep.failing.push(Failing {
-                        seed: r.seed,
-                        property: v.property.to_owned(),
-                        promised: is_bug,
-                        replay: replay_command(&shrunk, r.seed),
-                        config: crate::scenario::describe(&shrunk),
-                        shrunk_events: events,
-                        detail: v.detail.clone(),
-                        explanation: if is_bug {
-                            "promised by this scenario: this is a bug".into()
-                        } else {
-                            explain(v.property, &r.config).into()
-                        },
-                    });
-                }
+            if seen.contains(&v.property) {
+                continue;
             }
+            seen.push(v.property);
+            // judged by this seed's own promises
+            let is_bug = promised.contains(&v.property);
+            let (bucket, kept, limit) = if is_bug {
+                (&mut rep.violations, &mut bugs_shrunk, SHRINK_BUGS)
+            } else {
+                (&mut rep.findings, &mut findings_kept, FINDINGS_KEPT)
+            };
+            *bucket.entry(v.property.to_owned()).or_default() += 1;
+            let n = kept.entry(v.property).or_default();
+            if !is_bug && *n >= limit {
+                continue; // findings: the first few per property are enough
+            }
+            // every bug is listed; shrinking (~60 re-runs) only for the first few per property
+            let (shrunk, events) = if *n < limit {
+                shrink(&r.config, r.seed, v.property)
+            } else {
+                (r.config.clone(), 0)
+            };
+            *n += 1;
+            rep.failing.push(Failing {
+                seed: r.seed,
+                property: v.property.to_owned(),
+                promised: is_bug,
+                replay: replay_command(&shrunk, r.seed),
+                config: crate::scenario::describe(&shrunk),
+                shrunk_events: events,
+                detail: v.detail.clone(),
+                explanation: if is_bug {
+                    "promised by this seed's fault model: this is a bug".into()
+                } else {
+                    explain(v.property, &r.config).into()
+                },
+            });
         }
     }
+    // bugs first, then findings; each group in seed order
+    rep.failing.sort_by_key(|f| (!f.promised, f.seed));
     rep.promised = promised_all.unwrap_or_default();
     if !reply_times.is_empty() {
         reply_times.sort_unstable();
@@ -319,8 +350,9 @@ pub fn replay_command(cfg: &SimConfig, seed: u64) -> String {
         cfg.locks,
         fmt_dur(cfg.duration)
     );
-    if !cfg.fencing {
-        s.push_str(" --fencing off");
+    if cfg.fencing != crate::config::Fencing::On {
+        s.push_str(" --fencing ");
+        s.push_str(cfg.fencing.as_str());
     }
     if !cfg.notifications {
         s.push_str(" --notifications off");

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use leasehold_core::SlotLayout;
 
-use crate::config::{Latency, SimConfig};
+use crate::config::{Fencing, Latency, SimConfig};
 use crate::rng::{Rng, chance, unit};
 
 /// Every preset, in the order `leasehold sim` runs them.
-pub const SCENARIOS: [&str; 10] = [
+pub const SCENARIOS: [&str; 11] = [
     "calm",
     "latency",
     "partition",
@@ -17,6 +17,7 @@ pub const SCENARIOS: [&str; 10] = [
     "restart-no-fsync",
     "failover",
     "force-release",
+    "fence-expiry",
     "chaos",
     "seed-stress",
 ];
@@ -30,14 +31,16 @@ pub struct Overrides {
     pub locks: Option<usize>,
     /// `--duration`.
     pub duration: Option<Duration>,
-    /// `--fencing on|off`.
-    pub fencing: Option<bool>,
+    /// `--fencing on|writes|off`.
+    pub fencing: Option<Fencing>,
     /// `--slot-wait` (seed-stress uses two values of its own unless set).
     pub slot_wait: Option<Duration>,
     /// `--notifications on|off` (push re-checks and wake-ups).
     pub notifications: Option<bool>,
     /// `--drop-faults` (replays of shrunk failures).
     pub drop_faults: Vec<usize>,
+    /// A planted bug in every seed: negative controls in tests only (no CLI flag sets it).
+    pub planted: Option<crate::config::PlantedBug>,
 }
 
 fn ms(n: u64) -> Duration {
@@ -89,6 +92,26 @@ pub fn config_for(scenario: &str, seed: u64, o: &Overrides) -> Result<SimConfig,
         "force-release" => {
             f.force_releases_per_sec = 0.3;
         }
+        "fence-expiry" => {
+            // Fence counters live 1 s past their lock and names sit idle longer than that, so
+            // counters expire and are re-created from the server's TIME all the time; operator
+            // force-releases and restarts without persistence add counter losses. Every layout.
+            c.lock.layout = match seed % 3 {
+                0 => SlotLayout::Single,
+                1 => SlotLayout::KeyMajority { k: 2 },
+                _ => SlotLayout::Instances { n: 3 },
+            };
+            c.lock.fence_retention = ms(1_000);
+            c.clients = 4;
+            c.locks = 6;
+            c.think = (ms(0), ms(3_000));
+            c.hold = (ms(20), ms(1_000));
+            f.force_releases_per_sec = 0.3;
+            f.restarts_per_sec = 0.1;
+            f.restart_downtime = ms(200);
+            f.persist = false;
+            f.server_drift_ppm = 2_000;
+        }
         "chaos" => swarm(&mut c, seed),
         "seed-stress" => {
             c.clients = 200;
@@ -130,6 +153,7 @@ pub fn config_for(scenario: &str, seed: u64, o: &Overrides) -> Result<SimConfig,
         c.lock.slot_wait = w;
     }
     c.drop_faults.clone_from(&o.drop_faults);
+    c.planted = o.planted;
     Ok(c)
 }
 
@@ -180,6 +204,10 @@ fn swarm(c: &mut SimConfig, seed: u64) {
     if on(&mut rng) && c.lock.layout == SlotLayout::Single {
         f.failovers_per_sec = unit(&mut rng) * 0.2;
         f.replication_lag = ms(rng.below_inclusive(100));
+    }
+    if on(&mut rng) {
+        // short-lived fence counters: expired and re-created from TIME during the run
+        c.lock.fence_retention = ms(1_000 + rng.below_inclusive(2_000));
     }
 }
 
@@ -243,8 +271,11 @@ pub fn describe(c: &SimConfig) -> String {
     if f.force_releases_per_sec > 0.0 {
         parts.push(format!("force_releases={:.2}/s", f.force_releases_per_sec));
     }
-    if !c.fencing {
-        parts.push("fencing=off".into());
+    if c.lock.fence_retention != leasehold_core::LockConfig::default().fence_retention {
+        parts.push(format!("fence_retention={:?}", c.lock.fence_retention));
+    }
+    if c.fencing != Fencing::On {
+        parts.push(format!("fencing={}", c.fencing.as_str()));
     }
     parts.join(" ")
 }

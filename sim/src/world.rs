@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use leasehold_core::testkit::ModelServer;
 use leasehold_core::{
-    AcquireError, AcquireMode, Event, HolderId, Instant, Lock, LockName, Op, Phase, Reply,
-    RequestId, SlotError, SlotErrorKind,
+    AcquireError, AcquireMode, Event, ForceOutcome, HolderId, Instant, Lock, LockName, Op, Phase,
+    Reply, RequestId, SlotError, SlotErrorKind,
 };
 
 use crate::config::{Latency, PlantedBug, SimConfig, uniform};
@@ -66,6 +66,19 @@ enum Ev {
         c: u32,
         token: u64,
         acquired_at: u64,
+        /// The counter value the critical section read (it writes `read + 1`).
+        read: u64,
+    },
+    ReadArrive {
+        l: u32,
+        c: u32,
+        token: u64,
+        generation: u32,
+    },
+    ReadReply {
+        c: u32,
+        generation: u32,
+        value: Option<u64>,
     },
     ExpireCheck {
         s: u32,
@@ -89,7 +102,7 @@ impl Ev {
     fn client(&self) -> Option<usize> {
         match self {
             Ev::Wake { c, .. } | Ev::Think { c } | Ev::Transmit { c, .. } => Some(*c as usize),
-            Ev::ToClient { c, .. } => Some(*c as usize),
+            Ev::ToClient { c, .. } | Ev::ReadReply { c, .. } => Some(*c as usize),
             _ => None,
         }
     }
@@ -107,6 +120,8 @@ impl Ev {
             Ev::Fault(_) => 10,
             Ev::Heal(_) => 11,
             Ev::Reconnect { .. } => 12,
+            Ev::ReadArrive { .. } => 13,
+            Ev::ReadReply { .. } => 14,
         }
     }
 }
@@ -138,6 +153,8 @@ struct Tenure {
     token: u64,
     acquired_at: u64,
     generation: u32,
+    /// The counter value the critical section read from the resource, once the reply is in.
+    read: Option<u64>,
 }
 
 struct Client {
@@ -155,10 +172,15 @@ struct Client {
     last_held_nonce: Vec<u64>,
     last_error_nonce: Vec<u64>,
     acquire_sent: Vec<(RequestId, u64)>,
+    /// Per lock: server operations that issued the current acquisition (`Some(nonce)` for a
+    /// grant, `None` for a fence write-back) and their true times, for `token_order`.
+    issue_log: Vec<Vec<(Option<u64>, u64)>>,
 }
 
 struct Server {
     keys: Vec<ModelServer>,
+    /// Whether each key's fence counter was ever created (to count re-creations).
+    fenced: Vec<bool>,
     replica: Vec<ModelServer>,
     up: bool,
     busy_until: u64,
@@ -202,6 +224,8 @@ pub struct World {
     slots: usize,
     highest: Vec<u64>,
     last_writer: Vec<Option<(u64, usize)>>,
+    /// The read-modify-write counter the critical sections increment, per lock.
+    counter: Vec<u64>,
     faults: Vec<FaultEvent>,
     fault_end: u64,
     end: u64,
@@ -262,7 +286,7 @@ impl World {
         let nserv = cfg.servers();
         let end = T_START + nanos(cfg.duration);
         let fault_end = end.saturating_sub(nanos(cfg.heal_before_end)).max(T_START);
-        let faults = schedule(&cfg, &mut rng, T_START, fault_end);
+        let faults = schedule(&cfg, &mut rng, T_START, fault_end)?;
         // liveness is judged after the last fault's effects end, not after it starts
         let heal_at = faults
             .iter()
@@ -306,6 +330,7 @@ impl World {
                 last_held_nonce: vec![u64::MAX; cfg.locks],
                 last_error_nonce: vec![u64::MAX; cfg.locks],
                 acquire_sent: Vec::new(),
+                issue_log: vec![Vec::new(); cfg.locks],
             });
         }
         let servers = (0..nserv)
@@ -318,6 +343,7 @@ impl World {
                 };
                 Server {
                     keys: vec![ModelServer::default(); cfg.locks * slots],
+                    fenced: vec![false; cfg.locks * slots],
                     replica: vec![ModelServer::default(); cfg.locks * slots],
                     up: true,
                     busy_until: 0,
@@ -338,6 +364,7 @@ impl World {
             .collect();
         let mut w = World {
             highest: vec![0; cfg.locks],
+            counter: vec![0; cfg.locks],
             last_writer: vec![None; cfg.locks],
             history: History::new(cfg.locks, heal_at),
             cfg,
@@ -501,6 +528,9 @@ impl World {
                 Some(Reverse(Entry { at, .. })) if *at <= limit => {}
                 _ => break,
             }
+            if self.history.full() {
+                break; // too large to check: the runner reports it
+            }
             let Some(Reverse(Entry { at, ev, .. })) = self.queue.pop() else {
                 break;
             };
@@ -521,7 +551,7 @@ impl World {
                         Ev::Arrive { s, .. } | Ev::Exec { s, .. } | Ev::ExpireCheck { s, .. } => {
                             format!("server{s}")
                         }
-                        Ev::WriteArrive { .. } => "resource".into(),
+                        Ev::WriteArrive { .. } | Ev::ReadArrive { .. } => "resource".into(),
                         _ => "world".into(),
                     },
                 };
@@ -687,7 +717,25 @@ impl World {
                 c,
                 token,
                 acquired_at,
-            } => self.resource_write(l as usize, c as usize, token, acquired_at),
+                read,
+            } => self.resource_write(l as usize, c as usize, token, acquired_at, read),
+            Ev::ReadArrive {
+                l,
+                c,
+                token,
+                generation,
+            } => self.resource_read(l as usize, c, token, generation),
+            Ev::ReadReply {
+                c,
+                generation,
+                value,
+            } => {
+                if let Some(t) = &mut self.clients[c as usize].tenure
+                    && t.generation == generation
+                {
+                    t.read = value;
+                }
+            }
             Ev::ExpireCheck { s, key } => self.expire_check(s as usize, key as usize),
             Ev::Replicate {
                 s,
@@ -723,6 +771,7 @@ impl World {
             AcquireMode::Try
         };
         self.clients[c].attempt_started = self.now;
+        self.clients[c].issue_log[l].clear();
         if self.clients[c].locks[l].acquire(now, mode).is_err() {
             self.think(c);
             return;
@@ -742,19 +791,23 @@ impl World {
         if t.generation != generation {
             return;
         }
-        let (l, token, acquired_at) = (t.lock, t.token, t.acquired_at);
-        // The write was decided at the start of the critical section; it goes out now, even if
-        // the process was paused in between (Kleppmann's scenario 1).
-        let lat = self.latency();
-        self.push(
-            self.now + lat,
-            Ev::WriteArrive {
-                l: l as u32,
-                c: c as u32,
-                token,
-                acquired_at,
-            },
-        );
+        let (l, token, acquired_at, read) = (t.lock, t.token, t.acquired_at, t.read);
+        // The write (the value read plus one) was decided at the start of the critical section;
+        // it goes out now, even if the process was paused in between (Kleppmann's scenario 1).
+        // A section whose read was rejected or never answered has nothing to write.
+        if let Some(read) = read {
+            let lat = self.latency();
+            self.push(
+                self.now + lat,
+                Ev::WriteArrive {
+                    l: l as u32,
+                    c: c as u32,
+                    token,
+                    acquired_at,
+                    read,
+                },
+            );
+        }
         let now = self.local(c);
         let released = self.clients[c].locks[l].release(now).is_ok();
         self.drain(c, l); // Released, or a Lost that release() processed first, ends the tenure
@@ -850,7 +903,8 @@ impl World {
                         .client_clock(c, self.now)
                         .saturating_sub(sent_at.as_nanos());
                 }
-                self.history.acquired(l, c, token, self.now);
+                let issued = self.issued_span(c, l);
+                self.history.acquired(l, c, token, self.now, issued);
                 self.note(Some(l), "acquired", format!("c{c} token {token}"));
                 self.check_oracle(c, l, validity_true);
                 self.clients[c].tenure_gen = self.clients[c].tenure_gen.wrapping_add(1);
@@ -860,16 +914,18 @@ impl World {
                     token,
                     acquired_at: self.now,
                     generation,
+                    read: None,
                 });
-                // a critical section writes as it goes: once when it starts, once when it ends
+                // a critical section is a read-modify-write of the resource's counter: it reads
+                // when it starts and writes the value plus one when it ends
                 let lat = self.latency();
                 self.push(
                     self.now + lat,
-                    Ev::WriteArrive {
+                    Ev::ReadArrive {
                         l: l as u32,
                         c: c as u32,
                         token,
-                        acquired_at: self.now,
+                        generation,
                     },
                 );
                 let hold = uniform(&mut self.rng, self.cfg.hold.0, self.cfg.hold.1);
@@ -925,6 +981,26 @@ impl World {
                 self.think(c);
             }
         }
+    }
+
+    /// When the servers issued client `c`'s current lease of lock `l`: the true times of the
+    /// first and last of its winning round's grants and fence write-backs.
+    fn issued_span(&mut self, c: usize, l: usize) -> (u64, u64) {
+        let nonce = self.clients[c].locks[l].lease_value().map(|v| v.nonce);
+        let log = std::mem::take(&mut self.clients[c].issue_log[l]);
+        let first = log
+            .iter()
+            .filter(|(n, _)| n.is_some() && *n == nonce)
+            .map(|(_, t)| *t)
+            .min()
+            .unwrap_or(self.now);
+        let last = log
+            .iter()
+            .filter(|(n, t)| (n.is_some() && *n == nonce) || (n.is_none() && *t >= first))
+            .map(|(_, t)| *t)
+            .max()
+            .unwrap_or(first);
+        (first, last)
     }
 
     /// With no clock jump and drift within bounds, the servers keep the key on a quorum at least
@@ -992,6 +1068,9 @@ impl World {
         let key = l * self.slots + cmd.slot;
         let now = self.server_clock(s);
         let before = self.servers[s].keys[key].stored().map(|(o, _)| o);
+        let fence_before = self.servers[s].keys[key]
+            .stored_fence()
+            .filter(|(_, e)| *e > now);
         let expired_before = self.servers[s].keys[key].clone().expire(now);
         let reply = match (cmd.op, self.cfg.planted) {
             (Op::Extend { ttl_ms, .. }, Some(PlantedBug::ExtendWithoutCompare)) => {
@@ -1013,6 +1092,20 @@ impl World {
                     format!("client {c} lock {l}: an extension renewed a key it did not hold (held by {owner:?})"),
                 );
             }
+        }
+        // when the servers issued leases, for token_order
+        match (cmd.op, &reply) {
+            (Op::Acquire { value, .. }, Reply::Granted { .. }) => {
+                if fence_before.is_none() && self.servers[s].fenced[key] {
+                    self.history.fences_recreated += 1;
+                }
+                self.servers[s].fenced[key] = true;
+                self.clients[c].issue_log[l].push((Some(value.nonce), self.now));
+            }
+            (Op::RaiseFence { .. }, Reply::FenceRaised) => {
+                self.clients[c].issue_log[l].push((None, self.now));
+            }
+            _ => {}
         }
         // remember what the servers really answered to the client's *current* round
         if let Op::Acquire { value, .. } = cmd.op
@@ -1115,9 +1208,40 @@ impl World {
         }
     }
 
-    fn resource_write(&mut self, l: usize, c: usize, token: u64, acquired_at: u64) {
-        let fencing = self.cfg.fencing && self.cfg.planted != Some(PlantedBug::NoFencing);
-        let accepted = !fencing || token >= self.highest[l];
+    fn resource_fencing(&self) -> crate::config::Fencing {
+        if self.cfg.planted == Some(PlantedBug::NoFencing) {
+            crate::config::Fencing::Off
+        } else {
+            self.cfg.fencing
+        }
+    }
+
+    /// A critical section's read of the counter, with its token.
+    fn resource_read(&mut self, l: usize, c: u32, token: u64, generation: u32) {
+        let accepted = !self.resource_fencing().checks_reads() || token >= self.highest[l];
+        self.history.read(accepted);
+        let value = if accepted {
+            if self.resource_fencing().checks_reads() {
+                self.highest[l] = self.highest[l].max(token);
+            }
+            Some(self.counter[l])
+        } else {
+            None
+        };
+        let lat = self.latency();
+        self.push(
+            self.now + lat,
+            Ev::ReadReply {
+                c,
+                generation,
+                value,
+            },
+        );
+    }
+
+    /// A critical section's write of `read + 1`, with its token.
+    fn resource_write(&mut self, l: usize, c: usize, token: u64, acquired_at: u64, read: u64) {
+        let accepted = !self.resource_fencing().checks_writes() || token >= self.highest[l];
         self.history.write(accepted);
         if !accepted {
             return;
@@ -1136,6 +1260,19 @@ impl World {
         if self.last_writer[l].is_none_or(|(t, _)| acquired_at >= t) {
             self.last_writer[l] = Some((acquired_at, c));
         }
+        let current = self.counter[l];
+        if read != current {
+            self.history.violation(
+                "lost_updates",
+                self.now,
+                format!(
+                    "lock {l}: accepted client {c}'s write of {} (token {token}, read {read}) over {current}: {} accepted increment(s) lost",
+                    read + 1,
+                    current.saturating_sub(read).max(1)
+                ),
+            );
+        }
+        self.counter[l] = read + 1;
     }
 
     // ---- faults -------------------------------------------------------------------------------
@@ -1218,11 +1355,23 @@ impl World {
                     self.clients[c].pause_until.max(self.now + nanos(len));
             }
             Fault::ForceRelease { s, l } => {
+                // the operator evicts exactly the lease they see, with the one force-release
+                // script every tool runs (wire::FORCE_RELEASE)
+                let now = self.server_clock(s);
+                let keep_ms = self.cfg.lock.fence_keep_ms();
                 for slot in 0..self.slots {
                     if self.server_of(slot) == s {
                         let key = l * self.slots + slot;
-                        self.servers[s].keys[key].force_release();
-                        self.invalidate(s, l, slot, None);
+                        let seen = self.servers[s].keys[key].stored().filter(|(_, e)| *e > now);
+                        let Some((owner, _)) = seen else { continue };
+                        let op = Op::ForceRelease {
+                            value: owner.value,
+                            keep_ms,
+                        };
+                        let reply = self.servers[s].keys[key].exec(now, owner.client, op);
+                        if matches!(reply, Reply::ForceReleased(ForceOutcome::Deleted { .. })) {
+                            self.invalidate(s, l, slot, None);
+                        }
                     }
                 }
             }
@@ -1243,9 +1392,13 @@ impl World {
             sv.up = true;
             sv.busy_until = self.now;
             if !self.cfg.faults.persist {
-                let fence = (self.cfg.planted == Some(PlantedBug::CounterFromZero)).then_some(0);
+                let planted = self.cfg.planted == Some(PlantedBug::CounterFromZero);
                 for k in sv.keys.iter_mut().chain(sv.replica.iter_mut()) {
-                    *k = ModelServer::with_fence(fence);
+                    *k = if planted {
+                        ModelServer::with_fence(Some(0)).without_time_floor()
+                    } else {
+                        ModelServer::default()
+                    };
                 }
             }
         }

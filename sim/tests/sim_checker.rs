@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use leasehold_sim::{
-    Overrides, PlantedBug, SCENARIOS, SimConfig, config_for, run_scenario, run_seed, shrink,
-    trace_seed,
+    Fencing, Overrides, PROPERTIES, PlantedBug, SCENARIOS, SimConfig, config_for, run_scenario,
+    run_seed, shrink, trace_seed,
 };
 
 fn quick() -> Overrides {
@@ -61,7 +61,11 @@ fn every_scenario_keeps_its_promises() {
         assert!(!rep.promised.is_empty());
     }
     let calm = config_for("calm", 0, &quick()).unwrap();
-    assert_eq!(calm.promised().len(), 7, "calm promises everything");
+    assert_eq!(
+        calm.promised().len(),
+        PROPERTIES.len(),
+        "calm promises everything"
+    );
 }
 
 #[test]
@@ -102,7 +106,7 @@ fn fault_scenarios_produce_their_typed_outcomes() {
 fn kleppmann_pause_is_found_with_fencing_off_and_harmless_with_it_on() {
     let seeds: Vec<u64> = (0..40).collect();
     let off = Overrides {
-        fencing: Some(false),
+        fencing: Some(Fencing::Off),
         ..quick()
     };
     let rep = run_scenario("gc-pause", &off, &seeds, 2, &|_| {}).unwrap();
@@ -180,7 +184,7 @@ fn shrinking_keeps_the_failure_and_reduces_the_run() {
         "gc-pause",
         0,
         &Overrides {
-            fencing: Some(false),
+            fencing: Some(Fencing::Off),
             ..Overrides::default()
         },
     )
@@ -217,7 +221,7 @@ fn shrinking_keeps_the_failure_and_reduces_the_run() {
 fn kleppmann_clock_jump_is_found_without_push_rechecks_and_fencing() {
     let seeds: Vec<u64> = (0..300).collect();
     let off = Overrides {
-        fencing: Some(false),
+        fencing: Some(Fencing::Off),
         notifications: Some(false),
         ..Overrides::default()
     };
@@ -268,7 +272,7 @@ fn force_release_is_detected_by_the_old_holder() {
 fn kleppmann_restart_without_fsync_is_found_against_a_polling_client() {
     let seeds: Vec<u64> = (0..300).collect();
     let off = Overrides {
-        fencing: Some(false),
+        fencing: Some(Fencing::Off),
         notifications: Some(false),
         ..Overrides::default()
     };
@@ -313,4 +317,139 @@ fn kleppmann_restart_without_fsync_is_found_against_a_polling_client() {
         );
         assert!(on.violations.is_empty(), "{scenario}: {:?}", on.violations);
     }
+}
+
+/// Write-only fencing loses read-modify-write updates (the resource accepts an old holder's write
+/// because the newer holder has only *read* so far); checking tokens on reads too prevents it.
+#[test]
+fn write_only_fencing_loses_updates_and_read_fencing_does_not() {
+    let seeds: Vec<u64> = (0..200).collect();
+    for fencing in [Fencing::Writes, Fencing::Off] {
+        let o = Overrides {
+            fencing: Some(fencing),
+            ..Overrides::default()
+        };
+        let rep = run_scenario("gc-pause", &o, &seeds, 2, &|_| {}).unwrap();
+        let lost = rep.findings.get("lost_updates").copied().unwrap_or(0);
+        assert!(
+            lost > 0,
+            "--fencing {}: no lost update found in 200 gc-pause seeds",
+            fencing.as_str()
+        );
+        assert!(rep.violations.is_empty(), "{:?}", rep.violations);
+        let f = rep
+            .failing
+            .iter()
+            .find(|f| f.property == "lost_updates")
+            .unwrap();
+        assert!(
+            f.replay
+                .contains(&format!("--fencing {}", fencing.as_str()))
+        );
+        assert!(f.explanation.contains("read"), "{}", f.explanation);
+    }
+    // writes-only fencing still stops stale blind writes
+    let writes = Overrides {
+        fencing: Some(Fencing::Writes),
+        ..Overrides::default()
+    };
+    let rep = run_scenario("gc-pause", &writes, &seeds, 2, &|_| {}).unwrap();
+    assert!(!rep.findings.contains_key("stale_writes_accepted"));
+    assert!(rep.promised.contains(&"stale_writes_accepted"));
+    assert!(!rep.promised.contains(&"lost_updates"));
+    // reads and writes checked: promised, and kept
+    let on = run_scenario("gc-pause", &Overrides::default(), &seeds, 2, &|_| {}).unwrap();
+    assert!(on.promised.contains(&"lost_updates"));
+    assert!(on.violations.is_empty() && !on.findings.contains_key("lost_updates"));
+}
+
+/// A planted bug in a swarm whose seeds promise different things: every seed that breaks a
+/// property it promises is listed as a BUG (before any finding), however many findings there
+/// are, and the counts agree with the list.
+#[test]
+fn a_swarm_cannot_hide_a_bug_among_findings() {
+    let seeds: Vec<u64> = (0..300).collect();
+    let o = Overrides {
+        planted: Some(PlantedBug::CounterFromZero),
+        ..Overrides::default()
+    };
+    let rep = run_scenario("chaos", &o, &seeds, 2, &|_| {}).unwrap();
+    let bugs = rep.violations.get("token_order").copied().unwrap_or(0);
+    assert!(
+        bugs > 0,
+        "the planted counter reset was not caught: {rep:?}"
+    );
+    let listed: Vec<_> = rep
+        .failing
+        .iter()
+        .filter(|f| f.promised && f.property == "token_order")
+        .collect();
+    assert_eq!(listed.len() as u64, bugs, "every bug seed is listed");
+    // mixed promises: the swarm has seeds that do not promise token_order
+    let promised_in = rep.promised_in.get("token_order").copied().unwrap_or(0);
+    assert!(promised_in > 0 && promised_in < rep.seeds, "{promised_in}");
+    assert!(!rep.promised.contains(&"token_order"));
+    // bugs come first
+    let first_finding = rep.failing.iter().position(|f| !f.promised);
+    let last_bug = rep.failing.iter().rposition(|f| f.promised);
+    if let (Some(ff), Some(lb)) = (first_finding, last_bug) {
+        assert!(lb < ff, "a finding was listed before a bug");
+    }
+    // each listed bug replays as a bug: its own configuration promises the property
+    for f in &listed {
+        let cfg = config_for("chaos", f.seed, &o).unwrap();
+        assert!(cfg.promised().contains(&"token_order"), "seed {}", f.seed);
+        assert!(f.replay.contains(&format!("--seed {}", f.seed)));
+    }
+}
+
+/// The force-release that sent tokens backwards (issue 9: chaos seed 471, KeyMajority{k:2},
+/// restarts without persistence, operator force-releases): the simulator's operator created a
+/// missing counter at 1. Force-release is now the one wire script, and tokens take the server's
+/// TIME as a floor.
+#[test]
+fn force_release_after_a_restart_keeps_token_order() {
+    let o = Overrides {
+        clients: Some(3),
+        locks: Some(2),
+        duration: Some(Duration::from_secs(30)),
+        drop_faults: vec![3, 6, 8],
+        ..Overrides::default()
+    };
+    let cfg = config_for("chaos", 471, &o).unwrap();
+    assert!(cfg.promised().contains(&"token_order"));
+    let r = run_seed(&cfg, 471).unwrap();
+    assert!(r.acquisitions > 20 && r.outcomes.contains_key("lost_server_restarted"));
+    assert!(
+        r.violations.iter().all(|v| v.property != "token_order"),
+        "{:?}",
+        r.violations
+    );
+    // (before the fix this printed `lock 1: client 2 got token 2 after client 0 got 7553417`)
+}
+
+/// Fence counters expire after their retention and are re-created from TIME, in every layout,
+/// and token order holds across the re-creations.
+#[test]
+fn expiring_fence_counters_keep_token_order() {
+    let seeds: Vec<u64> = (0..30).collect();
+    let rep = run_scenario("fence-expiry", &Overrides::default(), &seeds, 2, &|_| {}).unwrap();
+    assert!(rep.promised.contains(&"token_order"));
+    assert!(
+        rep.fences_recreated > 100,
+        "counters were re-created {} times",
+        rep.fences_recreated
+    );
+    assert!(rep.violations.is_empty(), "{:#?}", rep.failing);
+}
+
+/// Bad replay input is an error naming the flag, not a silent run.
+#[test]
+fn an_unknown_fault_index_is_an_error_naming_the_flag() {
+    let o = Overrides {
+        drop_faults: vec![9_999],
+        ..Overrides::default()
+    };
+    let err = run_scenario("partition", &o, &[1], 1, &|_| {}).unwrap_err();
+    assert!(err.contains("--drop-faults 9999"), "{err}");
 }

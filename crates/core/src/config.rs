@@ -233,6 +233,12 @@ pub struct LockConfig {
     pub backoff_min: Duration,
     /// Largest backoff ceiling of `wait` mode.
     pub backoff_max: Duration,
+    /// How long a fence counter outlives its lock key (default 1 hour). Every script that writes a
+    /// counter gives it a `PX` of `ttl + fence_retention`, so idle names do not pile up in Redis.
+    /// Tokens stay monotonic after a counter expires because a new one starts from the server's
+    /// `TIME` (see [`crate::wire::ACQUIRE`]); the retention only has to outlast how far the server
+    /// clock may step back. At least 1 s, whole milliseconds.
+    pub fence_retention: Duration,
 }
 
 impl Default for LockConfig {
@@ -248,6 +254,7 @@ impl Default for LockConfig {
             hold_cap: None,
             backoff_min: Duration::from_millis(2),
             backoff_max: Duration::from_millis(500),
+            fence_retention: Duration::from_secs(3_600),
         }
     }
 }
@@ -276,6 +283,12 @@ impl LockConfig {
     #[must_use]
     pub fn ttl_ms(&self) -> u64 {
         u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The fence counter's retention in whole milliseconds (beyond the key's ttl).
+    #[must_use]
+    pub fn fence_keep_ms(&self) -> u64 {
+        u64::try_from(self.fence_retention.as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Check every field and their relations.
@@ -351,6 +364,19 @@ impl LockConfig {
                 "hold_cap",
                 cap,
                 format!("must be at least ttl ({:?})", self.ttl),
+            ));
+        }
+        if self.fence_retention < Duration::from_secs(1)
+            || self.fence_retention > Duration::from_secs(86_400 * 365)
+            || !self
+                .fence_retention
+                .subsec_nanos()
+                .is_multiple_of(1_000_000)
+        {
+            return Err(bad(
+                "fence_retention",
+                self.fence_retention,
+                "must be whole milliseconds between 1s and one year; 1h is usual (it must outlast any backward step of the server clock)".into(),
             ));
         }
         if self.backoff_min.is_zero() || self.backoff_max < self.backoff_min {

@@ -29,4 +29,6 @@ pub use config::{ConfigError, HolderId, LockConfig, LockName, SlotLayout};
 pub use machine::{Lock, Phase, Stats};
 pub use outcome::{AcquireError, AcquireMode, Event, LostReason, SlotSet, UsageError};
 pub use time::Instant;
-pub use wire::{Command, LeaseValue, Op, Reply, RequestId, SlotError, SlotErrorKind, SlotKeys};
+pub use wire::{
+    Command, ForceOutcome, LeaseValue, Op, Reply, RequestId, SlotError, SlotErrorKind, SlotKeys,
+};

@@ -579,7 +579,7 @@ impl Lock {
             wait_until = wait_until.min(deadline);
         }
         let force = attempt.mode == AcquireMode::Force;
-        let ttl_ms = self.config.ttl_ms();
+        let (ttl_ms, keep_ms) = (self.config.ttl_ms(), self.config.fence_keep_ms());
         for slot in 0..self.slots {
             self.send(
                 now,
@@ -590,6 +590,7 @@ impl Lock {
                     value,
                     ttl_ms,
                     force,
+                    keep_ms,
                 },
             );
         }
@@ -750,6 +751,10 @@ impl Lock {
             return;
         };
         round.wait_until = (now + self.config.slot_wait).min(round.sent_at + self.window);
+        let keep_ms = self
+            .config
+            .ttl_ms()
+            .saturating_add(self.config.fence_keep_ms());
         for slot in 0..self.slots {
             if matches!(round.answers[slot], SlotAnswer::Granted(_)) {
                 round.fence_pending.insert(slot);
@@ -758,7 +763,10 @@ impl Lock {
                     slot,
                     Purpose::Fence,
                     round.value,
-                    Op::RaiseFence { token: round.token },
+                    Op::RaiseFence {
+                        token: round.token,
+                        keep_ms,
+                    },
                 );
             }
         }
@@ -967,14 +975,18 @@ impl Lock {
             ok: SlotSet::EMPTY,
         });
         let (held, value) = (lease.held, lease.value);
-        let ttl_ms = self.config.ttl_ms();
+        let (ttl_ms, keep_ms) = (self.config.ttl_ms(), self.config.fence_keep_ms());
         for slot in held.iter() {
             self.send(
                 now,
                 slot,
                 Purpose::Extend,
                 value,
-                Op::Extend { value, ttl_ms },
+                Op::Extend {
+                    value,
+                    ttl_ms,
+                    keep_ms,
+                },
             );
         }
     }

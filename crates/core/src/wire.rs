@@ -28,46 +28,77 @@ pub struct Script {
     pub source: &'static str,
 }
 
+/// The fence-token rule, the one Lua text shared by every script that advances a counter
+/// ([`ACQUIRE`], [`FORCE_RELEASE`]): the next token is `max(counter + 1, server TIME in µs)`,
+/// stored back with a retention of `KEEP_MS` (a local the including script defines).
+///
+/// The `TIME` floor makes tokens survive the counter's loss (a restart without persistence, a
+/// flush, an expired, lowered or hand-reset counter): a token handed out at server time `T` is at
+/// most `T` plus however far the counter ran ahead of the clock, so a counter re-created later
+/// starts above it. ARCHITECTURE.md ("Fence tokens") gives the argument and its assumptions.
+/// Sets the Lua local `token` (a number, exact below 2^53; µs since 1970 are about 2^51).
+macro_rules! next_token_lua {
+    () => {
+        r#"
+local raw = redis.call('GET', KEYS[2])
+local cur = 0
+if raw then
+  cur = tonumber(raw)
+  if cur == nil then
+    return redis.error_reply('leasehold: fence counter ' .. KEYS[2] .. ' holds a non-integer value; delete it (the next token is then taken from TIME)')
+  end
+end
+local t = redis.call('TIME')
+local token = math.max(cur + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
+redis.call('SET', KEYS[2], string.format('%d', token), 'PX', KEEP_MS)
+"#
+    };
+}
+
 /// Acquire (or, with `ARGV[3] == "1"`, force) one slot.
 ///
-/// `KEYS = [lock, fence]`, `ARGV = [value, ttl_ms, force]`. Returns:
-/// - `{1, token}`: granted; the fence counter was incremented to `token`. A missing counter is
-///   first seeded from the server's `TIME` in microseconds, so a restart without persistence does
-///   not send tokens backwards. If the key already holds *our* value (a resent script whose first
-///   reply was lost) the grant is repeated with the current counter, instead of orphaning the key.
+/// `KEYS = [lock, fence]`, `ARGV = [value, ttl_ms, force, fence_keep_ms]`. Returns:
+/// - `{1, token}`: granted; the token follows the fence-token rule: `max(counter + 1, server
+///   TIME in µs)`, stored back in the counter with a retention of `ttl_ms + fence_keep_ms`. A
+///   missing, expired, lowered or reset counter therefore never sends tokens backwards while the
+///   server's clock does not step back by more than the retention. If the key already holds
+///   *our* value (a resent script whose first reply was lost) the grant is repeated with the
+///   current counter, instead of orphaning the key.
 /// - `{0, holder_value, pttl}`: held by someone else.
 pub const ACQUIRE: Script = Script {
     name: "acquire",
-    source: r#"
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] then
+    source: concat!(
+        r#"
+local KEEP_MS = tonumber(ARGV[2]) + tonumber(ARGV[4])
+local mine = redis.call('GET', KEYS[1])
+if mine == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], KEEP_MS)
   return {1, tonumber(redis.call('GET', KEYS[2]) or '0')}
 end
-if cur and ARGV[3] ~= '1' then
-  return {0, cur, redis.call('PTTL', KEYS[1])}
-end
-if not redis.call('GET', KEYS[2]) then
-  local t = redis.call('TIME')
-  redis.call('SET', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
-end
-local token = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if mine and ARGV[3] ~= '1' then
+  return {0, mine, redis.call('PTTL', KEYS[1])}
+end"#,
+        next_token_lua!(),
+        r#"redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return {1, token}
-"#,
+"#
+    ),
 };
 
 /// Extend one slot if it still holds our value.
 ///
-/// `KEYS = [lock, fence]`, `ARGV = [value, ttl_ms]`. Returns `{1}` extended, `{0, other_value}`
-/// taken by someone else, `{-1, fence_exists}` key gone (`fence_exists == 0` means the server lost
-/// its data: a restart without persistence or a flush).
+/// `KEYS = [lock, fence]`, `ARGV = [value, ttl_ms, fence_keep_ms]`. Returns `{1}` extended (the
+/// fence counter's retention is renewed too, so it outlives the lease), `{0, other_value}` taken
+/// by someone else, `{-1, fence_exists}` key gone (`fence_exists == 0` means the server lost its
+/// data: a restart without persistence or a flush).
 pub const EXTEND: Script = Script {
     name: "extend",
     source: r#"
 local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3]))
   return {1}
 end
 if cur then return {0, cur} end
@@ -103,20 +134,50 @@ return 0
 };
 
 /// Raise a fence counter to at least `token` (written back to a majority before a multi-slot lease
-/// is reported acquired). `KEYS = [fence]`, `ARGV = [token]`; returns 1.
+/// is reported acquired). `KEYS = [fence]`, `ARGV = [token, keep_ms]`; the counter's retention
+/// becomes `keep_ms` (the lease's ttl plus the fence retention); returns 1.
 pub const RAISE_FENCE: Script = Script {
     name: "raise_fence",
     source: r#"
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if cur == nil or cur < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1])
+local raw = redis.call('GET', KEYS[1])
+local cur = tonumber(raw or '0')
+if cur == nil then
+  return redis.error_reply('leasehold: fence counter ' .. KEYS[1] .. ' holds a non-integer value; delete it (the next token is then taken from TIME)')
+end
+if cur < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 1
 "#,
 };
 
+/// An operator's force-release of exactly the lease they saw (the dashboard's `X`, the
+/// simulator's force-release fault, any future tool): compare-and-delete, then advance the fence
+/// by the fence-token rule, so the next holder's token is above the evicted one's even if that
+/// next holder's acquire finds the counter gone.
+///
+/// `KEYS = [lock, fence]`, `ARGV = [expected_value, fence_keep_ms]`. Returns `{1, token}` deleted
+/// and the counter advanced to `token`, `{0, current_value}` someone else's value is there now
+/// (nothing was changed: the holder changed since the operator looked), `{-1}` the key is gone.
+pub const FORCE_RELEASE: Script = Script {
+    name: "force_release",
+    source: concat!(
+        r#"
+local KEEP_MS = tonumber(ARGV[2])
+local mine = redis.call('GET', KEYS[1])
+if not mine then return {-1} end
+if mine ~= ARGV[1] then return {0, mine} end
+redis.call('DEL', KEYS[1])"#,
+        next_token_lua!(),
+        r#"return {1, token}
+"#
+    ),
+};
+
 /// Every script, for preloading.
-pub const SCRIPTS: [Script; 5] = [ACQUIRE, EXTEND, CHECK, RELEASE, RAISE_FENCE];
+pub const SCRIPTS: [Script; 6] = [ACQUIRE, EXTEND, CHECK, RELEASE, RAISE_FENCE, FORCE_RELEASE];
 
 /// The random part of one acquisition's value. Every acquire round draws a fresh nonce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -140,6 +201,8 @@ pub enum Op {
         ttl_ms: u64,
         /// Overwrite another holder's value.
         force: bool,
+        /// The fence counter's retention beyond the key's ttl, ms.
+        keep_ms: u64,
     },
     /// Run [`EXTEND`].
     Extend {
@@ -147,6 +210,8 @@ pub enum Op {
         value: LeaseValue,
         /// New `PX` in milliseconds.
         ttl_ms: u64,
+        /// The fence counter's retention beyond the key's ttl, ms.
+        keep_ms: u64,
     },
     /// Run [`CHECK`] (read-only).
     Check {
@@ -162,6 +227,16 @@ pub enum Op {
     RaiseFence {
         /// The token chosen for the lease.
         token: u64,
+        /// The counter's retention from now, ms (the lease's ttl plus the fence retention).
+        keep_ms: u64,
+    },
+    /// Run [`FORCE_RELEASE`]: an operator evicts exactly this value. Never emitted by [`crate::Lock`];
+    /// tools (the dashboard, the simulator's operator) build it from the value they saw.
+    ForceRelease {
+        /// The value the operator saw.
+        value: LeaseValue,
+        /// The counter's retention from now, ms.
+        keep_ms: u64,
     },
 }
 
@@ -175,6 +250,7 @@ impl Op {
             Op::Check { .. } => CHECK,
             Op::Release { .. } => RELEASE,
             Op::RaiseFence { .. } => RAISE_FENCE,
+            Op::ForceRelease { .. } => FORCE_RELEASE,
         }
     }
 
@@ -186,7 +262,8 @@ impl Op {
             Op::Acquire { value, .. }
             | Op::Extend { value, .. }
             | Op::Check { value }
-            | Op::Release { value } => Some(value),
+            | Op::Release { value }
+            | Op::ForceRelease { value, .. } => Some(value),
             Op::RaiseFence { .. } => None,
         }
     }
@@ -201,6 +278,7 @@ impl Op {
             Op::Check { .. } => "check",
             Op::Release { .. } => "release",
             Op::RaiseFence { .. } => "raise_fence",
+            Op::ForceRelease { .. } => "force_release",
         }
     }
 }
@@ -295,8 +373,28 @@ pub enum Reply {
     },
     /// Raise fence: done.
     FenceRaised,
+    /// Force-release: what happened.
+    ForceReleased(ForceOutcome),
     /// The slot failed to answer.
     Error(SlotError),
+}
+
+/// What an operator's [`FORCE_RELEASE`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForceOutcome {
+    /// The value seen was still there: deleted, and the fence counter advanced to `token`.
+    Deleted {
+        /// The counter after the advance.
+        token: u64,
+    },
+    /// Another value is there now (the lock changed hands since the operator looked); nothing
+    /// was changed.
+    Changed {
+        /// Holder id parsed from the current value, if it is a leasehold value.
+        holder: Option<String>,
+    },
+    /// The key is gone (released or expired); nothing was changed.
+    Gone,
 }
 
 /// The Redis key names of every slot of one lock.

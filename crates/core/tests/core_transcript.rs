@@ -102,7 +102,10 @@ fn majority_writes_the_token_back_before_reporting() {
     );
     let fb: Vec<_> = std::iter::from_fn(|| l.poll_command()).collect();
     assert_eq!(fb.len(), 2);
-    assert!(fb.iter().all(|c| c.op == Op::RaiseFence { token: 9 }));
+    assert!(
+        fb.iter()
+            .all(|c| matches!(c.op, Op::RaiseFence { token: 9, .. }))
+    );
     assert_eq!(l.phase(), Phase::WritingBack);
     l.handle_reply(T0 + ms(2), fb[0].request, Reply::FenceRaised);
     assert!(events(&mut l).is_empty());

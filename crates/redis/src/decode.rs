@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use leasehold_core::wire::{Op, ParsedValue, parse_value};
-use leasehold_core::{Reply, SlotError, SlotErrorKind};
+use leasehold_core::{ForceOutcome, Reply, SlotError, SlotErrorKind};
 use redis::Value;
 
 fn int(v: &Value) -> Option<i64> {
@@ -79,6 +79,15 @@ pub fn decode(op: &Op, v: &Value) -> Reply {
             Some(1) => Reply::FenceRaised,
             _ => corrupt(op, v),
         },
+        Op::ForceRelease { .. } => match (items.first().and_then(int), items.get(1)) {
+            (Some(1), Some(t)) => match int(t).and_then(|t| u64::try_from(t).ok()) {
+                Some(token) => Reply::ForceReleased(ForceOutcome::Deleted { token }),
+                None => corrupt(op, v),
+            },
+            (Some(0), Some(h)) => Reply::ForceReleased(ForceOutcome::Changed { holder: holder(h) }),
+            (Some(-1), _) => Reply::ForceReleased(ForceOutcome::Gone),
+            _ => corrupt(op, v),
+        },
     }
 }
 
@@ -102,6 +111,7 @@ mod tests {
         value: LeaseValue { nonce: 1 },
         ttl_ms: 10,
         force: false,
+        keep_ms: 1_000,
     };
 
     #[test]
@@ -136,6 +146,7 @@ mod tests {
         let ext = Op::Extend {
             value: LeaseValue { nonce: 1 },
             ttl_ms: 10,
+            keep_ms: 1_000,
         };
         assert_eq!(
             decode(&ext, &Value::Array(vec![Value::Int(-1), Value::Int(0)])),

@@ -86,17 +86,25 @@ impl Driver {
             };
             let scripts = &shared.scripts;
             let inv = match cmd.op {
-                Op::Acquire { ttl_ms, force, .. } => {
+                Op::Acquire {
+                    ttl_ms,
+                    force,
+                    keep_ms,
+                    ..
+                } => {
                     let mut i = scripts.acquire.key(&lock_key);
                     i.key(&fence_key)
                         .arg(&value)
                         .arg(ttl_ms)
-                        .arg(if force { "1" } else { "0" });
+                        .arg(if force { "1" } else { "0" })
+                        .arg(keep_ms);
                     i
                 }
-                Op::Extend { ttl_ms, .. } => {
+                Op::Extend {
+                    ttl_ms, keep_ms, ..
+                } => {
                     let mut i = scripts.extend.key(&lock_key);
-                    i.key(&fence_key).arg(&value).arg(ttl_ms);
+                    i.key(&fence_key).arg(&value).arg(ttl_ms).arg(keep_ms);
                     i
                 }
                 Op::Check { .. } => {
@@ -109,10 +117,22 @@ impl Driver {
                     i.arg(&value);
                     i
                 }
-                Op::RaiseFence { token } => {
+                Op::RaiseFence { token, keep_ms } => {
                     let mut i = scripts.raise_fence.key(&fence_key);
-                    i.arg(token);
+                    i.arg(token).arg(keep_ms);
                     i
+                }
+                Op::ForceRelease { keep_ms, .. } => {
+                    // never emitted by the machine (operators' tools send it); rendered here so
+                    // the adapter can run every operation of the wire protocol
+                    let script = redis::Script::new(leasehold_core::wire::FORCE_RELEASE.source);
+                    let mut i = script.key(&lock_key);
+                    i.key(&fence_key).arg(&value).arg(keep_ms);
+                    let reply = match i.invoke_async::<redis::Value>(&mut conn).await {
+                        Ok(v) => decode(&cmd.op, &v),
+                        Err(e) => error_reply(&e),
+                    };
+                    return (cmd.request, reply);
                 }
             };
             let reply = match inv.invoke_async::<redis::Value>(&mut conn).await {

@@ -20,7 +20,9 @@ use crate::config::{HolderId, LockConfig, LockName, SlotLayout};
 use crate::machine::{Lock, Phase};
 use crate::outcome::{AcquireMode, Event};
 use crate::time::Instant;
-use crate::wire::{Command, LeaseValue, Op, Reply, RequestId, SlotError, SlotErrorKind};
+use crate::wire::{
+    Command, ForceOutcome, LeaseValue, Op, Reply, RequestId, SlotError, SlotErrorKind,
+};
 
 /// One scheduling decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,18 +155,44 @@ pub struct Owner {
 }
 
 /// A model Redis holding one lock key and its fence counter, executing [`Op`]s as the Lua
-/// scripts do, with key expiry judged on the time passed in.
-#[derive(Debug, Default, Clone)]
+/// scripts in [`crate::wire`] do, with key and counter expiry judged on the time passed in (the
+/// server's own clock; its `TIME` is that clock in µs).
+#[derive(Debug, Clone)]
 pub struct ModelServer {
     key: Option<(Owner, Instant)>,
-    fence: Option<u64>,
+    /// The counter and when it expires.
+    fence: Option<(u64, Instant)>,
+    /// The fence-token rule's `TIME` floor (off only in a planted-bug variant).
+    time_floor: bool,
+}
+
+impl Default for ModelServer {
+    fn default() -> Self {
+        ModelServer {
+            key: None,
+            fence: None,
+            time_floor: true,
+        }
+    }
 }
 
 impl ModelServer {
-    /// A server whose fence counter starts at `fence` (`None`: seeded from `TIME` on first use).
+    /// A server whose fence counter starts at `fence` (`None`: no counter yet), kept forever
+    /// until something rewrites it.
     #[must_use]
     pub fn with_fence(fence: Option<u64>) -> Self {
-        ModelServer { key: None, fence }
+        ModelServer {
+            fence: fence.map(|f| (f, Instant::from_nanos(u64::MAX))),
+            ..ModelServer::default()
+        }
+    }
+
+    /// A broken variant for negative controls: tokens are a plain `INCR`, without the `TIME`
+    /// floor, so a lost counter restarts from 1.
+    #[must_use]
+    pub fn without_time_floor(mut self) -> Self {
+        self.time_floor = false;
+        self
     }
 
     /// The key's owner and expiry as stored, without judging expiry.
@@ -173,23 +201,24 @@ impl ModelServer {
         self.key
     }
 
-    /// The fence counter.
+    /// The fence counter as stored, without judging its expiry.
     #[must_use]
     pub fn fence(&self) -> Option<u64> {
+        self.fence.map(|(f, _)| f)
+    }
+
+    /// The fence counter and its expiry as stored.
+    #[must_use]
+    pub fn stored_fence(&self) -> Option<(u64, Instant)> {
         self.fence
     }
 
-    /// Expire the key if its time has come on the server clock `now`; true if it was removed.
+    /// Expire the key (and the counter) if their time has come on the server clock `now`; true if
+    /// the key was removed.
     pub fn expire(&mut self, now: Instant) -> bool {
+        self.current_fence(now);
         let had = self.key.is_some();
         had && self.current(now).is_none()
-    }
-
-    /// An operator's force-release: delete the key and advance the fence counter by one, so the
-    /// evicted holder's token is below the next holder's.
-    pub fn force_release(&mut self) {
-        self.key = None;
-        self.fence = Some(self.fence.unwrap_or(0) + 1);
     }
 
     /// `PEXPIRE` whatever is there, regardless of owner (used only by planted-bug variants).
@@ -212,21 +241,50 @@ impl ModelServer {
         self.key.map(|(o, _)| o)
     }
 
-    /// Execute `op` for `client` at `now`.
+    fn current_fence(&mut self, now: Instant) -> Option<u64> {
+        if let Some((_, exp)) = self.fence
+            && exp <= now
+        {
+            self.fence = None;
+        }
+        self.fence.map(|(f, _)| f)
+    }
+
+    /// The fence-token rule ([`crate::wire::ACQUIRE`]): `max(counter + 1, TIME in µs)`, stored
+    /// with a retention of `keep_ms`.
+    fn next_token(&mut self, now: Instant, keep_ms: u64) -> u64 {
+        let cur = self.current_fence(now).unwrap_or(0);
+        let time_us = now.as_nanos() / 1_000;
+        let token = if self.time_floor {
+            (cur + 1).max(time_us)
+        } else {
+            cur + 1
+        };
+        self.fence = Some((token, keep(now, keep_ms)));
+        token
+    }
+
+    /// Execute `op` for `client` at `now` (the server's clock).
     pub fn exec(&mut self, now: Instant, client: usize, op: Op) -> Reply {
         let ttl = |ms: u64| now + Duration::from_millis(ms);
         let cur = self.current(now);
+        let fence_now = self.current_fence(now);
         match op {
             Op::Acquire {
                 value,
                 ttl_ms,
                 force,
+                keep_ms,
             } => {
                 let me = Owner { client, value };
+                let keep_ms = ttl_ms.saturating_add(keep_ms);
                 if cur == Some(me) {
                     self.key = Some((me, ttl(ttl_ms)));
+                    if let Some((f, _)) = self.fence {
+                        self.fence = Some((f, keep(now, keep_ms)));
+                    }
                     return Reply::Granted {
-                        token: self.fence.unwrap_or(0),
+                        token: fence_now.unwrap_or(0),
                     };
                 }
                 if let (Some(o), false) = (cur, force) {
@@ -236,22 +294,27 @@ impl ModelServer {
                         remaining,
                     };
                 }
-                let seed = now.as_nanos() / 1_000; // the server's TIME in microseconds
-                let token = self.fence.unwrap_or(seed) + 1;
-                self.fence = Some(token);
+                let token = self.next_token(now, keep_ms);
                 self.key = Some((me, ttl(ttl_ms)));
                 Reply::Granted { token }
             }
-            Op::Extend { value, ttl_ms } => match cur {
+            Op::Extend {
+                value,
+                ttl_ms,
+                keep_ms,
+            } => match cur {
                 Some(o) if o == (Owner { client, value }) => {
                     self.key = Some((o, ttl(ttl_ms)));
+                    if let Some((f, _)) = self.fence {
+                        self.fence = Some((f, keep(now, ttl_ms.saturating_add(keep_ms))));
+                    }
                     Reply::Extended
                 }
                 Some(o) => Reply::NotOwner {
                     holder: Some(format!("c{}", o.client)),
                 },
                 None => Reply::Missing {
-                    fence_present: self.fence.is_some(),
+                    fence_present: fence_now.is_some(),
                 },
             },
             Op::Check { value } => match cur {
@@ -260,7 +323,7 @@ impl ModelServer {
                     holder: Some(format!("c{}", o.client)),
                 },
                 None => Reply::Missing {
-                    fence_present: self.fence.is_some(),
+                    fence_present: fence_now.is_some(),
                 },
             },
             Op::Release { value } => {
@@ -270,12 +333,30 @@ impl ModelServer {
                 }
                 Reply::Released { deleted }
             }
-            Op::RaiseFence { token } => {
-                self.fence = Some(self.fence.map_or(token, |f| f.max(token)));
+            Op::RaiseFence { token, keep_ms } => {
+                let f = fence_now.map_or(token, |f| f.max(token));
+                self.fence = Some((f, keep(now, keep_ms)));
                 Reply::FenceRaised
             }
+            Op::ForceRelease { value, keep_ms } => match cur {
+                None => Reply::ForceReleased(ForceOutcome::Gone),
+                Some(o) if o != (Owner { client, value }) => {
+                    Reply::ForceReleased(ForceOutcome::Changed {
+                        holder: Some(format!("c{}", o.client)),
+                    })
+                }
+                Some(_) => {
+                    self.key = None;
+                    let token = self.next_token(now, keep_ms);
+                    Reply::ForceReleased(ForceOutcome::Deleted { token })
+                }
+            },
         }
     }
+}
+
+fn keep(now: Instant, ms: u64) -> Instant {
+    Instant::from_nanos(now.as_nanos().saturating_add(ms.saturating_mul(1_000_000)))
 }
 
 struct World {
