@@ -128,8 +128,12 @@ impl LockError {
 pub(crate) fn permanent(url: &str, detail: &str) -> Option<LockError> {
     let has = |needles: &[&str]| needles.iter().any(|n| detail.contains(n));
     let url = url.to_owned();
-    let detail = detail.to_owned();
-    if has(&["NOPERM"]) {
+    // the redis crate prints some codes its own way ("NoPerm: ..."): show Redis's spelling
+    let detail = match detail.split_once("NoPerm: ") {
+        Some((before, after)) => format!("{before}NOPERM {after}"),
+        None => detail.to_owned(),
+    };
+    if has(&["NOPERM", "NoPerm"]) {
         Some(LockError::Permission { url, detail })
     } else if has(&[
         "WRONGPASS",
@@ -140,7 +144,7 @@ pub(crate) fn permanent(url: &str, detail: &str) -> Option<LockError> {
         "Password authentication failed",
     ]) {
         Some(LockError::Auth { url, detail })
-    } else if has(&["WRONGTYPE", "value is not an integer"]) {
+    } else if has(&["WRONGTYPE", "value is not an integer", "non-integer value"]) {
         Some(LockError::WrongType { url, detail })
     } else if has(&[
         "DB index is out of range",
@@ -232,6 +236,10 @@ mod tests {
         ));
         assert!(matches!(
             p("NOPERM this user has no permissions to run the 'evalsha' command"),
+            Some(LockError::Permission { .. })
+        ));
+        assert!(matches!(
+            p("NoPerm: this user has no permissions to run the 'evalsha' command"),
             Some(LockError::Permission { .. })
         ));
         assert!(matches!(
