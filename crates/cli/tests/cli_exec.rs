@@ -496,7 +496,26 @@ fn the_same_server_twice_is_a_usage_error_naming_both_urls() {
 
 #[test]
 fn permanent_errors_fail_fast_with_what_redis_said() {
-    let Some(redis) = RedisServer::start_with("exec_auth", &["--requirepass", "s3cret"]) else {
+    let Some(redis) = RedisServer::start_with(
+        "exec_auth",
+        &[
+            "--user",
+            "default",
+            "on",
+            ">s3cret",
+            "~*",
+            "&*",
+            "+@all",
+            "--user",
+            "noscript",
+            "on",
+            ">pw",
+            "~*",
+            "&*",
+            "+@all",
+            "-@scripting",
+        ],
+    ) else {
         return;
     };
     let port = redis.port;
@@ -515,11 +534,13 @@ fn permanent_errors_fail_fast_with_what_redis_said() {
     let none = format!("redis://127.0.0.1:{port}");
     let good = format!("redis://:s3cret@127.0.0.1:{port}");
     let db99 = format!("redis://:s3cret@127.0.0.1:{port}/99");
+    let noscript = format!("redis://noscript:pw@127.0.0.1:{port}");
     for (url, name, expect) in [
         (wrong.as_str(), "x", "WRONGPASS"),
         (none.as_str(), "x", "NOAUTH"),
         (good.as_str(), "listy", "WRONGTYPE"),
         (db99.as_str(), "x", "DB index"),
+        (noscript.as_str(), "x", "NOPERM"),
         ("redis://no-such-host.invalid:6379", "x", "lookup"),
     ] {
         let start = Instant::now();
@@ -530,13 +551,70 @@ fn permanent_errors_fail_fast_with_what_redis_said() {
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(78), "{url}: {err}");
         assert!(err.contains(expect), "{url}: {err}");
-        assert!(!err.contains("s3cret") && !err.contains(":wrong@"), "{err}");
+        assert!(
+            !err.contains("s3cret") && !err.contains(":wrong@") && !err.contains(":pw@"),
+            "{err}"
+        );
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "{url}: took {:?} (should not wait for --wait 30s)",
             start.elapsed()
         );
     }
+}
+
+#[test]
+fn an_untrusted_tls_certificate_exits_78() {
+    let Some(redis) = RedisServer::start_tls("exec_tls") else {
+        return;
+    };
+    let start = Instant::now();
+    let out = leasehold()
+        .args([
+            "exec",
+            "--redis",
+            &redis.url(),
+            "--wait",
+            "30s",
+            "x",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("TLS") && err.contains("certificate"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(10), "{err}");
+}
+
+#[test]
+fn a_signal_while_waiting_ends_the_wait_without_running_the_command() {
+    let Some(redis) = RedisServer::start("exec_wait_signal") else {
+        return;
+    };
+    let dir = scratch("wait_signal");
+    let ran = dir.join("ran");
+    let mut holder = exec(&redis.url(), &[], "w", &["sleep", "10"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let script = format!("touch {}", ran.display());
+    let mut waiter = exec(
+        &redis.url(),
+        &["--wait", "30s"],
+        "w",
+        &["sh", "-c", &script],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    kill(
+        Pid::from_raw(i32::try_from(waiter.id()).unwrap()),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = wait_child(&mut waiter, Duration::from_secs(5));
+    assert_eq!(status.and_then(|s| s.code()), Some(143));
+    assert!(!ran.exists(), "the command ran after the signal");
+    let _ = holder.kill();
+    let _ = holder.wait();
 }
 
 #[test]
