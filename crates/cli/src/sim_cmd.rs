@@ -152,9 +152,9 @@ pub fn run(a: &SimArgs) -> ExitCode {
             ));
         }
         let client_hours = cfg.clients as f64 * cfg.duration.as_secs_f64() / 3600.0;
-        if client_hours > 2_000.0 {
+        if client_hours > 500.0 {
             return usage_error(&format!(
-                "--clients {} over --duration {:?} is {client_hours:.0} client-hours per seed; at most 2000 can be checked (every acquisition is kept for the checker): shorten --duration or lower --clients",
+                "--clients {} over --duration {:?} is {client_hours:.0} client-hours per seed; at most 500 can be checked (every acquisition is kept for the checker): shorten --duration or lower --clients",
                 cfg.clients, cfg.duration
             ));
         }

@@ -108,6 +108,62 @@ fn bad_flags_exit_2_naming_the_flag() {
             vec!["sim", "--scenario", "calm", "--slot-wait", "5s"],
             "slot_wait",
         ),
+        (vec!["sim", "--fencing", "bogus"], "--fencing"),
+        // a replay line naming a fault the schedule does not have
+        (
+            vec![
+                "sim",
+                "--scenario",
+                "partition",
+                "--seed",
+                "1",
+                "--drop-faults",
+                "9999",
+            ],
+            "--drop-faults 9999",
+        ),
+        // sizes that cannot fit are refused before anything runs
+        (
+            vec![
+                "sim",
+                "--scenario",
+                "chaos",
+                "--seeds",
+                "5",
+                "--clients",
+                "10000",
+                "--locks",
+                "1000",
+                "--duration",
+                "24h",
+            ],
+            "--clients",
+        ),
+        (
+            vec![
+                "sim",
+                "--scenario",
+                "chaos",
+                "--clients",
+                "10000",
+                "--duration",
+                "24h",
+            ],
+            "--duration",
+        ),
+        // an I/O error is not a violated property: exit 2, not 1
+        (
+            vec![
+                "sim",
+                "--scenario",
+                "calm",
+                "--seed",
+                "1",
+                "--trace",
+                "/no/such/dir/t.jsonl",
+            ],
+            "--trace",
+        ),
     ] {
         let out = leasehold(&args);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -157,4 +213,66 @@ fn failing_seeds_print_their_derived_configuration() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("      config: layout=Single"), "{text}");
     assert!(text.contains("pauses="), "{text}");
+}
+
+/// Piped output (CI logs, `| tee`) gets no progress fragments: one summary line per scenario.
+#[test]
+fn progress_goes_to_stderr_only_on_a_terminal() {
+    let out = leasehold(&[
+        "sim",
+        "--scenario",
+        "calm",
+        "--seeds",
+        "4",
+        "--duration",
+        "5s",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains('\r'),
+        "carriage returns in piped stderr: {err:?}"
+    );
+    assert!(
+        !err.contains("\u{1b}["),
+        "escape codes in piped stderr: {err:?}"
+    );
+    assert!(
+        err.contains("calm: 4 seed(s)") && err.contains("seeds/s"),
+        "{err}"
+    );
+}
+
+/// The table and the exit status agree, and a property line counts bugs and findings apart.
+#[test]
+fn the_table_counts_findings_and_names_what_is_promised() {
+    let out = leasehold(&[
+        "sim",
+        "--scenario",
+        "gc-pause",
+        "--seeds",
+        "60",
+        "--duration",
+        "15s",
+        "--fencing",
+        "writes",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("BUG"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("lost_updates"))
+        .unwrap();
+    assert!(
+        line.contains("finding")
+            && line.contains("outside the fault model")
+            && line.contains("not promised"),
+        "{line}"
+    );
+    let stale = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("stale_writes_accepted"))
+        .unwrap();
+    assert!(stale.contains("ok (promised)"), "{stale}");
 }
