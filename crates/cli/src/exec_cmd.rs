@@ -266,6 +266,17 @@ struct End {
     deadline: bool,
 }
 
+/// When to SIGKILL a group that got SIGTERM just now: after `grace`, but never later than
+/// `KILL_MARGIN` before the lease's validity.
+fn kill_time(lease: &Lease, grace: Duration) -> Instant {
+    let now = Instant::now();
+    let k = now + grace;
+    match lease.valid_until() {
+        Some(v) => k.min(v.checked_sub(KILL_MARGIN).unwrap_or(now)),
+        None => k,
+    }
+}
+
 fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {
     Some(a.map_or(b, |a| a.min(b)))
 }
@@ -305,10 +316,11 @@ async fn supervise(
             );
             break;
         }
+        // `now` is only good until the select below starts waiting: branches read the clock again
         let now = Instant::now();
-        let valid_until = lease.valid_until();
-        let child_deadline =
-            valid_until.map(|v| v.checked_sub(t.grace + KILL_MARGIN).unwrap_or(now));
+        let child_deadline = lease
+            .valid_until()
+            .map(|v| v.checked_sub(t.grace + KILL_MARGIN).unwrap_or(now));
         tokio::select! {
             biased;
             s = child.wait(), if end.status.is_none() => {
@@ -317,11 +329,7 @@ async fn supervise(
                     eprintln!("leasehold exec: the command exited but left processes in its group; stopping them (SIGTERM, SIGKILL after {})", show(t.grace));
                     group.signal(Signal::SIGTERM);
                     term_sent = true;
-                    let mut k = now + t.grace;
-                    if let Some(v) = valid_until {
-                        k = k.min(v.checked_sub(KILL_MARGIN).unwrap_or(now));
-                    }
-                    kill_at = earliest(kill_at, k);
+                    kill_at = earliest(kill_at, kill_time(lease, t.grace));
                 }
             }
             reason = lease.lost(), if end.lost.is_none() => {
@@ -333,7 +341,7 @@ async fn supervise(
                     group.signal(Signal::SIGTERM);
                     term_sent = true;
                 }
-                kill_at = earliest(kill_at, now + t.grace);
+                kill_at = earliest(kill_at, Instant::now() + t.grace);
             }
             _ = async { match child_deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } }, if !term_sent && end.lost.is_none() => {
                 // an extension may have moved the validity since this timer was set
@@ -360,11 +368,7 @@ async fn supervise(
                     eprintln!("leasehold exec: {} received; forwarded to the command's process group, SIGKILL after {}, then release", sig.as_str(), show(t.grace));
                 }
                 term_sent = true;
-                let mut k = now + t.grace;
-                if let Some(v) = valid_until {
-                    k = k.min(v.checked_sub(KILL_MARGIN).unwrap_or(now));
-                }
-                kill_at = earliest(kill_at, k);
+                kill_at = earliest(kill_at, kill_time(lease, t.grace));
             }
             _ = async { match kill_at { Some(k) => tokio::time::sleep_until(k).await, None => std::future::pending().await } }, if killed_at.is_none() => {
                 if end.status.is_none() || group.alive() {

@@ -343,6 +343,12 @@ fn each_forwarded_signal_stops_the_whole_tree_and_frees_the_lock() {
                 group_members(pgid)
             )
         });
+        // the command ignores the signal: only SIGKILL, --grace after it, can have stopped it
+        assert!(
+            exited >= grace,
+            "{}: SIGKILL came {exited:?} after the signal, before --grace: {err}",
+            sig.as_str()
+        );
         assert!(
             exited <= grace + Duration::from_secs(1),
             "{}: exec took {exited:?} after the signal: {err}",
