@@ -21,6 +21,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Errors are typed ([`LockError`]). Permanent ones ([`LockError::is_permanent`]: credentials,
+//! ACL permissions, a key of the wrong type, a missing database, TLS verification, an unknown
+//! host, one server given twice, bad options) fail at once, whatever the wait, naming the cause
+//! as Redis reported it. Transient ones (refused, timed out, reset, contended, slow) are retried
+//! within the wait and end as [`LockError::Acquire`] with the last cause;
+//! [`Locker::connection_errors`] adds what each unreachable instance last said.
+//!
 //! **Architecture invariant:** extension and loss logic live only in the core machine; this crate
 //! only moves its commands to Redis and its events to the application.
 
