@@ -4,9 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use leasehold_tui::layout::{Layout, LockRow, Targets, classify};
+use leasehold_tui::layout::{Layout, LockRow, Targets};
+use leasehold_tui::model::Input as In;
 use leasehold_tui::model::{Input, Model};
-use leasehold_tui::scan::{Budget, scan};
+use leasehold_tui::scan::Budget;
+use leasehold_tui::source::redis::{RedisSource, run};
 use leasehold_tui::view::{Theme, render};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -85,28 +87,126 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("url");
-        let mut c = client.get_multiplexed_async_connection().await.expect("connect");
+        let url = format!("redis://127.0.0.1:{port}");
+        let client = redis::Client::open(url.clone()).expect("url");
+        let mut c = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        // 10,000 keys: 4,000 leasehold locks (lock key and fence counter) and 2,000 plain keys
         let mut p = redis::pipe();
-        for i in 0..10_000 {
-            p.cmd("SET").arg(format!("leasehold:{{job-{i:05}}}")).arg(format!("lh1:{i:016x}:w")).arg("PX").arg(600_000).ignore();
+        for i in 0..4_000 {
+            p.cmd("SET")
+                .arg(format!("leasehold:{{job-{i:05}}}"))
+                .arg(format!("lh1:{i:016x}:w"))
+                .arg("PX")
+                .arg(600_000)
+                .ignore();
+            p.cmd("SET")
+                .arg(format!("leasehold:{{job-{i:05}}}:fence"))
+                .arg(1_000 + i)
+                .ignore();
+        }
+        for i in 0..2_000 {
+            p.cmd("SET")
+                .arg(format!("lock:p-{i:05}"))
+                .arg(format!("uuid-{i}"))
+                .arg("PX")
+                .arg(600_000)
+                .ignore();
         }
         let _: () = p.query_async(&mut c).await.expect("fill");
-        let targets = Targets::default();
-        let start = Instant::now();
-        let mut commands = 0;
-        let mut found = 0;
-        for _ in 0..2 {
-            let (keys, cost) = scan(&mut c, &targets, Budget::default()).await.expect("scan");
-            commands += cost.commands;
-            found = classify(&targets, &keys).len();
+        for (refresh, secs) in [(Duration::from_millis(100), 40u64), (Duration::ZERO, 12)] {
+            measure(&url, &mut c, refresh, secs).await;
         }
-        let secs = start.elapsed().as_secs_f64();
-        println!(
-            "tui_render: 2 full reads of {found} locks took {secs:.1} s, {:.0} commands/s from the dashboard (target < 1000)",
-            commands as f64 / secs
-        );
     });
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Calls per command in `INFO commandstats`, summed (without the measuring `INFO` itself).
+async fn commands(c: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(c)
+        .await
+        .unwrap_or_default();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// Run the Redis source as `watch` does for `secs` seconds with `--refresh refresh`, and report
+/// the server-counted commands per one-second window, the passes and the largest reply.
+async fn measure(
+    url: &str,
+    c: &mut redis::aio::MultiplexedConnection,
+    refresh: Duration,
+    secs: u64,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<In>();
+    let (_refresh_tx, refresh_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let src = RedisSource {
+        url: url.to_owned(),
+        targets: Targets {
+            plain: vec!["lock:*".into()],
+            ..Targets::default()
+        },
+        budget: Budget::default(),
+        every: refresh,
+    };
+    let task = tokio::spawn(run(src, tx, refresh_rx, Instant::now()));
+    let start = Instant::now();
+    let mut last = commands(c).await;
+    let first_count = last;
+    let mut windows = Vec::new();
+    let mut passes: Vec<leasehold_tui::model::ScanFigures> = Vec::new();
+    let mut rows = 0;
+    while start.elapsed() < Duration::from_secs(secs) {
+        let tick = tokio::time::sleep(Duration::from_secs(1));
+        tokio::pin!(tick);
+        loop {
+            tokio::select! {
+                () = &mut tick => break,
+                Some(i) = rx.recv() => match i {
+                    In::Scan(f) if passes.last() != Some(&f) && f.pass_commands > 0 => passes.push(f),
+                    In::Snapshot { rows: r, .. } => rows = r.len(),
+                    _ => {}
+                },
+            }
+        }
+        let now = commands(c).await;
+        windows.push(now - last);
+        last = now;
+    }
+    task.abort();
+    let total: u64 = last - first_count;
+    let max = windows.iter().copied().max().unwrap_or(0);
+    let mean = total as f64 / windows.len().max(1) as f64;
+    println!(
+        "tui_load: --refresh {refresh:?}, 10000 keys ({rows} locks), budget 1000: {mean:.0} commands/s mean, {max} in the busiest second (server-counted, INFO commandstats)"
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, f) in passes.iter().enumerate() {
+        if !seen.insert((f.pass_commands, f.pass_ms)) {
+            continue;
+        }
+        println!(
+            "tui_load:   pass {}: {} commands for {} keys ({:.2}/key), {:.1} s; largest reply so far {} B",
+            i + 1,
+            f.pass_commands,
+            f.keys,
+            f.pass_commands as f64 / f.keys.max(1) as f64,
+            f.pass_ms as f64 / 1_000.0,
+            f.largest_reply
+        );
+    }
 }

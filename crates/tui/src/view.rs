@@ -347,8 +347,10 @@ fn detail(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
 }
 
 fn server(f: &mut Frame<'_>, m: &Model, area: Rect) {
-    let [text, spark] = Split::vertical([Constraint::Length(7), Constraint::Min(0)]).areas(area);
-    let lines = vec![
+    let text_h = if m.scan.is_some() { 8 } else { 7 };
+    let [text, spark] =
+        Split::vertical([Constraint::Length(text_h), Constraint::Min(0)]).areas(area);
+    let mut lines = vec![
         Line::from(format!("target          {}", m.target)),
         Line::from(format!(
             "connection      {}",
@@ -358,7 +360,7 @@ fn server(f: &mut Frame<'_>, m: &Model, area: Rect) {
                 Conn::Down { error, .. } => format!("down: {error}"),
             }
         )),
-        Line::from(format!("watch mode {}", m.watch_mode)),
+        Line::from(format!("watch mode      {}", m.watch_mode)),
         Line::from(format!(
             "server          {} ops/s, {} keys expired since start",
             m.server_ops.map_or("-".into(), |o| o.to_string()),
@@ -369,6 +371,21 @@ fn server(f: &mut Frame<'_>, m: &Model, area: Rect) {
             m.own_cost_per_sec
         )),
     ];
+    if let Some(c) = m.scan {
+        #[allow(clippy::cast_precision_loss)]
+        let per_key = c.pass_commands as f64 / (c.keys.max(1) as f64);
+        lines[4] = Line::from(format!(
+            "dashboard cost  {:.0} commands/s of a {} budget (its own reads)",
+            m.own_cost_per_sec, c.budget
+        ));
+        lines.push(Line::from(format!(
+            "last pass       {} keys, {} commands ({per_key:.2}/key), {:.1}s; largest reply {} B",
+            c.keys,
+            c.pass_commands,
+            c.pass_ms as f64 / 1_000.0,
+            c.largest_reply
+        )));
+    }
     f.render_widget(
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title("Server")),
         text,

@@ -196,3 +196,36 @@ fn colour_carries_the_state_and_no_color_removes_it() {
         "NO_COLOR: no colours at all"
     );
 }
+
+#[test]
+fn server_screen_shows_the_redis_source_cost_and_prefixed_names() {
+    let mut m = model();
+    let mut other = m.rows[0].clone();
+    other.prefix = "billing".into();
+    other.holder = Some("web-9/1".into());
+    let mut rows = m.rows.clone();
+    rows.push(other);
+    m.update(
+        Input::Snapshot {
+            rows,
+            commands: 900,
+            rtt: Duration::from_micros(180),
+        },
+        T + 1_000,
+    );
+    m.update(
+        Input::Scan(leasehold_tui::model::ScanFigures {
+            keys: 10_000,
+            pass_commands: 7_022,
+            pass_ms: 7_900,
+            largest_reply: 31_337,
+            budget: 1_000,
+        }),
+        T + 1_000,
+    );
+    let term = draw(&m, 100, 12, T + 1_100);
+    insta::assert_snapshot!("locks_two_prefixes_100x12", term.backend());
+    m.update(Input::Key(Key::Char('5')), T + 1_100);
+    let term = draw(&m, 100, 14, T + 1_100);
+    insta::assert_snapshot!("server_redis_cost_100x14", term.backend());
+}
