@@ -11,6 +11,7 @@
 //! group are stopped the same way before the lock is released.
 
 mod child;
+mod guard;
 mod options;
 
 use std::io;
@@ -59,10 +60,14 @@ pub struct ExecArgs {
     #[arg(long, default_value = "leasehold")]
     prefix: String,
     /// Lock name.
-    name: String,
+    #[arg(required_unless_present = "guard_group")]
+    name: Option<String>,
     /// The command and its arguments (after `--`).
-    #[arg(last = true, required = true)]
+    #[arg(last = true, required_unless_present = "guard_group")]
     command: Vec<String>,
+    /// Internal: run as the guard of this process group (see `exec_cmd/guard.rs`).
+    #[arg(long, hide = true)]
+    guard_group: Option<i32>,
 }
 
 /// A duration for messages, to the millisecond.
@@ -85,6 +90,15 @@ fn signal_exit(sig: Signal) -> u8 {
 }
 
 pub fn run(a: ExecArgs) -> ExitCode {
+    if let Some(pgid) = a.guard_group {
+        return guard::run(pgid);
+    }
+    let (Some(name), false) = (a.name.clone(), a.command.is_empty()) else {
+        eprintln!(
+            "leasehold exec: give a lock name and a command: leasehold exec NAME -- COMMAND..."
+        );
+        return ExitCode::from(EXIT_USAGE);
+    };
     let timing = match options::check(a.ttl, a.wait, a.grace) {
         Ok(t) => t,
         Err(msg) => {
@@ -97,7 +111,7 @@ pub fn run(a: ExecArgs) -> ExitCode {
     };
     // `block_on` runs `exec` on this (the main) thread, which forks the command: the
     // parent-death signal is tied to the forking thread, and this one lives as long as exec
-    let code = rt.block_on(exec(a, timing));
+    let code = rt.block_on(exec(a, name, timing));
     rt.shutdown_timeout(Duration::from_millis(100));
     ExitCode::from(code)
 }
@@ -129,12 +143,11 @@ impl Signals {
 }
 
 /// The exit status for a failed `build` or acquire.
-fn setup_failed(locker: Option<&Locker>, a: &ExecArgs, t: Timing, e: LockError) -> u8 {
+fn setup_failed(locker: Option<&Locker>, name: &str, t: Timing, e: LockError) -> u8 {
     match e {
         LockError::Acquire(cause) => {
             let mut msg = format!(
-                "leasehold exec: could not acquire {:?} within --wait {}: {cause}",
-                a.name,
+                "leasehold exec: could not acquire {name:?} within --wait {}: {cause}",
                 show(t.wait)
             );
             for (url, err) in locker.map(Locker::connection_errors).unwrap_or_default() {
@@ -161,7 +174,7 @@ fn setup_failed(locker: Option<&Locker>, a: &ExecArgs, t: Timing, e: LockError) 
     }
 }
 
-async fn exec(a: ExecArgs, t: Timing) -> u8 {
+async fn exec(a: ExecArgs, name: String, t: Timing) -> u8 {
     // installed first: a signal while waiting for the lock ends the wait, not exec's process
     let mut signals = match Signals::install() {
         Ok(s) => s,
@@ -179,7 +192,7 @@ async fn exec(a: ExecArgs, t: Timing) -> u8 {
     let locker = tokio::select! {
         r = opts.build() => match r {
             Ok(l) => l,
-            Err(e) => return setup_failed(None, &a, t, e),
+            Err(e) => return setup_failed(None, &name, t, e),
         },
         sig = signals.recv() => {
             eprintln!("leasehold exec: {} while connecting; the command was not run", sig.as_str());
@@ -187,12 +200,12 @@ async fn exec(a: ExecArgs, t: Timing) -> u8 {
         }
     };
     let lease = tokio::select! {
-        r = locker.lock(&a.name, t.wait) => match r {
+        r = locker.lock(&name, t.wait) => match r {
             Ok(l) => l,
-            Err(e) => return setup_failed(Some(&locker), &a, t, e),
+            Err(e) => return setup_failed(Some(&locker), &name, t, e),
         },
         sig = signals.recv() => {
-            eprintln!("leasehold exec: {} while waiting for {:?}; the command was not run", sig.as_str(), a.name);
+            eprintln!("leasehold exec: {} while waiting for {:?}; the command was not run", sig.as_str(), name);
             // the abandoned acquire deletes what it may have written, in the background
             tokio::time::sleep(Duration::from_millis(100)).await;
             return signal_exit(sig);
@@ -200,13 +213,13 @@ async fn exec(a: ExecArgs, t: Timing) -> u8 {
     };
     let env = [
         ("LEASEHOLD_TOKEN", lease.token().to_string()),
-        ("LEASEHOLD_NAME", a.name.clone()),
+        ("LEASEHOLD_NAME", name.clone()),
     ];
     let (child, group) = match child::spawn(&a.command, &env) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("leasehold exec: cannot run {:?}: {e}", a.command[0]);
-            release(lease, &a.name).await;
+            release(lease, &name).await;
             // like a shell and timeout(1): 127 not found, 126 found but not runnable
             return if e.kind() == io::ErrorKind::NotFound {
                 127
@@ -215,8 +228,13 @@ async fn exec(a: ExecArgs, t: Timing) -> u8 {
             };
         }
     };
-    let end = supervise(child, group, &lease, &mut signals, t, &a.name).await;
-    let released_lost = release(lease, &a.name).await;
+    // exec dying now (SIGKILL) takes the whole group with it: the guard kills it
+    let guard = guard::Guard::start(group.id());
+    let end = supervise(child, group, &lease, &mut signals, t, &name).await;
+    if let Some(g) = guard {
+        g.dismiss();
+    }
+    let released_lost = release(lease, &name).await;
     let lost = end.lost.is_some() || released_lost;
     if let Some(sig) = end.signal {
         signal_exit(sig)

@@ -422,23 +422,37 @@ fn processes_left_in_the_group_are_stopped_before_the_release() {
     assert!(stderr(&out).contains("left processes"), "{}", stderr(&out));
 }
 
+/// exec killed with SIGKILL cannot react: the kernel kills the group leader
+/// (`PR_SET_PDEATHSIG`) and exec's guard process kills the rest of the group.
 #[test]
-fn the_command_dies_with_exec_even_on_sigkill() {
+fn the_whole_command_dies_with_exec_even_on_sigkill() {
     let Some(redis) = RedisServer::start("exec_pdeathsig") else {
         return;
     };
     let dir = scratch("pdeathsig");
-    let pidfile = dir.join("pid");
-    let script = format!("echo $$ > {}; exec sleep 77", pidfile.display());
-    let mut child = exec(&redis.url(), &[], "orphan", &["sh", "-c", &script]);
-    let pid = read_pid(&pidfile, Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(100));
-    child.kill().unwrap(); // SIGKILL: exec cannot react
-    let _ = child.wait();
-    assert!(
-        wait_group_gone(pid, Duration::from_secs(3)).is_some(),
-        "the command {pid} outlived exec"
-    );
+    for (i, script) in [
+        "echo $$ > {}; exec sleep 77",
+        "echo $$ > {}; sleep 77 | cat",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let pidfile = dir.join(format!("pid-{i}"));
+        let script = script.replace("{}", &pidfile.display().to_string());
+        let mut child = exec(&redis.url(), &[], "orphan", &["sh", "-c", &script]);
+        let pgid = read_pid(&pidfile, Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!group_members(pgid).is_empty());
+        child.kill().unwrap(); // SIGKILL: exec cannot react
+        let _ = child.wait();
+        assert!(
+            wait_group_gone(pgid, Duration::from_secs(3)).is_some(),
+            "{script}: {:?} outlived exec",
+            group_members(pgid)
+        );
+        // the lease is not released (exec is dead); wait for it to expire before the next run
+        std::thread::sleep(Duration::from_millis(1100));
+    }
 }
 
 #[test]

@@ -21,6 +21,12 @@ pub const FORWARDED: [Signal; 4] = [
 pub struct Group(Pid);
 
 impl Group {
+    /// The group id (the leader's pid).
+    #[must_use]
+    pub fn id(self) -> i32 {
+        self.0.as_raw()
+    }
+
     /// Send `sig` to every process of the group. A group that is already gone is not an error.
     pub fn signal(self, sig: Signal) {
         match killpg(self.0, sig) {
