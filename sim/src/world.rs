@@ -17,6 +17,9 @@ use crate::faults::{Fault, FaultEvent, schedule};
 use crate::history::History;
 use crate::rng::{Rng, chance, index, unit};
 
+mod live;
+pub use live::{ClientActivity, LiveClient};
+
 const RECONNECT: u64 = 50_000_000; // 50 ms
 const T_START: u64 = 1_000_000_000; // true time starts at 1 s
 
@@ -1243,6 +1246,8 @@ impl World {
     fn resource_write(&mut self, l: usize, c: usize, token: u64, acquired_at: u64, read: u64) {
         let accepted = !self.resource_fencing().checks_writes() || token >= self.highest[l];
         self.history.write(accepted);
+        let verdict = if accepted { "write" } else { "write_rejected" };
+        self.note(Some(l), verdict, format!("c{c} token {token}"));
         if !accepted {
             return;
         }
