@@ -299,6 +299,52 @@ fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {
     Some(a.map_or(b, |a| a.min(b)))
 }
 
+/// What became of the command after exec was suspended and resumed.
+enum Resumed {
+    /// The lease was still valid for `--grace` and more: the command continues.
+    Running,
+    /// Less than `--grace` was left: SIGTERM went out; SIGKILL is due before this validity.
+    Stopping(Instant),
+    /// The lease's validity had passed: another client may hold the lock; SIGKILL went out.
+    Killed,
+}
+
+/// Ctrl-Z (SIGTSTP): stop the command's group with SIGSTOP (it cannot be ignored), then stop
+/// exec itself, so the job is suspended as a whole. While exec is stopped nothing extends the
+/// lease; on resume (SIGCONT) the command continues only if the lease is still valid for
+/// `--grace` + `KILL_MARGIN`, and is otherwise stopped without ever running again unlocked.
+fn suspend(group: Group, lease: &Lease, t: Timing) -> Resumed {
+    group.signal(Signal::SIGSTOP);
+    eprintln!(
+        "leasehold exec: suspended, with the command; the lease is not extended while suspended"
+    );
+    let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+    let now = Instant::now();
+    match lease.valid_until() {
+        Some(v) if now + t.grace + KILL_MARGIN < v => {
+            group.signal(Signal::SIGCONT);
+            Resumed::Running
+        }
+        Some(v) if now + KILL_MARGIN < v => {
+            eprintln!(
+                "leasehold exec: resumed with only {} of validity left; stopping the command (SIGTERM now, SIGKILL {} before validity)",
+                show(v - now),
+                show(KILL_MARGIN)
+            );
+            group.signal(Signal::SIGTERM);
+            group.signal(Signal::SIGCONT);
+            Resumed::Stopping(v)
+        }
+        _ => {
+            eprintln!(
+                "leasehold exec: resumed after the lease's validity (another client may hold the lock); killing the suspended command"
+            );
+            group.signal(Signal::SIGKILL);
+            Resumed::Killed
+        }
+    }
+}
+
 /// Run until the command has exited and no process of its group is left.
 async fn supervise(
     mut child: tokio::process::Child,
@@ -321,6 +367,12 @@ async fn supervise(
     let mut deadline_validity: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Ctrl-Z reaches exec's group only (the command has its own): suspend both (see `suspend`);
+    // installed only now, so before the command runs SIGTSTP simply stops exec
+    let mut tstp = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(
+        Signal::SIGTSTP as i32,
+    ))
+    .ok();
     loop {
         if end.status.is_some() && !group.alive() {
             break;
@@ -387,6 +439,22 @@ async fn supervise(
                 }
                 term_sent = true;
                 kill_at = earliest(kill_at, kill_time(lease, t.grace));
+            }
+            _ = async { match tstp.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } }, if end.status.is_none() => {
+                match suspend(group, lease, t) {
+                    Resumed::Running => {}
+                    Resumed::Stopping(v) => {
+                        end.deadline = true;
+                        deadline_validity = Some(v);
+                        term_sent = true;
+                        kill_at = earliest(kill_at, v.checked_sub(KILL_MARGIN).unwrap_or_else(Instant::now));
+                    }
+                    Resumed::Killed => {
+                        end.deadline = true;
+                        term_sent = true;
+                        killed_at = Some(Instant::now());
+                    }
+                }
             }
             _ = async { match kill_at { Some(k) => tokio::time::sleep_until(k).await, None => std::future::pending().await } }, if killed_at.is_none() => {
                 if end.status.is_none() || group.alive() {

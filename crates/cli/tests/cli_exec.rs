@@ -765,3 +765,95 @@ fn with_the_link_cut_the_old_command_stops_before_the_next_holder_starts() {
     }
     eprintln!("gaps between A's last and B's first write (ms): {gaps:?}");
 }
+
+/// The last timestamp (ns) the writer appended to `path`.
+fn last_stamp(path: &Path) -> u128 {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// Ctrl-Z reaches exec's process group, not the command's: exec suspends the command with
+/// itself; on resume the command continues only while the lease is valid.
+#[test]
+fn ctrl_z_suspends_the_command_with_exec_and_a_stale_resume_kills_it() {
+    let Some(redis) = RedisServer::start("exec_tstp") else {
+        return;
+    };
+    let dir = scratch("tstp");
+    let pid_of = |c: &Child| Pid::from_raw(i32::try_from(c.id()).unwrap());
+    for (stop_for, expect_running) in [
+        (Duration::from_millis(400), true),
+        (Duration::from_millis(2500), false),
+    ] {
+        let file = dir.join(format!("w-{}", stop_for.as_millis()));
+        let script = format!(
+            "while :; do date +%s%N >> {}; sleep 0.01; done",
+            file.display()
+        );
+        let mut child = leasehold()
+            .args([
+                "exec",
+                "--redis",
+                &redis.url(),
+                "--ttl",
+                "2s",
+                "--grace",
+                "300ms",
+            ])
+            .args(["tstp", "--", "sh", "-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while last_stamp(&file) == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the command never ran"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        kill(pid_of(&child), Signal::SIGTSTP).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let stopped_at = now_ns();
+        std::thread::sleep(stop_for);
+        assert!(
+            last_stamp(&file) < stopped_at,
+            "the command kept writing while exec was suspended"
+        );
+        let resumed_at = now_ns();
+        kill(pid_of(&child), Signal::SIGCONT).unwrap();
+        if expect_running {
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(last_stamp(&file) > resumed_at, "the command did not resume");
+            kill(pid_of(&child), Signal::SIGTERM).unwrap();
+            let status = wait_child(&mut child, Duration::from_secs(5));
+            assert_eq!(status.and_then(|s| s.code()), Some(143));
+        } else {
+            let status = wait_child(&mut child, Duration::from_secs(5));
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(status.and_then(|s| s.code()), Some(76), "{}", stderr(&out));
+            assert!(
+                last_stamp(&file) < resumed_at,
+                "the command ran again after the lease had expired: {}",
+                stderr(&out)
+            );
+            assert!(
+                stderr(&out).contains("resumed after the lease's validity"),
+                "{}",
+                stderr(&out)
+            );
+        }
+    }
+}
