@@ -8,7 +8,7 @@ mod exec_common;
 use std::time::{Duration, Instant};
 
 use exec_common::*;
-use leasehold_tests::RedisServer;
+use leasehold_tests::{LatencyProxy, RedisServer};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -372,4 +372,36 @@ fn resp2_urls_work_by_polling() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "second");
     assert_eq!(holder.wait().unwrap().code(), Some(0));
+}
+
+/// A server that accepts the connection but never answers (the link cut behind the proxy): a
+/// transient timeout, retried within --wait, ending 75 with the timeout as the cause.
+#[test]
+fn a_silent_server_is_retried_within_wait_and_ends_75_with_a_timeout() {
+    let Some(redis) = RedisServer::start("exec_silent") else {
+        return;
+    };
+    let rt = rt();
+    let proxy = rt
+        .block_on(LatencyProxy::start(redis.port, Duration::ZERO))
+        .unwrap();
+    proxy.partition();
+    let start = Instant::now();
+    let out = leasehold()
+        .args([
+            "exec",
+            "--redis",
+            &proxy.url(),
+            "--wait",
+            "1s",
+            "x",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(err.contains("timed out"), "{err}");
+    eprintln!("{:?}: {err}", start.elapsed());
 }
