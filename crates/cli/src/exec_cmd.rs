@@ -189,6 +189,8 @@ async fn exec(a: ExecArgs, name: String, t: Timing) -> u8 {
         LockerOptions::instances(a.redis.clone())
     };
     let opts = opts.ttl(t.ttl).prefix(a.prefix.clone());
+    // --wait bounds the whole wait, connecting included (like `flock -w`); at least one attempt
+    let started = Instant::now();
     let locker = tokio::select! {
         r = opts.build() => match r {
             Ok(l) => l,
@@ -200,7 +202,7 @@ async fn exec(a: ExecArgs, name: String, t: Timing) -> u8 {
         }
     };
     let lease = tokio::select! {
-        r = locker.lock(&name, t.wait) => match r {
+        r = locker.lock(&name, t.wait.saturating_sub(started.elapsed())) => match r {
             Ok(l) => l,
             Err(e) => return setup_failed(Some(&locker), &name, t, e),
         },
