@@ -240,8 +240,9 @@ pub fn run_scenario(
         let pct = |p: f64| reply_times[((reply_times.len() - 1) as f64 * p) as usize] / 1_000;
         let (p50, p99, p999) = (pct(0.5), pct(0.99), pct(0.999));
         rep.reply_us = Some((p50, p99, p999));
-        // cover the p99.9 reply time twice over, at least 1 ms
-        rep.recommended_slot_wait = Some(Duration::from_micros((p999 * 2).max(1_000)));
+        rep.recommended_slot_wait = Some(leasehold_core::recommend_slot_wait(
+            Duration::from_micros(p999),
+        ));
     }
     // determinism self-check: re-run the first seeds and compare trace hashes
     let check: Vec<u64> = seeds.iter().copied().take(2).collect();

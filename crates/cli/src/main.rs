@@ -1,6 +1,5 @@
 //! `leasehold`: the single command users run.
 
-mod alloc_count;
 mod bench_cmd;
 mod exec_cmd;
 mod sim_cmd;
@@ -9,9 +8,6 @@ mod watch_cmd;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-#[global_allocator]
-static GLOBAL: alloc_count::Counting = alloc_count::Counting;
 
 /// Redis lease locks, shown safe under faults.
 #[derive(Debug, Parser)]

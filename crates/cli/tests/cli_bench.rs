@@ -10,7 +10,10 @@ use serde_json::Value;
 fn pos(v: &Value, path: &str) -> f64 {
     let mut cur = v;
     for part in path.split('.') {
-        cur = &cur[part];
+        cur = match part.parse::<usize>() {
+            Ok(i) => &cur[i],
+            Err(_) => &cur[part],
+        };
     }
     let x = cur
         .as_f64()
@@ -31,6 +34,8 @@ fn bench_json_has_every_field_with_sane_values() {
             &redis.url(),
             "--duration",
             "1200ms",
+            "--hold",
+            "200",
             "--json",
         ])
         .output()
@@ -42,18 +47,58 @@ fn bench_json_has_every_field_with_sane_values() {
         "progress lines on stderr: {err}"
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    for section in ["rtt", "floor", "cycle"] {
+    for section in ["rtt", "floor", "cycle", "floor3", "cycle3"] {
         let p50 = pos(&v, &format!("{section}.p50_us"));
         let p99 = pos(&v, &format!("{section}.p99_us"));
         assert!(p50 > 0.0 && p99 >= p50, "{section}: {}", v[section]);
         assert!(pos(&v, &format!("{section}.per_sec")) > 0.0);
     }
     assert!(pos(&v, "cycle_ratio") > 0.0);
+    assert!(pos(&v, "cycle3_ratio") > 0.0);
+    // both call styles, each with every latency and throughput figure
+    for style in ["main_thread", "spawned"] {
+        for f in [
+            "floor.p50_us",
+            "cycle.p50_us",
+            "cycle_ratio",
+            "floor3.p50_us",
+            "cycle3.p50_us",
+            "cycle3_ratio",
+            "leasehold_ops",
+            "floor_ops",
+            "throughput_ratio",
+        ] {
+            assert!(
+                pos(&v, &format!("call_styles.{style}.{f}")) > 0.0,
+                "{style}.{f}"
+            );
+        }
+    }
+    // the headline ratio is the worse call style's
+    let worst = ["main_thread", "spawned"]
+        .iter()
+        .map(|s| pos(&v, &format!("call_styles.{s}.cycle_ratio")))
+        .fold(0.0, f64::max);
+    assert_eq!(pos(&v, "cycle_ratio"), worst);
+    let hold = v["hold"].as_array().unwrap();
+    assert_eq!(hold.len(), 1);
+    assert_eq!(hold[0]["leases"], 200);
+    assert!(pos(&v, "hold.0.redis_cmds_per_sec") > 0.0);
+    assert!(pos(&v, "hold.0.scripts_per_extension") > 0.0);
+    pos(&v, "hold.0.rss_bytes_per_lease");
     assert!(pos(&v, "throughput.leasehold_ops") > 0.0);
     assert!(pos(&v, "throughput.floor_ops") > 0.0);
     assert!(pos(&v, "throughput.ratio") > 0.0);
     for mode in ["push", "poll"] {
-        for f in ["per_sec", "gap_p50_us", "gap_p99_us", "gap_p50_rtts"] {
+        assert_eq!(v["handoff"][mode]["contenders"], 16);
+        for f in [
+            "per_sec",
+            "acquisitions_per_sec",
+            "gap_p50_us",
+            "gap_p99_us",
+            "gap_p50_rtts",
+            "gap_p99_rtts",
+        ] {
             pos(&v, &format!("handoff.{mode}.{f}"));
         }
     }
@@ -72,11 +117,72 @@ fn bench_json_has_every_field_with_sane_values() {
         "100ms must acquire: {slow:?}"
     );
     assert!(pos(&v, "core.ns_per_cycle") > 0.0);
-    assert!(pos(&v, "core.allocs_per_cycle") < 1.0, "{}", v["core"]);
     assert!(pos(&v, "sim.events_per_sec") > 0.0);
     assert!(pos(&v, "recommend.slot_wait_us") >= 1_000.0);
     assert!(pos(&v, "recommend.ttl_ms") > pos(&v, "recommend.extend_interval_ms"));
     assert_eq!(v["recommend"]["why"].as_array().unwrap().len(), 3);
+    // it cleaned up after itself: nothing of its own is left in the user's Redis
+    assert!(pos(&v, "cleanup.keys_deleted") > 0.0);
+    assert_eq!(leftover_keys(&redis), Vec::<String>::new());
+}
+
+fn leftover_keys(redis: &RedisServer) -> Vec<String> {
+    let c = redis::Client::open(redis.url()).unwrap();
+    let mut c = c.get_connection().unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+    keys.sort();
+    keys
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM mid-run: the bench deletes what it wrote to a user's Redis, and
+/// exits 128 + signal.
+#[test]
+fn an_interrupted_bench_leaves_nothing_behind() {
+    use std::io::{BufRead as _, BufReader};
+    let Some(redis) = RedisServer::start("bench_interrupt") else {
+        return;
+    };
+    for (sig, code) in [
+        (nix::sys::signal::Signal::SIGINT, 130),
+        (nix::sys::signal::Signal::SIGTERM, 143),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_leasehold"))
+            .args([
+                "bench",
+                "--redis",
+                &redis.url(),
+                "--duration",
+                "60s",
+                "--hold",
+                "0",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // wait until it is writing keys (the latency phases), then interrupt it
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            seen.push(line.clone());
+            if line.contains("main_thread") {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+        nix::sys::signal::kill(pid, sig).unwrap();
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "{seen:?} {rest:?}");
+        assert!(
+            rest.iter().any(|l| l.contains("interrupted; deleted")),
+            "{rest:?}"
+        );
+        assert_eq!(leftover_keys(&redis), Vec::<String>::new(), "after {sig:?}");
+    }
 }
 
 #[test]

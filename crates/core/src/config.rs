@@ -71,6 +71,15 @@ fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
+/// The per-slot wait (`slot_wait`, rueidislock's `TryNextAfter`) recommended for an observed reply
+/// time (the slowest recent reply, or a measured p99.9): twice it, at least 1 ms. The one formula
+/// behind the core's [`crate::AcquireError::SlowReplies`], the simulator's report and
+/// `leasehold bench`.
+#[must_use]
+pub fn recommend_slot_wait(observed: Duration) -> Duration {
+    (observed * 2).max(Duration::from_millis(1))
+}
+
 /// Check a lock name or key prefix. `what` names it in the error.
 pub fn validate_name(what: &'static str, value: &str) -> Result<(), ConfigError> {
     let err = |problem| ConfigError::InvalidName {

@@ -1092,5 +1092,5 @@ impl Lock {
 
 /// A slot_wait with room to spare over an observed reply time: twice it, at least 1 ms.
 fn suggest_wait(observed: Duration) -> Duration {
-    (observed * 2).max(Duration::from_millis(1))
+    crate::config::recommend_slot_wait(observed)
 }

@@ -1,0 +1,239 @@
+//! `leasehold bench` as a library: lock latency, throughput, hand-off and held-lease cost on a real
+//! Redis against the round-trip floor, the core's own cost, the simulator's speed, and recommended
+//! settings, returned as a typed [`BenchReport`].
+//!
+//! Honest by construction: the floor runs on its own connection with keys outside every prefix a
+//! `Locker` tracks (no invalidation push lands on either side's socket); every latency and
+//! throughput phase runs in both call styles (awaited by the caller, as code in `#[tokio::main]`
+//! runs, and in spawned tasks) and the headline figures are the worse of the two; hand-off
+//! contenders each have their own `Locker`, as separate processes would. Every key the bench
+//! writes is deleted at the end ([`cleanup::delete_bench_keys`]).
+
+pub mod cleanup;
+mod floor;
+pub mod hold;
+mod local;
+mod phases;
+pub mod report;
+pub mod samples;
+
+use std::time::{Duration, Instant};
+
+use leasehold_redis::LockerOptions;
+
+pub use report::BenchReport;
+
+/// Prefix of every lock key and fence counter the bench writes.
+pub const LOCK_PREFIX: &str = "leasehold-bench";
+/// Prefix of the floor's keys: outside [`LOCK_PREFIX`], so no locker is notified of them.
+pub const FLOOR_PREFIX: &str = "lhbench-floor";
+
+/// What went wrong; every variant says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BenchError {
+    /// The Redis could not be reached or refused us. Check the URL, that redis-server runs, and
+    /// the credentials.
+    #[error(
+        "cannot connect to {url}: {detail}; check the URL, that redis-server runs there and the credentials"
+    )]
+    Connect {
+        /// The URL, password hidden.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
+    /// A phase failed against a reachable Redis (a lease lost under load, an unexpected reply).
+    /// Re-run on a quieter machine; the message names the phase.
+    #[error("bench phase {phase}: {detail}")]
+    Phase {
+        /// The phase.
+        phase: &'static str,
+        /// What failed.
+        detail: String,
+    },
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// The Redis to measure.
+    pub url: String,
+    /// Time for the latency phases (split over the call styles); other phases scale with it.
+    pub duration: Duration,
+    /// Leases to hold in the hold phase (default 1,000 and 10,000).
+    pub hold: Vec<usize>,
+}
+
+impl BenchOptions {
+    /// Defaults for `url`: 16 s, holding 1,000 and 10,000 leases.
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Self {
+        BenchOptions {
+            url: url.into(),
+            duration: Duration::from_secs(16),
+            hold: vec![1_000, 10_000],
+        }
+    }
+}
+
+fn phase_err(phase: &'static str) -> impl Fn(String) -> BenchError {
+    move |detail| BenchError::Phase { phase, detail }
+}
+
+async fn connect(url: &str) -> Result<redis::aio::MultiplexedConnection, BenchError> {
+    let err = |e: redis::RedisError| BenchError::Connect {
+        url: leasehold_redis::redact(url),
+        detail: e.to_string(),
+    };
+    let cfg = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(5)));
+    redis::Client::open(url)
+        .map_err(err)?
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await
+        .map_err(err)
+}
+
+/// Run every phase against `o.url`; `progress` is told each phase as it starts. Deletes the keys
+/// it wrote before returning, on success or error.
+pub async fn run(o: &BenchOptions, progress: &dyn Fn(&str)) -> Result<BenchReport, BenchError> {
+    let mut admin = connect(&o.url).await?;
+    let result = measure(o, progress, &mut admin).await;
+    progress("cleanup (deleting every key the bench wrote)");
+    let deleted = cleanup::delete_bench_keys(&mut admin)
+        .await
+        .map_err(phase_err("cleanup"))?;
+    let mut report = result?;
+    report.cleanup.keys_deleted = deleted;
+    Ok(report)
+}
+
+async fn measure(
+    o: &BenchOptions,
+    progress: &dyn Fn(&str),
+    admin: &mut redis::aio::MultiplexedConnection,
+) -> Result<BenchReport, BenchError> {
+    let phase = (o.duration / 8).max(Duration::from_millis(150));
+    let url = o.url.as_str();
+    let opts = || {
+        let mut l = LockerOptions::new(url.to_owned())
+            .ttl(Duration::from_secs(10))
+            .prefix(LOCK_PREFIX);
+        l.lock.fence_retention = Duration::from_secs(1);
+        l
+    };
+    let build = |l: LockerOptions| async move {
+        l.build().await.map_err(|e| BenchError::Connect {
+            url: leasehold_redis::redact(url),
+            detail: e.to_string(),
+        })
+    };
+    let mut report = BenchReport {
+        redis: leasehold_redis::redact(url),
+        phase_ms: u64::try_from(phase.as_millis()).unwrap_or(u64::MAX),
+        ..BenchReport::default()
+    };
+
+    progress("rtt (PING)");
+    let mut rtt = samples::Samples::default();
+    let t = Instant::now();
+    while t.elapsed() < phase {
+        let s = Instant::now();
+        let _: () = redis::cmd("PING")
+            .query_async(admin)
+            .await
+            .map_err(|e| phase_err("rtt")(e.to_string()))?;
+        rtt.add(s.elapsed());
+    }
+    report.rtt = rtt.latency(t.elapsed().as_secs_f64());
+
+    let mut k3 = opts();
+    k3.key_majority = Some(2);
+    let rig = phases::Rig {
+        locker: build(opts()).await?,
+        locker3: build(k3).await?,
+        floor: connect(url).await?,
+    };
+    for style in [phases::Style::MainThread, phases::Style::Spawned] {
+        progress(&format!(
+            "{}: floor vs cycle, floor3 vs cycle3 (alternating), then 64-task throughput",
+            style.key()
+        ));
+        let c = phases::call_style(style, &rig, phase)
+            .await
+            .map_err(phase_err("latency"))?;
+        report.call_styles.insert(style.key().to_owned(), c);
+    }
+    // headline figures: the worse call style
+    if let Some(worst) = report
+        .call_styles
+        .values()
+        .max_by(|a, b| a.cycle_ratio.total_cmp(&b.cycle_ratio))
+    {
+        report.floor = worst.floor;
+        report.cycle = worst.cycle;
+        report.cycle_ratio = worst.cycle_ratio;
+    }
+    if let Some(worst) = report
+        .call_styles
+        .values()
+        .max_by(|a, b| a.cycle3_ratio.total_cmp(&b.cycle3_ratio))
+    {
+        report.floor3 = worst.floor3;
+        report.cycle3 = worst.cycle3;
+        report.cycle3_ratio = worst.cycle3_ratio;
+    }
+    if let Some(sp) = report.call_styles.get("spawned") {
+        report.throughput.leasehold_ops = sp.leasehold_ops;
+        report.throughput.floor_ops = sp.floor_ops;
+        report.throughput.ratio = sp.throughput_ratio;
+    }
+    progress("fenced scripts alone (64 tasks, by hand)");
+    report.throughput.fenced_scripts_ops = phases::fenced_scripts(&rig.floor, phase).await;
+    drop(rig);
+
+    for (mode, push) in [("push", true), ("poll", false)] {
+        progress(&format!(
+            "handoff {mode}: 16 lockers contending on one name"
+        ));
+        let mut lockers = Vec::new();
+        for _ in 0..16 {
+            let mut l = opts();
+            l.push = push;
+            lockers.push(build(l).await?);
+        }
+        let h = phases::handoff(lockers, phase, report.rtt.p50_us).await;
+        report.handoff.insert(mode.to_owned(), h);
+    }
+
+    for wait in [Duration::from_micros(20), Duration::from_millis(100)] {
+        progress(&format!(
+            "try_storm: 200 tasks, 10 names, slot_wait {wait:?}"
+        ));
+        let mut lockers = Vec::new();
+        for _ in 0..20 {
+            lockers.push(build(opts().slot_wait(wait)).await?);
+        }
+        let counts = phases::try_storm(lockers, phase).await;
+        report
+            .try_storm
+            .insert(format!("slot_wait_{}us", wait.as_micros()), counts);
+    }
+
+    for &n in &o.hold {
+        progress(&format!("hold: {n} leases through one locker (ttl 3s)"));
+        let h = hold::hold(url, admin, n, phase.max(Duration::from_secs(4)))
+            .await
+            .map_err(phase_err("hold"))?;
+        report.hold.push(h);
+    }
+
+    progress("core (the machine alone)");
+    report.core = local::core_cost();
+    progress("sim (calm, one core)");
+    report.sim = local::sim_speed(phase);
+    let p999 = report.rtt.p999_us.max(report.floor.p999_us / 2.0);
+    report.recommend = local::recommend(p999);
+    Ok(report)
+}
