@@ -82,9 +82,19 @@ pub struct InspectArgs {
 pub struct WatchArgs {
     #[command(flatten)]
     source: SourceArgs,
-    /// Simulator scenario to watch instead of Redis (not built yet).
-    #[arg(long)]
+    /// Watch one recorded seed of this simulator scenario fail, lane by lane (instead of Redis).
+    #[arg(long, conflicts_with = "replay")]
     scenario: Option<String>,
+    /// The seed to watch (default: the first seed of the scenario with a finding).
+    #[arg(long, requires = "scenario")]
+    seed: Option<u64>,
+    /// Playback speed, virtual seconds per wall second (space pauses, `<`/`>` change it).
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Watch the seed of a replay line printed by `leasehold sim`, e.g.
+    /// 'leasehold sim --scenario gc-pause --seed 471 --clients 5 --locks 2 --duration 30s'.
+    #[arg(long)]
+    replay: Option<String>,
     /// Enable the force-release action (`X`, confirmed with `y`): deletes the lock's keys and
     /// advances leasehold's fence counter so the evicted holder's writes are rejected.
     #[arg(long)]
@@ -195,6 +205,35 @@ pub fn watch(a: WatchArgs) -> ExitCode {
         eprintln!("error: --scenario: {e}");
         return ExitCode::from(2);
     }
+    if !(a.speed.is_finite() && (1.0 / 64.0..=64.0).contains(&a.speed)) {
+        eprintln!(
+            "error: --speed {} must be between 1/64 (0.015625) and 64",
+            a.speed
+        );
+        return ExitCode::from(2);
+    }
+    let replay = match (&a.replay, &a.scenario) {
+        (Some(line), _) => match leasehold_tui::source::sim::parse_replay(line) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("error: --replay: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        (None, Some(s)) if a.source.redis.is_none() => {
+            let o = leasehold_sim::Overrides::default();
+            let seed = a.seed.unwrap_or_else(|| {
+                leasehold_tui::source::sim::interesting_seed(
+                    |seed| leasehold_sim::config_for(s, seed, &o).ok(),
+                    200,
+                )
+            });
+            leasehold_sim::config_for(s, seed, &o)
+                .ok()
+                .map(|cfg| (cfg, seed))
+        }
+        _ => None,
+    };
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         eprintln!(
             "leasehold watch: needs a terminal (stdin and stdout must be a TTY); for a one-off \
@@ -205,9 +244,29 @@ pub fn watch(a: WatchArgs) -> ExitCode {
     let Some(rt) = crate::runtime("watch") else {
         return ExitCode::from(1);
     };
-    match a.source.redis.clone() {
-        Some(url) => rt.block_on(watch_redis(a, url)),
-        None => rt.block_on(watch_sim(a, scenario)),
+    match (a.source.redis.clone(), replay) {
+        (Some(url), _) => rt.block_on(watch_redis(a, url)),
+        (None, Some((cfg, seed))) => {
+            let rec = match leasehold_tui::source::sim::record(&cfg, seed) {
+                Ok(r) => std::sync::Arc::new(r),
+                Err(e) => {
+                    eprintln!(
+                        "leasehold watch: cannot simulate {} seed {seed}: {e}",
+                        cfg.scenario
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            let (_tx, rx) = tokio::sync::mpsc::unbounded_channel::<Input>();
+            let (refresh_tx, _refresh_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+            let mut model = Model::new(
+                format!("simulator: {} seed {seed}", cfg.scenario),
+                Duration::from_millis(100),
+            );
+            model.replay(rec, a.speed, 0);
+            rt.block_on(run_ui(model, rx, refresh_tx, None, a.mouse))
+        }
+        (None, None) => rt.block_on(watch_sim(a, scenario)),
     }
 }
 
@@ -358,7 +417,7 @@ async fn run_ui(
             ratatui::crossterm::event::EnableMouseCapture
         );
     }
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let t = now();
@@ -371,7 +430,7 @@ async fn run_ui(
                 Some(key) => model.update(Input::Key(key), now()),
                 None => Effect::None,
             },
-            _ = tick.tick() => Effect::None,
+            _ = tick.tick() => model.update(Input::Tick, now()),
             _ = async { match sigterm.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => Effect::Quit,
         };
         match effect {

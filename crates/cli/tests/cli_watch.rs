@@ -359,10 +359,7 @@ fn watch_without_redis_shows_a_live_simulation() {
         return;
     }
     let session = format!("lh-sim-{}", std::process::id());
-    let cmd = format!(
-        "{} watch --scenario gc-pause",
-        env!("CARGO_BIN_EXE_leasehold")
-    );
+    let cmd = format!("{} watch", env!("CARGO_BIN_EXE_leasehold"));
     tmux(&[
         "new-session",
         "-d",
@@ -375,7 +372,7 @@ fn watch_without_redis_shows_a_live_simulation() {
         &cmd,
     ]);
     let screen = wait_for(&session, "lock0", Duration::from_secs(10));
-    assert!(screen.contains("simulator: gc-pause"), "{screen}");
+    assert!(screen.contains("simulator: calm"), "{screen}");
     tmux(&["send-keys", "-t", &session, "4"]);
     let screen = wait_for(&session, "acquired", Duration::from_secs(10));
     assert!(screen.contains("Events ("), "{screen}");
@@ -391,6 +388,92 @@ fn watch_without_redis_shows_a_live_simulation() {
             "watch did not quit on q"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn watch_replay_shows_the_lanes_and_jumps_to_a_finding() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "tmux is required in CI (.ci/run installs it)"
+        );
+        return;
+    }
+    // a replay line as `leasehold sim` prints it
+    let line = "leasehold sim --scenario gc-pause --seed 0 --clients 5 --locks 2 --duration 30s";
+    let session = format!("lh-replay-{}", std::process::id());
+    let cmd = format!(
+        "{} watch --replay '{line}' --speed 2",
+        env!("CARGO_BIN_EXE_leasehold")
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "120",
+        "-y",
+        "32",
+        &cmd,
+    ]);
+    let screen = wait_for(
+        &session,
+        "Simulation gc-pause seed 0",
+        Duration::from_secs(15),
+    );
+    for lane in ["c0 ", "c4 ", "faults", "findings", "believes it holds"] {
+        assert!(screen.contains(lane), "{lane:?} missing:\n{screen}");
+    }
+    // pause, then jump to the next finding: its explanation is shown
+    tmux(&["send-keys", "-t", &session, " "]);
+    wait_for(&session, "PAUSED", Duration::from_secs(5));
+    tmux(&["send-keys", "-t", &session, "]"]);
+    let screen = wait_for(&session, "mutual_exclusion at", Duration::from_secs(5));
+    assert!(
+        screen.contains("Finding ") && screen.contains("finding outside this fault model"),
+        "{screen}"
+    );
+    // play on at x64 to the end: the fence's rejection of the stale write shows as a red cross
+    for _ in 0..5 {
+        tmux(&["send-keys", "-t", &session, ">"]);
+    }
+    tmux(&["send-keys", "-t", &session, " "]);
+    let screen = wait_for(&session, "t 30.000s of 30.000s", Duration::from_secs(15));
+    assert!(screen.contains('✗'), "a rejected write:\n{screen}");
+    // the Server screen shows the simulator's figures
+    tmux(&["send-keys", "-t", &session, "5"]);
+    wait_for(&session, "events/s", Duration::from_secs(5));
+    tmux(&["send-keys", "-t", &session, "q"]);
+    let start = Instant::now();
+    while Command::new("tmux")
+        .args(["has-session", "-t", &session])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "watch did not quit on q"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn bad_replay_lines_and_speeds_are_usage_errors() {
+    for args in [
+        &["watch", "--replay", "leasehold sim --scenario gc-pause"][..],
+        &[
+            "watch",
+            "--replay",
+            "leasehold sim --scenario gc-pause --seed 1 --bogus 2",
+        ][..],
+        &["watch", "--scenario", "gc-pause", "--speed", "1000"][..],
+    ] {
+        let out = leasehold(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty());
     }
 }
 

@@ -54,16 +54,18 @@ pub enum Action {
     Freeze,
     /// Pause the events tail.
     PauseTail,
-    /// Zoom the timeline in.
-    ZoomIn,
-    /// Zoom the timeline out.
-    ZoomOut,
-    /// Reset the zoom.
-    ZoomReset,
+    /// Zoom the timeline: in (`1`), out (`-1`), reset (`0`).
+    Zoom(i8),
     /// Refresh now.
     Refresh,
     /// Force-release the selected lock (only with `--allow-writes`; asks to confirm).
     ForceRelease,
+    /// Simulation: pause at the next event.
+    StepEvent,
+    /// Simulation: double (`true`) or half (`false`) speed.
+    Speed(bool),
+    /// Simulation: jump to the next (`true`) or previous (`false`) finding.
+    Finding(bool),
 }
 
 /// One binding: the keys, the action, its help text, and whether the command bar shows it.
@@ -156,10 +158,10 @@ pub const BINDINGS: &[Binding] = &[
         in_bar: true,
     },
     Binding {
-        label: "1-5",
-        keys: &[C('1'), C('2'), C('3'), C('4'), C('5')],
+        label: "1-6",
+        keys: &[C('1'), C('2'), C('3'), C('4'), C('5'), C('6')],
         action: Action::Screen(0),
-        help: "locks, detail, timeline, events, server",
+        help: "locks, detail, timeline, events, server, lanes",
         in_bar: false,
     },
     Binding {
@@ -187,28 +189,14 @@ pub const BINDINGS: &[Binding] = &[
         label: "space",
         keys: &[C(' ')],
         action: Action::PauseTail,
-        help: "pause the events tail",
+        help: "pause the events tail (a replay: the simulation)",
         in_bar: false,
     },
     Binding {
-        label: "+",
-        keys: &[C('+')],
-        action: Action::ZoomIn,
-        help: "zoom the timeline in",
-        in_bar: false,
-    },
-    Binding {
-        label: "-",
-        keys: &[C('-')],
-        action: Action::ZoomOut,
-        help: "zoom the timeline out",
-        in_bar: false,
-    },
-    Binding {
-        label: "=",
-        keys: &[C('=')],
-        action: Action::ZoomReset,
-        help: "reset the zoom",
+        label: "+ - =",
+        keys: &[C('+'), C('-'), C('=')],
+        action: Action::Zoom(0),
+        help: "zoom in / out / reset (timeline, lanes)",
         in_bar: false,
     },
     Binding {
@@ -225,6 +213,27 @@ pub const BINDINGS: &[Binding] = &[
         help: "force-release the selected lock (--allow-writes)",
         in_bar: false,
     },
+    Binding {
+        label: ".",
+        keys: &[C('.')],
+        action: Action::StepEvent,
+        help: "simulation: pause at the next event",
+        in_bar: false,
+    },
+    Binding {
+        label: "< >",
+        keys: &[C('<'), C('>')],
+        action: Action::Speed(true),
+        help: "simulation: half / double speed",
+        in_bar: false,
+    },
+    Binding {
+        label: "[ ]",
+        keys: &[C('['), C(']')],
+        action: Action::Finding(true),
+        help: "simulation: previous / next finding",
+        in_bar: false,
+    },
 ];
 
 /// The action bound to `key`, if any.
@@ -232,11 +241,23 @@ pub const BINDINGS: &[Binding] = &[
 pub fn action_for(key: Key) -> Option<Action> {
     for b in BINDINGS {
         if b.keys.contains(&key) {
-            if let (Action::Screen(_), Key::Char(c)) = (b.action, key) {
-                return c
-                    .to_digit(10)
-                    .and_then(|d| u8::try_from(d).ok())
-                    .map(Action::Screen);
+            match (b.action, key) {
+                (Action::Screen(_), Key::Char(c)) => {
+                    return c
+                        .to_digit(10)
+                        .and_then(|d| u8::try_from(d).ok())
+                        .map(Action::Screen);
+                }
+                (Action::Zoom(_), Key::Char(c)) => {
+                    return Some(Action::Zoom(match c {
+                        '+' => 1,
+                        '-' => -1,
+                        _ => 0,
+                    }));
+                }
+                (Action::Speed(_), Key::Char(c)) => return Some(Action::Speed(c == '>')),
+                (Action::Finding(_), Key::Char(c)) => return Some(Action::Finding(c == ']')),
+                _ => {}
             }
             return Some(b.action);
         }

@@ -13,6 +13,7 @@
 pub mod bucket;
 pub mod glob;
 pub mod keys;
+pub mod lanes;
 pub mod layout;
 pub mod model;
 pub mod scan;

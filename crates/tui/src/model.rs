@@ -53,15 +53,18 @@ pub enum Screen {
     Events,
     /// Connection and cost.
     Server,
+    /// The simulation's lanes (a replay).
+    Lanes,
 }
 
 impl Screen {
-    const ALL: [Screen; 5] = [
+    const ALL: [Screen; 6] = [
         Screen::Locks,
         Screen::Detail,
         Screen::Timeline,
         Screen::Events,
         Screen::Server,
+        Screen::Lanes,
     ];
 
     /// Title.
@@ -73,6 +76,7 @@ impl Screen {
             Screen::Timeline => "Timeline",
             Screen::Events => "Events",
             Screen::Server => "Server",
+            Screen::Lanes => "Lanes",
         }
     }
 }
@@ -148,6 +152,8 @@ pub enum Input {
     },
     /// A key press.
     Key(Key),
+    /// The UI's clock ticked (moves a simulation replay's playhead).
+    Tick,
     /// What the Redis source's last full pass cost.
     Scan(ScanFigures),
     /// What a force-release did.
@@ -316,6 +322,8 @@ pub struct Model {
     pub expired_keys: Option<u64>,
     /// The Redis source's cost figures.
     pub scan: Option<ScanFigures>,
+    /// A simulation replay (`watch --scenario`/`--replay`).
+    pub sim: Option<crate::lanes::Playback>,
     /// Whether `--allow-writes` was given.
     pub allow_writes: bool,
     /// A force-release waiting for `y`.
@@ -357,6 +365,7 @@ impl Model {
             server_ops: None,
             expired_keys: None,
             scan: None,
+            sim: None,
             allow_writes: false,
             confirm: None,
             message: None,
@@ -502,6 +511,10 @@ impl Model {
                 self.scan = Some(f);
                 Effect::None
             }
+            Input::Tick => {
+                self.play(now_ms, |_| ());
+                Effect::None
+            }
             Input::Released { row, outcome } => {
                 let (text, forced) = release_message(&row, &outcome);
                 if forced {
@@ -516,6 +529,60 @@ impl Model {
                 Effect::Refresh
             }
         }
+    }
+
+    /// Watch a recorded simulation: the Lanes screen, playing from the start at `speed`.
+    pub fn replay(
+        &mut self,
+        rec: std::sync::Arc<crate::lanes::Recording>,
+        speed: f64,
+        now_ms: u64,
+    ) {
+        self.sim = Some(crate::lanes::Playback::new(rec, speed));
+        self.screen = Screen::Lanes;
+        self.conn = Conn::Up;
+        self.watch_mode = "simulator replay (no Redis)".into();
+        self.play(now_ms, |_| ());
+    }
+
+    /// Apply `f` to the playback, move it to `now_ms`, and show the locks and events up to the
+    /// playhead. No-op without a replay.
+    fn play(&mut self, now_ms: u64, f: impl FnOnce(&mut crate::lanes::Playback)) {
+        let Some(mut p) = self.sim.take() else {
+            return;
+        };
+        let before = p.at_ns;
+        f(&mut p);
+        p.advance(now_ms);
+        let to = p.at_ns;
+        // events after the previous playhead; after a jump back, the log as of the new one
+        let lo = if to < before {
+            self.events.clear();
+            p.rec.start_ns.saturating_sub(1)
+        } else {
+            before
+        };
+        let ms_ago = |t: u64| now_ms.saturating_sub(to.saturating_sub(t) / 1_000_000);
+        let lines: Vec<EventLine> = p
+            .rec
+            .events
+            .iter()
+            .filter(|e| e.t_ns > lo && e.t_ns <= to)
+            .map(|e| EventLine {
+                at_ms: ms_ago(e.t_ns),
+                lock: e.lock.map(|l| format!("lock{l}")).unwrap_or_default(),
+                kind: e.kind.clone(),
+                detail: e.detail.clone(),
+            })
+            .collect();
+        self.push_events(lines);
+        if !self.frozen {
+            let rows = p.rec.rows_at(to);
+            self.note_tenures(&rows, now_ms);
+            self.rows = rows;
+            self.observed_ms = Some(now_ms);
+        }
+        self.sim = Some(p);
     }
 
     /// How long the current holder of `row` has held it, as far as this dashboard has seen.
@@ -629,6 +696,9 @@ impl Model {
                     .position(|s| *s == self.screen)
                     .unwrap_or(0);
                 self.screen = Screen::ALL[(i + 1) % Screen::ALL.len()];
+                if self.screen == Screen::Lanes && self.sim.is_none() {
+                    self.screen = Screen::Locks; // lanes only in a replay
+                }
             }
             Action::Screen(d) => {
                 if let Some(s) = Screen::ALL.get(usize::from(d.saturating_sub(1))) {
@@ -644,6 +714,13 @@ impl Model {
             }
             Action::SortReverse => self.sort.1 = !self.sort.1,
             Action::Freeze => self.frozen = !self.frozen,
+            Action::StepEvent => self.play(now_ms, crate::lanes::Playback::step),
+            Action::Speed(true) => self.play(now_ms, crate::lanes::Playback::faster),
+            Action::Speed(false) => self.play(now_ms, crate::lanes::Playback::slower),
+            Action::Finding(next) => self.play(now_ms, |p| p.jump_finding(next)),
+            Action::PauseTail if self.sim.is_some() => {
+                self.play(now_ms, crate::lanes::Playback::toggle);
+            }
             Action::PauseTail => {
                 self.tail_paused = !self.tail_paused;
                 if !self.tail_paused {
@@ -651,9 +728,8 @@ impl Model {
                     self.push_events(lines);
                 }
             }
-            Action::ZoomIn => self.zoom = (self.zoom + 1).min(4),
-            Action::ZoomOut => self.zoom = (self.zoom - 1).max(-2),
-            Action::ZoomReset => self.zoom = 0,
+            Action::Zoom(0) => self.zoom = 0,
+            Action::Zoom(d) => self.zoom = (self.zoom + d).clamp(-2, 4),
             Action::Refresh => return Effect::Refresh,
             Action::ForceRelease => {
                 if !self.allow_writes {

@@ -4,7 +4,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout as Split, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Sparkline, Table, TableState};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Sparkline, Table, TableState, Wrap};
 
 use crate::keys::BINDINGS;
 use crate::layout::Layout;
@@ -26,7 +26,9 @@ impl Theme {
         }
     }
 
-    fn fg(self, c: Color) -> Style {
+    /// A foreground colour, or none without colour.
+    #[must_use]
+    pub fn fg(self, c: Color) -> Style {
         if self.color {
             Style::default().fg(c)
         } else {
@@ -86,6 +88,16 @@ pub fn render(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme) {
         Screen::Server => server(f, m, main),
         Screen::Events => events(f, m, theme, main),
         Screen::Timeline => timeline(f, m, now_ms, theme, main),
+        Screen::Lanes => match &m.sim {
+            Some(p) => crate::lanes::render(f, p, m.zoom, theme, main),
+            None => f.render_widget(
+                Paragraph::new(
+                    "no simulation: start with --scenario NAME [--seed N] or --replay '<leasehold sim ... line>'",
+                )
+                .block(Block::default().borders(Borders::ALL).title("Lanes")),
+                main,
+            ),
+        },
     }
     f.render_widget(command_bar(m), bar);
     if m.help {
@@ -347,6 +359,15 @@ fn detail(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
 }
 
 fn server(f: &mut Frame<'_>, m: &Model, area: Rect) {
+    if let Some(p) = &m.sim {
+        f.render_widget(
+            Paragraph::new(sim_figures(p))
+                .wrap(Wrap { trim: true })
+                .block(Block::default().borders(Borders::ALL).title("Simulator")),
+            area,
+        );
+        return;
+    }
     let text_h = if m.scan.is_some() { 8 } else { 7 };
     let [text, spark] =
         Split::vertical([Constraint::Length(text_h), Constraint::Min(0)]).areas(area);
@@ -396,6 +417,48 @@ fn server(f: &mut Frame<'_>, m: &Model, area: Rect) {
             .data(&m.rtt_history),
         spark,
     );
+}
+
+/// The simulator's own figures for the Server screen of a replay.
+fn sim_figures(p: &crate::lanes::Playback) -> Vec<Line<'static>> {
+    let r = &p.rec;
+    let per_sec = r.sim_events as f64 * 1_000.0 / r.sim_wall_ms.max(1) as f64;
+    let active: Vec<String> = r.faults_at(p.at_ns).map(|f| f.label.clone()).collect();
+    let bugs = r.findings.iter().filter(|f| f.bug).count();
+    vec![
+        Line::from(format!("scenario        {} seed {}", r.scenario, r.seed)),
+        Line::from(format!(
+            "simulator       {} events in {} ms of wall time ({per_sec:.0} events/s, recorded once)",
+            r.sim_events, r.sim_wall_ms
+        )),
+        Line::from(format!(
+            "virtual time    {:.3}s of {:.3}s, played at x{} virtual per wall second{}",
+            p.at_ns.saturating_sub(r.start_ns) as f64 / 1e9,
+            r.end_ns.saturating_sub(r.start_ns) as f64 / 1e9,
+            if p.speed >= 1.0 {
+                format!("{:.0}", p.speed)
+            } else {
+                format!("1/{:.0}", 1.0 / p.speed)
+            },
+            if p.paused { " (paused)" } else { "" }
+        )),
+        Line::from(format!(
+            "faults active   {}",
+            if active.is_empty() {
+                "none".to_owned()
+            } else {
+                active.join(", ")
+            }
+        )),
+        Line::from(format!(
+            "run             {} faults injected, {} writes ({} rejected by token), {} findings ({bugs} bugs)",
+            r.faults.len(),
+            r.writes.len(),
+            r.writes.iter().filter(|w| !w.accepted).count(),
+            r.findings.len()
+        )),
+        Line::from(format!("replay          {}", r.replay)),
+    ]
 }
 
 fn help(f: &mut Frame<'_>, area: Rect) {

@@ -4,9 +4,11 @@
 //! - [`redis`]: the live Redis source (reconnects, client-tracking pushes, paced passes, server
 //!   stats, the events stream).
 //! - [`release`]: the force-release: compare-and-delete of exactly the values shown.
+//! - [`sim`]: a recorded simulator seed for `watch --scenario`/`--replay`.
 
 pub mod redis;
 pub mod release;
+pub mod sim;
 
 use thiserror::Error;
 
