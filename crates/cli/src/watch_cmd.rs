@@ -275,72 +275,11 @@ async fn watch_sim(a: WatchArgs, scenario: String) -> ExitCode {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Input>();
     let (refresh_tx, _refresh_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let every = a.refresh;
-    let sc = scenario.clone();
-    tokio::spawn(async move {
-        let origin = Instant::now();
-        let mut seed = 0u64;
-        loop {
-            let Ok(cfg) =
-                leasehold_sim::config_for(&sc, seed, &leasehold_sim::Overrides::default())
-            else {
-                return;
-            };
-            let Ok(mut world) = leasehold_sim::World::new(cfg, seed, false) else {
-                return;
-            };
-            world.set_live(true);
-            let sim_start = world.now_ns();
-            let wall_start = Instant::now();
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let target =
-                    sim_start + u64::try_from(wall_start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                let running = world.step_until(target);
-                let rows = world
-                    .lock_view()
-                    .into_iter()
-                    .map(|l| LockRow {
-                        name: format!("lock{}", l.lock),
-                        layout: leasehold_tui::layout::Layout::Leasehold,
-                        holder: l.holder.map(|c| format!("c{c}")),
-                        token: l.token,
-                        ttl_ms: Some(l.ttl_ms),
-                        keys_held: l.slots_held,
-                        keys_total: l.slots_total,
-                        waiters: Some(l.waiters),
-                        prefix: String::new(),
-                        held: Vec::new(),
-                    })
-                    .collect();
-                let now_ms = u64::try_from(origin.elapsed().as_millis()).unwrap_or(0);
-                let lines = world
-                    .drain_log()
-                    .into_iter()
-                    .map(|l| leasehold_tui::model::EventLine {
-                        at_ms: now_ms.saturating_sub(target.saturating_sub(l.t_ns) / 1_000_000),
-                        lock: l.lock.map(|i| format!("lock{i}")).unwrap_or_default(),
-                        kind: l.kind.to_owned(),
-                        detail: format!("seed {seed}: {}", l.detail),
-                    })
-                    .collect::<Vec<_>>();
-                if tx
-                    .send(Input::Snapshot {
-                        rows,
-                        commands: 0,
-                        rtt: Duration::ZERO,
-                    })
-                    .is_err()
-                    || (!lines.is_empty() && tx.send(Input::Events(lines)).is_err())
-                {
-                    return;
-                }
-                if !running {
-                    break;
-                }
-            }
-            seed += 1;
-        }
-    });
+    tokio::spawn(leasehold_tui::source::sim::run_live(
+        scenario.clone(),
+        tx,
+        Instant::now(),
+    ));
     let mut model = Model::new(format!("simulator: {scenario} (live, real time)"), every);
     model.watch_mode = "simulator (no Redis)".into();
     run_ui(model, rx, refresh_tx, None, a.mouse).await

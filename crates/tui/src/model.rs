@@ -154,6 +154,8 @@ pub enum Input {
     Key(Key),
     /// The UI's clock ticked (moves a simulation replay's playhead).
     Tick,
+    /// The live simulator's own figures.
+    SimStats(SimStats),
     /// What the Redis source's last full pass cost.
     Scan(ScanFigures),
     /// What a force-release did.
@@ -163,6 +165,23 @@ pub enum Input {
         /// The outcome.
         outcome: ReleaseOutcome,
     },
+}
+
+/// The live simulator's figures, for the Server screen.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SimStats {
+    /// Scenario and seed running.
+    pub scenario: String,
+    /// The seed.
+    pub seed: u64,
+    /// Events processed per wall second (recent).
+    pub events_per_sec: f64,
+    /// Virtual time of this seed, ms.
+    pub virtual_ms: u64,
+    /// Wall time of this seed, ms.
+    pub wall_ms: u64,
+    /// Faults in effect now.
+    pub faults_active: Vec<String>,
 }
 
 /// The Redis source's own cost, for the Server screen.
@@ -322,6 +341,8 @@ pub struct Model {
     pub expired_keys: Option<u64>,
     /// The Redis source's cost figures.
     pub scan: Option<ScanFigures>,
+    /// The live simulator's figures (`watch` without Redis).
+    pub sim_stats: Option<SimStats>,
     /// A simulation replay (`watch --scenario`/`--replay`).
     pub sim: Option<crate::lanes::Playback>,
     /// Whether `--allow-writes` was given.
@@ -366,6 +387,7 @@ impl Model {
             expired_keys: None,
             scan: None,
             sim: None,
+            sim_stats: None,
             allow_writes: false,
             confirm: None,
             message: None,
@@ -509,6 +531,10 @@ impl Model {
             Input::Key(k) => self.key(k, now_ms),
             Input::Scan(f) => {
                 self.scan = Some(f);
+                Effect::None
+            }
+            Input::SimStats(st) => {
+                self.sim_stats = Some(st);
                 Effect::None
             }
             Input::Tick => {

@@ -359,9 +359,32 @@ fn detail(f: &mut Frame<'_>, m: &Model, now_ms: u64, theme: Theme, area: Rect) {
 }
 
 fn server(f: &mut Frame<'_>, m: &Model, area: Rect) {
-    if let Some(p) = &m.sim {
+    let live = m.sim_stats.as_ref().map(|st| {
+        vec![
+            Line::from(format!(
+                "scenario        {} seed {} (live, seed after seed)",
+                st.scenario, st.seed
+            )),
+            Line::from(format!("simulator       {:.0} events/s", st.events_per_sec)),
+            Line::from(format!(
+                "virtual time    {:.1}s in {:.1}s of wall time (x{:.2})",
+                st.virtual_ms as f64 / 1e3,
+                st.wall_ms as f64 / 1e3,
+                st.virtual_ms as f64 / st.wall_ms.max(1) as f64
+            )),
+            Line::from(format!(
+                "faults active   {}",
+                if st.faults_active.is_empty() {
+                    "none".to_owned()
+                } else {
+                    st.faults_active.join(", ")
+                }
+            )),
+        ]
+    });
+    if let Some(lines) = m.sim.as_ref().map(sim_figures).or(live) {
         f.render_widget(
-            Paragraph::new(sim_figures(p))
+            Paragraph::new(lines)
                 .wrap(Wrap { trim: true })
                 .block(Block::default().borders(Borders::ALL).title("Simulator")),
             area,

@@ -278,3 +278,33 @@ fn believing_is_red_and_a_rejected_write_is_a_red_cross() {
     assert!(cells.iter().any(|(s, c)| s == "█" && *c == Color::Green));
     assert!(cells.iter().any(|(s, _)| s == "‖"), "the pause");
 }
+
+#[test]
+fn the_live_simulator_server_screen_shows_its_own_figures() {
+    let mut m = Model::new(
+        "simulator: calm (live)",
+        std::time::Duration::from_millis(100),
+    );
+    m.update(
+        Input::SimStats(leasehold_tui::model::SimStats {
+            scenario: "calm".into(),
+            seed: 3,
+            events_per_sec: 41_000.0,
+            virtual_ms: 12_500,
+            wall_ms: 12_600,
+            faults_active: vec!["Pause { c: 1, len: 2s }".into()],
+        }),
+        0,
+    );
+    m.update(Input::Key(Key::Char('5')), 0);
+    let screen = text(&draw(&m, 100, 12, 0));
+    for part in [
+        "calm seed 3",
+        "41000 events/s",
+        "12.5s in 12.6s of wall time",
+        "Pause { c: 1, len: 2s }",
+    ] {
+        assert!(screen.contains(part), "{part:?} missing:\n{screen}");
+    }
+    assert!(!screen.contains("RTT"), "no empty RTT chart:\n{screen}");
+}

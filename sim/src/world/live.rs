@@ -90,6 +90,12 @@ impl World {
         &self.faults
     }
 
+    /// Events processed so far.
+    #[must_use]
+    pub fn events_processed(&self) -> u64 {
+        self.events
+    }
+
     /// End of the run, true ns.
     #[must_use]
     pub fn end_ns(&self) -> u64 {

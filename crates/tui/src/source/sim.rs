@@ -214,6 +214,100 @@ pub fn parse_replay(line: &str) -> Result<(SimConfig, u64), String> {
     Ok((cfg, seed))
 }
 
+/// The live simulator source (`leasehold watch` without Redis): run `scenario` seed after seed in
+/// real time, sending lock rows, event lines and the simulator's figures, until the UI goes away.
+/// `origin` is the UI clock's zero.
+pub async fn run_live(
+    scenario: String,
+    tx: tokio::sync::mpsc::UnboundedSender<crate::model::Input>,
+    origin: Instant,
+) {
+    use crate::model::{EventLine, Input, SimStats};
+    let mut seed = 0u64;
+    loop {
+        let Ok(cfg) =
+            leasehold_sim::config_for(&scenario, seed, &leasehold_sim::Overrides::default())
+        else {
+            return;
+        };
+        let Ok(mut world) = World::new(cfg, seed, false) else {
+            return;
+        };
+        world.set_live(true);
+        let sim_start = world.now_ns();
+        let wall_start = Instant::now();
+        let (mut last_events, mut last_wall) = (0u64, Instant::now());
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let target =
+                sim_start + u64::try_from(wall_start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let running = world.step_until(target);
+            let rows = world
+                .lock_view()
+                .into_iter()
+                .map(|l| crate::layout::LockRow {
+                    name: format!("lock{}", l.lock),
+                    layout: crate::layout::Layout::Leasehold,
+                    holder: l.holder.map(|c| format!("c{c}")),
+                    token: l.token,
+                    ttl_ms: Some(l.ttl_ms),
+                    keys_held: l.slots_held,
+                    keys_total: l.slots_total,
+                    waiters: Some(l.waiters),
+                    prefix: String::new(),
+                    held: Vec::new(),
+                })
+                .collect();
+            let now_ms = u64::try_from(origin.elapsed().as_millis()).unwrap_or(0);
+            let lines: Vec<EventLine> = world
+                .drain_log()
+                .into_iter()
+                .map(|l| EventLine {
+                    at_ms: now_ms.saturating_sub(target.saturating_sub(l.t_ns) / 1_000_000),
+                    lock: l.lock.map(|i| format!("lock{i}")).unwrap_or_default(),
+                    kind: l.kind.to_owned(),
+                    detail: format!("seed {seed}: {}", l.detail),
+                })
+                .collect();
+            let now = world.now_ns();
+            let events = world.events_processed();
+            let dt = last_wall.elapsed().as_secs_f64().max(1e-3);
+            #[allow(clippy::cast_precision_loss)]
+            let events_per_sec = events.saturating_sub(last_events) as f64 / dt;
+            (last_events, last_wall) = (events, Instant::now());
+            let stats = SimStats {
+                scenario: scenario.clone(),
+                seed,
+                events_per_sec,
+                virtual_ms: now.saturating_sub(sim_start) / 1_000_000,
+                wall_ms: u64::try_from(wall_start.elapsed().as_millis()).unwrap_or(u64::MAX),
+                faults_active: world
+                    .fault_schedule()
+                    .iter()
+                    .filter(|f| f.at <= now && now < f.at + f.fault.effect_len().max(1))
+                    .map(|f| format!("{:?}", f.fault))
+                    .collect(),
+            };
+            let sent = tx
+                .send(Input::Snapshot {
+                    rows,
+                    commands: 0,
+                    rtt: std::time::Duration::ZERO,
+                })
+                .is_ok()
+                && tx.send(Input::SimStats(stats)).is_ok()
+                && (lines.is_empty() || tx.send(Input::Events(lines)).is_ok());
+            if !sent {
+                return;
+            }
+            if !running {
+                break;
+            }
+        }
+        seed += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
