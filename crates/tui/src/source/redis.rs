@@ -171,10 +171,17 @@ pub async fn run(
                 continue;
             }
         };
-        scanner.bucket().spend(1).await;
+        // be identifiable in CLIENT LIST, and leave no trace in LRU/LFU stats (Redis >= 7.2;
+        // older servers refuse NO-TOUCH, which is fine)
+        scanner.bucket().spend(2).await;
         let _: redis::RedisResult<()> = redis::cmd("CLIENT")
             .arg("SETNAME")
             .arg("leasehold-dash")
+            .query_async(&mut conn)
+            .await;
+        let _: redis::RedisResult<()> = redis::cmd("CLIENT")
+            .arg("NO-TOUCH")
+            .arg("ON")
             .query_async(&mut conn)
             .await;
         let (push_tx, mut push_rx) = tokio::sync::mpsc::unbounded_channel::<redis::PushInfo>();
