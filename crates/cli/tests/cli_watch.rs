@@ -400,8 +400,27 @@ fn watch_replay_shows_the_lanes_and_jumps_to_a_finding() {
         );
         return;
     }
-    // a replay line as `leasehold sim` prints it
-    let line = "leasehold sim --scenario gc-pause --seed 0 --clients 5 --locks 2 --duration 30s";
+    // a replay line as `leasehold sim` prints it, of a gc-pause seed whose fence rejects a write
+    let line = (0..300)
+        .find_map(|seed| {
+            let cfg =
+                leasehold_sim::config_for("gc-pause", seed, &leasehold_sim::Overrides::default())
+                    .ok()?;
+            let rec = leasehold_tui::source::sim::record(&cfg, seed).ok()?;
+            let telling = rec.writes.iter().any(|w| !w.accepted)
+                && rec
+                    .findings
+                    .iter()
+                    .any(|f| f.property == "mutual_exclusion");
+            telling.then_some(rec.replay)
+        })
+        .expect("a gc-pause seed with a rejected write and a mutual_exclusion finding");
+    let seed_label = line
+        .split("--seed ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_owned();
     let session = format!("lh-replay-{}", std::process::id());
     let cmd = format!(
         "{} watch --replay '{line}' --speed 2",
@@ -420,7 +439,7 @@ fn watch_replay_shows_the_lanes_and_jumps_to_a_finding() {
     ]);
     let screen = wait_for(
         &session,
-        "Simulation gc-pause seed 0",
+        &format!("Simulation gc-pause seed {seed_label} "),
         Duration::from_secs(15),
     );
     for lane in ["c0 ", "c4 ", "faults", "findings", "believes it holds"] {
@@ -440,7 +459,18 @@ fn watch_replay_shows_the_lanes_and_jumps_to_a_finding() {
         tmux(&["send-keys", "-t", &session, ">"]);
     }
     tmux(&["send-keys", "-t", &session, " "]);
-    let screen = wait_for(&session, "t 30.000s of 30.000s", Duration::from_secs(15));
+    let screen = wait_for(&session, "PAUSED", Duration::from_secs(15));
+    let end = screen
+        .split(" of ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let screen = wait_for(
+        &session,
+        &format!("t {end} of {end}"),
+        Duration::from_secs(15),
+    );
     assert!(screen.contains('✗'), "a rejected write:\n{screen}");
     // the Server screen shows the simulator's figures
     tmux(&["send-keys", "-t", &session, "5"]);
