@@ -83,7 +83,7 @@ pub struct WatchArgs {
     #[command(flatten)]
     source: SourceArgs,
     /// Watch one recorded seed of this simulator scenario fail, lane by lane (instead of Redis).
-    #[arg(long, conflicts_with = "replay")]
+    #[arg(long, conflicts_with_all = ["replay", "redis"])]
     scenario: Option<String>,
     /// The seed to watch (default: the first seed of the scenario with a finding).
     #[arg(long, requires = "scenario")]
@@ -93,7 +93,7 @@ pub struct WatchArgs {
     speed: f64,
     /// Watch the seed of a replay line printed by `leasehold sim`, e.g.
     /// 'leasehold sim --scenario gc-pause --seed 471 --clients 5 --locks 2 --duration 30s'.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "redis")]
     replay: Option<String>,
     /// Enable the force-release action (`X`, confirmed with `y`): deletes the lock's keys and
     /// advances leasehold's fence counter so the evicted holder's writes are rejected.
