@@ -5,7 +5,6 @@ use leasehold_core::Phase;
 
 use super::World;
 use crate::faults::FaultEvent;
-use crate::history::Violation;
 
 /// What one client is doing about locks, as the lanes show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,11 +99,5 @@ impl World {
     #[must_use]
     pub fn end_ns(&self) -> u64 {
         self.end
-    }
-
-    /// Properties broken so far (those checked online; the rest come from the checker at the end).
-    #[must_use]
-    pub fn violations_so_far(&self) -> &[Violation] {
-        &self.history.violations
     }
 }
