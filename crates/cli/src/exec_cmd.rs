@@ -4,8 +4,8 @@
 //!
 //! The command runs as the leader of its own process group. While it runs, exec keeps the lease
 //! extended and watches three things: the lease's validity (if no extension is confirmed by
-//! `validity - grace - KILL_MARGIN`, the group gets SIGTERM, then SIGKILL at
-//! `validity - KILL_MARGIN`), loss (deleted, taken, flushed: SIGTERM now, SIGKILL after
+//! `validity - grace - margin`, the group gets SIGTERM, then SIGKILL at `validity - margin`,
+//! margin = ttl/10 within [100 ms, 1 s]), loss (deleted, taken, flushed: SIGTERM now, SIGKILL after
 //! `--grace`), and the signals INT, HUP, QUIT and TERM (forwarded to the group, SIGKILL after
 //! `--grace`, then release and exit 128 + signal). Processes the command leaves behind in its
 //! group are stopped the same way before the lock is released.
@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use crate::sim_cmd::parse_duration;
 use child::Group;
-use options::{KILL_MARGIN, Timing};
+use options::Timing;
 
 /// Bad usage: an option, a URL, the same Redis server given twice.
 pub const EXIT_USAGE: u8 = 2;
@@ -53,7 +53,7 @@ pub struct ExecArgs {
     wait: Duration,
     /// Time between SIGTERM and SIGKILL whenever the command is stopped (lost lease, deadline,
     /// forwarded signal). Default 2s, shortened to fit a short --ttl; at most
-    /// ttl/2 - 1% of ttl - 102ms.
+    /// ttl/2 - 1% of ttl - 2ms - the kill margin (ttl/10 within 100ms..1s).
     #[arg(long, value_parser = parse_duration)]
     grace: Option<Duration>,
     /// Key prefix.
@@ -213,6 +213,12 @@ async fn exec(a: ExecArgs, name: String, t: Timing) -> u8 {
             return signal_exit(sig);
         }
     };
+    // Ctrl-Z reaches exec's group only (the command has its own): from just before the command
+    // starts, SIGTSTP suspends both (see `suspend`); before that it simply stops exec
+    let tstp = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(
+        Signal::SIGTSTP as i32,
+    ))
+    .ok();
     let env = [
         ("LEASEHOLD_TOKEN", lease.token().to_string()),
         ("LEASEHOLD_NAME", name.clone()),
@@ -232,7 +238,7 @@ async fn exec(a: ExecArgs, name: String, t: Timing) -> u8 {
     };
     // exec dying now (SIGKILL) takes the whole group with it: the guard kills it
     let guard = guard::Guard::start(group.id());
-    let end = supervise(child, group, &lease, &mut signals, t, &name).await;
+    let end = supervise(child, group, &lease, &mut signals, tstp, t, &name).await;
     if let Some(g) = guard {
         g.dismiss();
     }
@@ -287,12 +293,12 @@ struct End {
 }
 
 /// When to SIGKILL a group that got SIGTERM just now: after `grace`, but never later than
-/// `KILL_MARGIN` before the lease's validity.
-fn kill_time(lease: &Lease, grace: Duration) -> Instant {
+/// the kill margin before the lease's validity.
+fn kill_time(lease: &Lease, t: Timing) -> Instant {
     let now = Instant::now();
-    let k = now + grace;
+    let k = now + t.grace;
     match lease.valid_until() {
-        Some(v) => k.min(v.checked_sub(KILL_MARGIN).unwrap_or(now)),
+        Some(v) => k.min(v.checked_sub(t.margin).unwrap_or(now)),
         None => k,
     }
 }
@@ -314,7 +320,7 @@ enum Resumed {
 /// Ctrl-Z (SIGTSTP): stop the command's group with SIGSTOP (it cannot be ignored), then stop
 /// exec itself, so the job is suspended as a whole. While exec is stopped nothing extends the
 /// lease; on resume (SIGCONT) the command continues only if the lease is still valid for
-/// `--grace` + `KILL_MARGIN`, and is otherwise stopped without ever running again unlocked.
+/// `--grace` + the kill margin, and is otherwise stopped without ever running again unlocked.
 fn suspend(group: Group, lease: &Lease, t: Timing) -> Resumed {
     group.signal(Signal::SIGSTOP);
     eprintln!(
@@ -323,15 +329,15 @@ fn suspend(group: Group, lease: &Lease, t: Timing) -> Resumed {
     let _ = nix::sys::signal::raise(Signal::SIGSTOP);
     let now = Instant::now();
     match lease.valid_until() {
-        Some(v) if now + t.grace + KILL_MARGIN < v => {
+        Some(v) if now + t.grace + t.margin < v => {
             group.signal(Signal::SIGCONT);
             Resumed::Running
         }
-        Some(v) if now + KILL_MARGIN < v => {
+        Some(v) if now + t.margin < v => {
             eprintln!(
                 "leasehold exec: resumed with only {} of validity left; stopping the command (SIGTERM now, SIGKILL {} before validity)",
                 show(v - now),
-                show(KILL_MARGIN)
+                show(t.margin)
             );
             group.signal(Signal::SIGTERM);
             group.signal(Signal::SIGCONT);
@@ -353,6 +359,7 @@ async fn supervise(
     group: Group,
     lease: &Lease,
     signals: &mut Signals,
+    mut tstp: Option<tokio::signal::unix::Signal>,
     t: Timing,
     name: &str,
 ) -> End {
@@ -369,12 +376,6 @@ async fn supervise(
     let mut deadline_validity: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Ctrl-Z reaches exec's group only (the command has its own): suspend both (see `suspend`);
-    // installed only now, so before the command runs SIGTSTP simply stops exec
-    let mut tstp = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(
-        Signal::SIGTSTP as i32,
-    ))
-    .ok();
     loop {
         if end.status.is_some() && !group.alive() {
             break;
@@ -392,7 +393,7 @@ async fn supervise(
         let now = Instant::now();
         let child_deadline = lease
             .valid_until()
-            .map(|v| v.checked_sub(t.grace + KILL_MARGIN).unwrap_or(now));
+            .map(|v| v.checked_sub(t.grace + t.margin).unwrap_or(now));
         tokio::select! {
             biased;
             s = child.wait(), if end.status.is_none() => {
@@ -401,7 +402,7 @@ async fn supervise(
                     eprintln!("leasehold exec: the command exited but left processes in its group; stopping them (SIGTERM, SIGKILL after {})", show(t.grace));
                     group.signal(Signal::SIGTERM);
                     term_sent = true;
-                    kill_at = earliest(kill_at, kill_time(lease, t.grace));
+                    kill_at = earliest(kill_at, kill_time(lease, t));
                 }
             }
             reason = lease.lost(), if end.lost.is_none() => {
@@ -419,17 +420,17 @@ async fn supervise(
                 // an extension may have moved the validity since this timer was set
                 if let Some(v) = lease.valid_until() {
                     let now = Instant::now();
-                    if now + t.grace + KILL_MARGIN >= v {
+                    if now + t.grace + t.margin >= v {
                         end.deadline = true;
                         deadline_validity = Some(v);
                         eprintln!(
                             "leasehold exec: no extension of the lease on {name:?} confirmed with {} of validity left; stopping the command so it ends before anyone else can be granted the lock (SIGTERM now, SIGKILL {} before validity)",
                             show(v.saturating_duration_since(now)),
-                            show(KILL_MARGIN)
+                            show(t.margin)
                         );
                         group.signal(Signal::SIGTERM);
                         term_sent = true;
-                        kill_at = earliest(kill_at, v.checked_sub(KILL_MARGIN).unwrap_or(now));
+                        kill_at = earliest(kill_at, v.checked_sub(t.margin).unwrap_or(now));
                     }
                 }
             }
@@ -440,7 +441,7 @@ async fn supervise(
                     eprintln!("leasehold exec: {} received; forwarded to the command's process group, SIGKILL after {}, then release", sig.as_str(), show(t.grace));
                 }
                 term_sent = true;
-                kill_at = earliest(kill_at, kill_time(lease, t.grace));
+                kill_at = earliest(kill_at, kill_time(lease, t));
             }
             _ = async { match tstp.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } }, if end.status.is_none() => {
                 match suspend(group, lease, t) {
@@ -449,7 +450,7 @@ async fn supervise(
                         end.deadline = true;
                         deadline_validity = Some(v);
                         term_sent = true;
-                        kill_at = earliest(kill_at, v.checked_sub(KILL_MARGIN).unwrap_or_else(Instant::now));
+                        kill_at = earliest(kill_at, v.checked_sub(t.margin).unwrap_or_else(Instant::now));
                     }
                     Resumed::Killed => {
                         end.deadline = true;

@@ -120,7 +120,7 @@ fn option_errors_name_execs_own_flags_and_the_valid_range() {
         (
             &["--ttl", "3s", "--grace", "5s"][..],
             "invalid --grace 5s",
-            "1s 368ms",
+            "1s 168ms",
         ),
         (&["--wait", "400years"][..], "invalid --wait", "365d"),
     ] {

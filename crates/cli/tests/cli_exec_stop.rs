@@ -229,7 +229,7 @@ fn with_the_link_cut_the_old_command_stops_before_the_next_holder_starts() {
                 "--redis",
                 &proxy.url(),
                 "--ttl",
-                "2s",
+                "3s",
                 "--grace",
                 "500ms",
             ])
@@ -243,8 +243,8 @@ fn with_the_link_cut_the_old_command_stops_before_the_next_holder_starts() {
             assert!(start.elapsed() < Duration::from_secs(10), "A never ran");
             std::thread::sleep(Duration::from_millis(10));
         }
-        // cut at a different point of the 667 ms extension cycle each time
-        std::thread::sleep(Duration::from_millis(50 + trial * 73));
+        // cut at a different point of the 1 s extension cycle (ttl/3) each time
+        std::thread::sleep(Duration::from_millis(50 + trial * 97));
         proxy.partition();
         let b_script = format!("date +%s%N >> {}", b_file.display());
         let b = leasehold()
@@ -288,10 +288,20 @@ fn with_the_link_cut_the_old_command_stops_before_the_next_holder_starts() {
             .unwrap_or("")
             .to_owned();
         eprintln!("trial {trial}: gap {gap_ms} ms; {margin}");
+        if gap_ms < 100 {
+            eprintln!("trial {trial} A:\n{a_err}\nB:\n{}", stderr(&b));
+        }
         gaps.push(gap_ms);
         proxy.heal();
     }
     eprintln!("gaps between A's last and B's first write (ms): {gaps:?}");
+}
+
+/// The state letter of process `pid` (`R`, `S`, `T` stopped, `Z`...), from /proc.
+fn state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rfind(')')
+        .and_then(|i| stat[i + 1..].trim_start().chars().next())
 }
 
 /// The last timestamp (ns) the writer appended to `path`.
@@ -325,8 +335,10 @@ fn ctrl_z_suspends_the_command_with_exec_and_a_stale_resume_kills_it() {
         (Duration::from_millis(2500), false),
     ] {
         let file = dir.join(format!("w-{}", stop_for.as_millis()));
+        let pidfile = dir.join(format!("pid-{}", stop_for.as_millis()));
         let script = format!(
-            "while :; do date +%s%N >> {}; sleep 0.01; done",
+            "echo $$ > {}; while :; do date +%s%N >> {}; sleep 0.01; done",
+            pidfile.display(),
             file.display()
         );
         let mut child = leasehold()
@@ -353,7 +365,25 @@ fn ctrl_z_suspends_the_command_with_exec_and_a_stale_resume_kills_it() {
             std::thread::sleep(Duration::from_millis(10));
         }
         kill(pid_of(&child), Signal::SIGTSTP).unwrap();
-        std::thread::sleep(Duration::from_millis(200));
+        // exec stops the command's group, then itself: wait until every one of them is stopped
+        let exec_pid = i32::try_from(child.id()).unwrap();
+        let pgid = read_pid(&pidfile, Duration::from_secs(1));
+        let start = Instant::now();
+        while !(state(exec_pid) == Some('T')
+            && group_members(pgid).iter().all(|p| state(*p) == Some('T')))
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "exec {:?} or its command {:?} did not stop",
+                state(exec_pid),
+                group_members(pgid)
+                    .iter()
+                    .map(|p| state(*p))
+                    .collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(50));
         let stopped_at = now_ns();
         std::thread::sleep(stop_for);
         assert!(

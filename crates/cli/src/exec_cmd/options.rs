@@ -10,10 +10,14 @@ use leasehold_redis::LockConfig;
 pub const MIN_TTL: Duration = Duration::from_millis(500);
 /// The longest `--ttl` and `--wait`.
 pub const MAX_TTL: Duration = Duration::from_secs(365 * 86_400);
-/// SIGKILL goes to the command's group this long before the lease's validity instant, so the
-/// group is gone (and exec's own timer has some slack) before validity, itself `1% of ttl + 2 ms`
-/// before the earliest moment the server can expire the key.
-pub const KILL_MARGIN: Duration = Duration::from_millis(100);
+/// SIGKILL goes to the command's group [`kill_margin`] before the lease's validity instant, so
+/// the group is gone before validity, itself `1% of ttl + 2 ms` before the earliest moment the
+/// server can expire the key. The margin is exec's tolerance for its own late timers (a loaded
+/// or stolen CPU): ttl/10, at least 100 ms and at most 1 s.
+#[must_use]
+pub fn kill_margin(ttl: Duration) -> Duration {
+    (ttl / 10).clamp(Duration::from_millis(100), Duration::from_secs(1))
+}
 /// The default `--grace` (shortened for a short `--ttl`, see [`max_grace`]).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
 
@@ -23,14 +27,16 @@ pub struct Timing {
     pub ttl: Duration,
     pub wait: Duration,
     pub grace: Duration,
+    /// [`kill_margin`] of the ttl.
+    pub margin: Duration,
 }
 
 fn show(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
-/// The longest `--grace` for `ttl`: `ttl/2 - (1% of ttl + 2 ms) - KILL_MARGIN`. The command's
-/// deadline (`validity - grace - KILL_MARGIN`, validity being `ttl - 1% - 2 ms` after the acquire
+/// The longest `--grace` for `ttl`: `ttl/2 - (1% of ttl + 2 ms) - margin`. The command's
+/// deadline (`validity - grace - margin`, validity being `ttl - 1% - 2 ms` after the acquire
 /// or extension was sent) then comes at least ttl/6 after the next extension is due (every
 /// ttl/3): room for that extension to be confirmed, so a healthy lease never stops its command.
 #[must_use]
@@ -41,7 +47,7 @@ pub fn max_grace(ttl: Duration) -> Duration {
     };
     (ttl / 2)
         .saturating_sub(config.drift_allowance())
-        .saturating_sub(KILL_MARGIN)
+        .saturating_sub(kill_margin(ttl))
 }
 
 /// Check `--ttl`, `--wait` and `--grace` (`None`: the default); the error is the message to
@@ -65,15 +71,22 @@ pub fn check(ttl: Duration, wait: Duration, grace: Option<Duration>) -> Result<T
         None => DEFAULT_GRACE.min(max),
         Some(g) if g > max => {
             return Err(format!(
-                "invalid --grace {}: with --ttl {} it must be between 0s and {} (ttl/2 - 1% of ttl - 102ms: the command is stopped from validity - grace - 100ms, which must leave an extension, due every ttl/3, time to be confirmed); lower --grace or raise --ttl",
+                "invalid --grace {}: with --ttl {} it must be between 0s and {} (ttl/2 - 1% of ttl - 2ms - {}: the command is stopped from validity - grace - {}, which must leave an extension, due every ttl/3, time to be confirmed); lower --grace or raise --ttl",
                 show(g),
                 show(ttl),
                 show(max),
+                show(kill_margin(ttl)),
+                show(kill_margin(ttl)),
             ));
         }
         Some(g) => g,
     };
-    Ok(Timing { ttl, wait, grace })
+    Ok(Timing {
+        ttl,
+        wait,
+        grace,
+        margin: kill_margin(ttl),
+    })
 }
 
 #[cfg(test)]
@@ -97,9 +110,12 @@ mod tests {
             e.starts_with("invalid --grace 2s") && e.contains("--ttl 3s"),
             "{e}"
         );
-        // 3s: 1500 - 30 - 2 - 100 = 1368 ms
-        assert_eq!(max_grace(ms(3000)), ms(1368));
-        assert_eq!(max_grace(ms(10_000)), ms(4798));
+        // 3s: 1500 - 30 - 2 - 300 = 1168 ms
+        assert_eq!(max_grace(ms(3000)), ms(1168));
+        assert_eq!(max_grace(ms(10_000)), ms(3898));
+        assert_eq!(max_grace(ms(500)), ms(143));
+        assert_eq!(kill_margin(ms(500)), ms(100));
+        assert_eq!(kill_margin(ms(60_000)), ms(1000));
         assert_eq!(
             check(ms(3000), ms(0), Some(ms(1000))).unwrap().grace,
             ms(1000)
