@@ -236,8 +236,10 @@ impl Lock {
             rng: SplitMix64::new(seed),
             next_request: 1,
             state: State::Idle,
-            pending: Vec::with_capacity(4 * MAX_SLOTS),
-            commands: VecDeque::with_capacity(2 * MAX_SLOTS),
+            // room for a round, its write-back and a release without reallocating, sized to the
+            // layout: a held lease costs its machine, so 10,000 of them must stay small
+            pending: Vec::with_capacity(2 * slots + 2),
+            commands: VecDeque::with_capacity(slots + 1),
             events: VecDeque::with_capacity(4),
             disconnected: SlotSet::EMPTY,
             last_reply_time: [None; MAX_SLOTS],

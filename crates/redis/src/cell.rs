@@ -1,7 +1,7 @@
 //! [`LeaseCell`]: the state a lease handle and its background driver share, and [`NameGate`]:
 //! the per-name in-process queue. Both are model-checked with loom (`tests/loom_state.rs`).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -225,6 +225,15 @@ impl NameGate {
         g.held || !g.queue.is_empty()
     }
 
+    /// Whether nothing but its map refers to this gate: nobody holds it, waits on it, or has taken
+    /// it from the map to enter. Only such a gate may be pruned: pruning one that a task already
+    /// took would give the name a second gate, and two acquires of one name in flight at once.
+    /// (Call it under the lock of the map the gate lives in.)
+    #[must_use]
+    pub fn unused(&self) -> bool {
+        Arc::strong_count(&self.inner) == 1 && !self.busy()
+    }
+
     fn hand_on(&self) {
         let waker = {
             let mut g = lock(&self.inner);
@@ -306,5 +315,52 @@ impl Drop for Enter {
             // handed the gate while going away: pass it on instead of leaking it
             self.gate.hand_on();
         }
+    }
+}
+
+/// The per-name gates of one locker: a map from lock name to its [`NameGate`], pruned of gates
+/// nobody refers to once it grows past a bound, so it does not grow with every name ever locked.
+///
+/// Pruning keeps the gate's promise (one acquire in flight per name): a gate is pruned only when
+/// nothing but the map refers to it ([`NameGate::unused`], checked under the map's lock), so a
+/// task that has taken a gate from the map and not yet entered it keeps it alive, and the next
+/// task for that name gets the same gate. (Pruning every idle gate, as before, could give the
+/// name a second gate in that window.)
+#[derive(Debug)]
+pub struct NameGates {
+    map: Mutex<HashMap<String, NameGate>>,
+    prune_above: usize,
+}
+
+impl NameGates {
+    /// Gates pruned once more than `prune_above` exist.
+    #[must_use]
+    pub fn new(prune_above: usize) -> Self {
+        NameGates {
+            map: Mutex::new(HashMap::new()),
+            prune_above,
+        }
+    }
+
+    /// The gate of `name`, created on first use.
+    #[must_use]
+    pub fn get(&self, name: &str) -> NameGate {
+        let mut m = lock(&self.map);
+        if m.len() > self.prune_above {
+            m.retain(|_, g| !g.unused());
+        }
+        m.entry(name.to_owned()).or_default().clone()
+    }
+
+    /// How many gates exist now.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        lock(&self.map).len()
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }

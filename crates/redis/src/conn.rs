@@ -42,69 +42,90 @@ pub(crate) enum InstanceEvent {
     Up { instance: usize },
 }
 
-/// Routes invalidation pushes to the drivers interested in the key, instead of waking every
-/// driver for every push: (instance, key) -> (driver id, slot, sender).
-/// (instance, key).
+/// Routes invalidation pushes to the driver of the lease that owns the key, instead of waking every
+/// driver for every push: (instance, key) -> (lease id, slot, where to send `(lease id, slot)`).
 type RouteKey = (usize, Vec<u8>);
-/// (driver id, slot, where to send the slot).
-type Route = (u64, usize, mpsc::UnboundedSender<usize>);
+/// (lease id, slot, where to send).
+type Route = (u64, usize, mpsc::UnboundedSender<(u64, usize)>);
+
+#[derive(Debug, Default)]
+struct Routes {
+    by_key: std::collections::HashMap<RouteKey, Vec<Route>>,
+    by_id: std::collections::HashMap<u64, Vec<RouteKey>>,
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Router {
-    routes: std::sync::Mutex<std::collections::HashMap<RouteKey, Vec<Route>>>,
+    routes: std::sync::Mutex<Routes>,
 }
 
 impl Router {
+    fn routes(&self) -> std::sync::MutexGuard<'_, Routes> {
+        self.routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Send changes of `key` on `instance` to `tx`, as `(id, slot)`.
     pub fn register(
         &self,
         id: u64,
         instance: usize,
         key: &str,
         slot: usize,
-        tx: mpsc::UnboundedSender<usize>,
+        tx: mpsc::UnboundedSender<(u64, usize)>,
     ) {
-        let mut r = self
-            .routes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        r.entry((instance, key.as_bytes().to_vec()))
-            .or_default()
-            .push((id, slot, tx));
+        let mut r = self.routes();
+        let k = (instance, key.as_bytes().to_vec());
+        r.by_key.entry(k.clone()).or_default().push((id, slot, tx));
+        r.by_id.entry(id).or_default().push(k);
     }
 
-    pub fn unregister(&self, id: u64, instance: usize, key: &str) {
-        let mut r = self
-            .routes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let k = (instance, key.as_bytes().to_vec());
-        if let Some(v) = r.get_mut(&k) {
-            v.retain(|(i, _, _)| *i != id);
-            if v.is_empty() {
-                r.remove(&k);
+    /// Send `id`'s changes to `tx` from now on (one lock: no push is lost in between).
+    pub fn retarget(&self, id: u64, tx: &mpsc::UnboundedSender<(u64, usize)>) {
+        let mut r = self.routes();
+        let keys = r.by_id.get(&id).cloned().unwrap_or_default();
+        for k in keys {
+            if let Some(v) = r.by_key.get_mut(&k) {
+                for route in v.iter_mut().filter(|(i, _, _)| *i == id) {
+                    route.2 = tx.clone();
+                }
+            }
+        }
+    }
+
+    /// Forget every route of `id`.
+    pub fn unregister_all(&self, id: u64) {
+        let mut r = self.routes();
+        let Some(keys) = r.by_id.remove(&id) else {
+            return;
+        };
+        for k in keys {
+            if let Some(v) = r.by_key.get_mut(&k) {
+                v.retain(|(i, _, _)| *i != id);
+                if v.is_empty() {
+                    r.by_key.remove(&k);
+                }
             }
         }
     }
 
     /// Deliver a change of `key` on `instance` (`None`: every key may have changed).
     pub fn changed(&self, instance: usize, key: Option<&[u8]>) {
-        let r = self
-            .routes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let r = self.routes();
         match key {
             Some(k) => {
-                if let Some(v) = r.get(&(instance, k.to_vec())) {
-                    for (_, slot, tx) in v {
-                        let _ = tx.send(*slot);
+                if let Some(v) = r.by_key.get(&(instance, k.to_vec())) {
+                    for (id, slot, tx) in v {
+                        let _ = tx.send((*id, *slot));
                     }
                 }
             }
             None => {
-                for ((inst, _), v) in r.iter() {
+                for ((inst, _), v) in &r.by_key {
                     if *inst == instance {
-                        for (_, slot, tx) in v {
-                            let _ = tx.send(*slot);
+                        for (id, slot, tx) in v {
+                            let _ = tx.send((*id, *slot));
                         }
                     }
                 }

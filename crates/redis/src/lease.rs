@@ -1,35 +1,50 @@
 //! The lease handle an application holds.
 
-use leasehold_core::LostReason;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use crate::cell::{CellState, LeaseCell};
-use crate::driver::DriverCmd;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use leasehold_core::LostReason;
+
+use crate::cell::CellState;
+use crate::drive::{Entry, apply_events};
 use crate::error::LockError;
+use crate::keeper::{KeeperHandle, KeeperMsg};
+use crate::locker::Shared;
+use crate::send::request;
 
 /// A held lease. Use [`Lease::token`] as the fencing token on every write to the protected
 /// resource; watch [`Lease::lost`]; call [`Lease::release`]. Dropping it releases in the
 /// background without blocking and without panicking.
-#[derive(Debug)]
 pub struct Lease {
     name: String,
-    cell: LeaseCell,
-    origin: tokio::time::Instant,
-    cmds: mpsc::UnboundedSender<DriverCmd>,
+    entry: Arc<Entry>,
+    shared: Arc<Shared>,
+    keeper: KeeperHandle,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("name", &self.name)
+            .field("token", &self.token())
+            .field("held", &self.is_held())
+            .finish()
+    }
 }
 
 impl Lease {
     pub(crate) fn new(
         name: String,
-        cell: LeaseCell,
-        origin: tokio::time::Instant,
-        cmds: mpsc::UnboundedSender<DriverCmd>,
+        entry: Arc<Entry>,
+        shared: Arc<Shared>,
+        keeper: KeeperHandle,
     ) -> Self {
         Lease {
             name,
-            cell,
-            origin,
-            cmds,
+            entry,
+            shared,
+            keeper,
         }
     }
 
@@ -42,16 +57,16 @@ impl Lease {
     /// The fencing token: strictly greater than every earlier holder's token of this lock.
     #[must_use]
     pub fn token(&self) -> u64 {
-        self.cell.snapshot().0
+        self.entry.cell.snapshot().0
     }
 
     /// Until when the lease is trusted (moves forward with each extension). `None` once lost or
     /// released.
     #[must_use]
     pub fn valid_until(&self) -> Option<tokio::time::Instant> {
-        match self.cell.snapshot().1 {
+        match self.entry.cell.snapshot().1 {
             CellState::Held { validity_ns } => {
-                Some(self.origin + std::time::Duration::from_nanos(validity_ns))
+                Some(self.shared.origin + std::time::Duration::from_nanos(validity_ns))
             }
             _ => None,
         }
@@ -60,46 +75,97 @@ impl Lease {
     /// Whether the lease is still held (not lost, not released).
     #[must_use]
     pub fn is_held(&self) -> bool {
-        matches!(self.cell.snapshot().1, CellState::Held { .. })
+        matches!(self.entry.cell.snapshot().1, CellState::Held { .. })
     }
 
     /// Resolves with the reason once the lease is lost, at or before its validity instant.
     /// Cancel-safe: dropping the future and calling again loses nothing. If the lease is released
     /// instead, it never resolves.
     pub async fn lost(&self) -> LostReason {
-        self.cell.lost().await
+        self.entry.cell.lost().await
     }
 
-    /// Release: compare-and-delete on every held slot. `Err(LockError::Lost)` if the lease had
-    /// already been lost (your critical section may have overlapped another holder's).
+    /// Release: compare-and-delete on every held slot, sent and awaited by the caller's own task.
+    /// `Err(LockError::Lost)` if the lease had already been lost (your critical section may have
+    /// overlapped another holder's).
     pub async fn release(self) -> Result<(), LockError> {
-        if let CellState::Lost(r) = self.cell.snapshot().1 {
-            let _ = self.cell.request_release();
+        let cell = &self.entry.cell;
+        if let CellState::Lost(r) = cell.snapshot().1 {
+            let _ = cell.request_release();
             return Err(LockError::Lost(r));
         }
-        if !self.cell.request_release() {
+        if !cell.request_release() {
             return Ok(());
         }
-        let (tx, rx) = oneshot::channel();
-        if self.cmds.send(DriverCmd::Release(Some(tx))).is_err() {
-            return match self.cell.snapshot().1 {
-                CellState::Lost(r) => Err(LockError::Lost(r)),
-                _ => Ok(()),
-            };
+        let mut replies = FuturesUnordered::new();
+        {
+            let mut m = self.entry.machine();
+            if m.lock.release(self.shared.core_now()).is_err() {
+                // no longer held: lost (told to the cell by the keeper, or now)
+                apply_events(&self.shared, &self.entry, &mut m);
+                drop(m);
+                self.keeper.send(KeeperMsg::Poke(self.entry.id));
+                return match cell.snapshot().1 {
+                    CellState::Lost(r) => Err(LockError::Lost(r)),
+                    _ => Err(LockError::Lost(LostReason::ExpiredLocally)),
+                };
+            }
+            while let Some(cmd) = m.lock.poll_command() {
+                replies.push(request(&self.shared, &m.lock, cmd));
+            }
+            apply_events(&self.shared, &self.entry, &mut m);
         }
-        match rx.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(LockError::Lost(reason)),
-            Err(_) => Err(LockError::Closed),
+        let outstanding = Outstanding::new(&self.entry, &self.keeper, replies.len());
+        while let Some(answer) = replies.next().await {
+            let mut m = self.entry.machine();
+            m.feed(&self.shared, answer);
+            apply_events(&self.shared, &self.entry, &mut m);
+            outstanding.answered();
         }
+        drop(outstanding);
+        Ok(())
+    }
+}
+
+/// Requests a releasing caller awaits: the keeper keeps the entry (and the gate stays closed)
+/// until they are answered or the caller gives up on them (its future dropped).
+struct Outstanding<'a> {
+    entry: &'a Arc<Entry>,
+    keeper: &'a KeeperHandle,
+    left: std::sync::atomic::AtomicUsize,
+}
+
+impl<'a> Outstanding<'a> {
+    fn new(entry: &'a Arc<Entry>, keeper: &'a KeeperHandle, n: usize) -> Self {
+        entry.external.fetch_add(n, Ordering::AcqRel);
+        Outstanding {
+            entry,
+            keeper,
+            left: std::sync::atomic::AtomicUsize::new(n),
+        }
+    }
+
+    fn answered(&self) {
+        self.left.fetch_sub(1, Ordering::AcqRel);
+        self.entry.external.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        let left = self.left.load(Ordering::Acquire);
+        self.entry.external.fetch_sub(left, Ordering::AcqRel);
+        // the releases are answered: the next local waiter may go, the keeper may forget it
+        self.entry.open_gate();
+        self.keeper.send(KeeperMsg::Poke(self.entry.id));
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if self.cell.request_release() {
-            // non-blocking: the driver releases in the background
-            let _ = self.cmds.send(DriverCmd::Release(None));
+        if self.entry.cell.request_release() {
+            // non-blocking: the keeper releases in the background
+            self.keeper.send(KeeperMsg::Release(self.entry.id));
         }
     }
 }

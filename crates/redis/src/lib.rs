@@ -31,14 +31,17 @@
 //! **Architecture invariant:** extension and loss logic live only in the core machine; this crate
 //! only moves its commands to Redis and its events to the application.
 
+mod acquire;
 pub mod cell;
 mod conn;
 mod decode;
-mod driver;
+mod drive;
 mod error;
+mod keeper;
 mod lease;
 mod locker;
 mod observe;
+mod send;
 mod sync;
 
 pub use conn::WakeMode;

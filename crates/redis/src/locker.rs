@@ -1,6 +1,5 @@
 //! [`Locker`] and its options.
 
-use std::collections::HashMap;
 use std::sync::atomic::AtomicU8;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,12 +8,13 @@ use leasehold_core::{
     AcquireError, AcquireMode, HolderId, Instant as CoreInstant, Lock, LockConfig, LockName,
     LostReason, SlotLayout,
 };
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::cell::NameGate;
+use crate::acquire::Acquisition;
+use crate::cell::{NameGate, NameGates};
 use crate::conn::{Instance, InstanceEvent, Router, Supervisor, WakeMode};
-use crate::driver::{Driver, Granted};
 use crate::error::{LockError, permanent, permanent_acquire, redact};
+use crate::keeper::KeeperHandle;
 use crate::lease::Lease;
 use crate::observe::LockEvent;
 
@@ -125,7 +125,7 @@ pub(crate) struct Shared {
     pub origin: tokio::time::Instant,
     pub config: LockConfig,
     pub holder: HolderId,
-    pub gates: Mutex<HashMap<String, NameGate>>,
+    pub gates: NameGates,
     pub seed: Mutex<u64>,
     /// The latest reply time seen from each instance.
     pub reply_times: Mutex<Vec<Option<Duration>>>,
@@ -133,6 +133,8 @@ pub(crate) struct Shared {
     pub router: Arc<Router>,
     /// Driver ids for the router.
     pub next_driver: std::sync::atomic::AtomicU64,
+    /// Where the router sends pushes for leases the keeper holds.
+    pub keeper_pushes: mpsc::UnboundedSender<(u64, usize)>,
     /// Names whose first acquire got a definite answer from Redis (granted or held), so a
     /// `lock` need not probe them with a single round first.
     pub probed: Mutex<std::collections::HashSet<String>>,
@@ -175,14 +177,7 @@ impl Shared {
     }
 
     fn gate(&self, name: &str) -> NameGate {
-        let mut gates = self
-            .gates
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if gates.len() > 1_024 {
-            gates.retain(|_, g| g.busy());
-        }
-        gates.entry(name.to_owned()).or_default().clone()
+        self.gates.get(name)
     }
 }
 
@@ -190,6 +185,7 @@ impl Shared {
 #[derive(Clone)]
 pub struct Locker {
     shared: Arc<Shared>,
+    keeper: KeeperHandle,
 }
 
 impl std::fmt::Debug for Locker {
@@ -423,6 +419,7 @@ impl Locker {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
             ^ u64::from(std::process::id()).rotate_left(32);
+        let (keeper_pushes, keeper_push_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             slots: config.layout.slots(),
             instances,
@@ -438,11 +435,12 @@ impl Locker {
             origin: tokio::time::Instant::now(),
             config,
             holder,
-            gates: Mutex::new(HashMap::new()),
+            gates: NameGates::new(1_024),
             seed: Mutex::new(seed),
             reply_times: Mutex::new(vec![None; n_instances]),
             router,
             next_driver: std::sync::atomic::AtomicU64::new(1),
+            keeper_pushes,
             probed: Mutex::new(std::collections::HashSet::new()),
         });
         if opts.publish_events {
@@ -450,7 +448,8 @@ impl Locker {
             let rx = shared.lock_events.subscribe();
             tokio::spawn(publish_events(shared.clone(), rx));
         }
-        Ok(Locker { shared })
+        let keeper = crate::keeper::spawn(&shared, keeper_push_rx);
+        Ok(Locker { shared, keeper })
     }
 
     /// The last connection error of each instance that is not connected now: `(url, error)`
@@ -568,31 +567,11 @@ impl Locker {
                 }
             }
         }
-        let (result_tx, result_rx) = oneshot::channel::<Result<Granted, AcquireError>>();
-        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let driver = Driver {
-            shared: self.shared.clone(),
-            lock,
-            mode,
-            result: Some(result_tx),
-            gate: guard,
-            started,
-        };
         let span = tracing::info_span!("lease", lock = %name, mode = ?mode);
-        tokio::spawn(tracing::Instrument::instrument(
-            driver.run(cmd_rx, cmd_tx),
-            span,
-        ));
-        match result_rx.await {
-            Ok(Ok(g)) => Ok(Lease::new(
-                name.to_owned(),
-                g.cell,
-                self.shared.origin,
-                g.cmds,
-            )),
-            Ok(Err(e)) => Err(self.classify(e)),
-            Err(_) => Err(LockError::Closed),
-        }
+        let acquisition = Acquisition::new(&self.shared, &self.keeper, lock, name, guard, mode);
+        tracing::Instrument::instrument(acquisition.run(mode), span)
+            .await
+            .map_err(|e| self.classify(e))
     }
 
     /// Acquire `name`, waiting (push wake-ups or backoff) until `wait` has passed. A `wait`

@@ -1,6 +1,7 @@
 //! loom models of the adapter's in-process shared state: the lease cell (lost notification,
 //! release-once, no extension after release, untorn reads) and the per-name gate (at most one
-//! acquire in flight per name, FIFO hand-off, a waiter cancelled mid-hand-off passes it on).
+//! acquire in flight per name, FIFO hand-off, a waiter cancelled mid-hand-off passes it on, and
+//! pruning the map of gates never gives one name two gates).
 //!
 //! Run: `just loom` (RUSTFLAGS="--cfg leasehold_loom", separate target dir).
 #![cfg(leasehold_loom)]
@@ -10,7 +11,7 @@ use std::future::Future;
 use std::task::{Context, Waker};
 
 use leasehold_core::LostReason;
-use leasehold_redis::cell::{CellState, LeaseCell, NameGate};
+use leasehold_redis::cell::{CellState, LeaseCell, NameGate, NameGates};
 use loom::future::block_on;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -148,5 +149,39 @@ fn a_cancelled_waiter_passes_the_hand_off_on() {
         second.join().unwrap();
         assert!(!gate.busy(), "the gate leaked");
         assert!(gate.try_enter().is_some());
+    });
+}
+
+/// Pruning the gate map keeps "one acquire in flight per name": two tasks take the gate of one
+/// name from the map while a third task's lookup of another name prunes the map (bound 0: every
+/// lookup prunes). A task that has taken a gate but not yet entered it keeps it from being pruned,
+/// so both tasks get the same gate and never hold it at once.
+#[test]
+fn pruning_never_gives_one_name_two_gates() {
+    loom::model(|| {
+        let gates = Arc::new(NameGates::new(0));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let worker = |gates: Arc<NameGates>, inside: Arc<AtomicUsize>| {
+            move || {
+                let gate = gates.get("a");
+                if let Some(guard) = gate.try_enter() {
+                    assert_eq!(
+                        inside.fetch_add(1, Ordering::SeqCst),
+                        0,
+                        "two holders of one name"
+                    );
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    drop(guard);
+                }
+            }
+        };
+        let a = thread::spawn(worker(gates.clone(), inside.clone()));
+        let pruner = {
+            let gates = gates.clone();
+            thread::spawn(move || drop(gates.get("b")))
+        };
+        worker(gates.clone(), inside.clone())();
+        a.join().unwrap();
+        pruner.join().unwrap();
     });
 }

@@ -1,0 +1,249 @@
+//! Acquiring inline: the caller's own task drives the lock machine from `acquire` to `Acquired` or
+//! `AcquireFailed`, sending its requests on the instances' connections and feeding their replies,
+//! timers and key-change pushes straight back. No task is spawned and no channel is crossed on the
+//! latency path; the acquired lease (with anything still in flight) is handed to the locker's
+//! [`crate::keeper`]. Dropping the future mid-acquire cancels the machine and hands its cleanup
+//! (releasing whatever it was granted) to the keeper, so the caller never waits for it.
+
+use std::sync::Arc;
+
+use futures_util::FutureExt as _;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use leasehold_core::{AcquireError, AcquireMode, Event, Instant as CoreInstant, Lock};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::cell::{GateGuard, LeaseCell};
+use crate::conn::InstanceEvent;
+use crate::drive::{Entry, Machine};
+use crate::keeper::{KeeperHandle, KeeperMsg};
+use crate::lease::Lease;
+use crate::locker::Shared;
+use crate::observe::LockEvent;
+use crate::send::{Request, request};
+
+/// One acquisition in progress.
+pub(crate) struct Acquisition {
+    shared: Arc<Shared>,
+    keeper: KeeperHandle,
+    id: u64,
+    name: String,
+    machine: Option<Machine>,
+    inflight: FuturesUnordered<Request>,
+    pushes: mpsc::UnboundedReceiver<(u64, usize)>,
+    events: Option<broadcast::Receiver<InstanceEvent>>,
+    gate: Option<GateGuard>,
+    started: tokio::time::Instant,
+    done: bool,
+}
+
+impl Acquisition {
+    /// An acquisition of `lock` (named `name`), holding the per-name `gate` if it has one.
+    pub fn new(
+        shared: &Arc<Shared>,
+        keeper: &KeeperHandle,
+        lock: Lock,
+        name: &str,
+        gate: Option<GateGuard>,
+        mode: AcquireMode,
+    ) -> Self {
+        let id = shared
+            .next_driver
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, pushes) = mpsc::unbounded_channel();
+        for slot in 0..shared.slots {
+            shared.router.register(
+                id,
+                shared.instance_of(slot),
+                lock.keys().lock_key(slot),
+                slot,
+                tx.clone(),
+            );
+        }
+        // a waiter needs to hear of reconnects (it may have missed a push); one round does not
+        let events = matches!(mode, AcquireMode::Wait { .. }).then(|| shared.events.subscribe());
+        Acquisition {
+            shared: shared.clone(),
+            keeper: keeper.clone(),
+            id,
+            name: name.to_owned(),
+            machine: Some(Machine::new(lock, shared.slots)),
+            inflight: FuturesUnordered::new(),
+            pushes,
+            events,
+            gate,
+            started: tokio::time::Instant::now(),
+            done: false,
+        }
+    }
+
+    fn now(&self) -> CoreInstant {
+        self.shared.core_now()
+    }
+
+    /// Drive the machine until it acquires (a [`Lease`]) or fails (the typed reason).
+    pub async fn run(mut self, mode: AcquireMode) -> Result<Lease, AcquireError> {
+        let now = self.now();
+        let Some(m) = self.machine.as_mut() else {
+            return Err(AcquireError::Cancelled);
+        };
+        if m.lock.acquire(now, mode).is_err() {
+            return Err(AcquireError::Cancelled);
+        }
+        loop {
+            let Some(m) = self.machine.as_mut() else {
+                return Err(AcquireError::Cancelled);
+            };
+            while let Some(cmd) = m.lock.poll_command() {
+                self.inflight.push(request(&self.shared, &m.lock, cmd));
+            }
+            while let Some(ev) = m.lock.poll_event() {
+                match ev {
+                    Event::Acquired {
+                        token, validity, ..
+                    } => return self.acquired(token, validity),
+                    Event::AcquireFailed(e) => return Err(self.failed(e)),
+                    _ => {}
+                }
+            }
+            let sleep = m.lock.poll_timeout().map(|t| self.shared.tokio_instant(t));
+            let events = self.events.as_mut();
+            tokio::select! {
+                biased;
+                Some(answer) = self.inflight.next(), if !self.inflight.is_empty() => {
+                    m.feed(&self.shared, answer);
+                }
+                Some((_, slot)) = self.pushes.recv() => {
+                    // replies that came before the push on the wire are complete by now
+                    while let Some(Some(answer)) = self.inflight.next().now_or_never() {
+                        m.feed(&self.shared, answer);
+                    }
+                    m.pushed(&self.shared, slot);
+                }
+                _ = async {
+                    match sleep {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                } => m.lock.handle_timeout(self.shared.core_now()),
+                ev = async {
+                    match events {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let now = self.shared.core_now();
+                    for slot in 0..self.shared.slots {
+                        let inst = self.shared.instance_of(slot);
+                        match &ev {
+                            Ok(InstanceEvent::Down { instance }) if *instance == inst => {
+                                m.lock.handle_disconnected(now, slot);
+                            }
+                            Ok(InstanceEvent::Up { instance }) if *instance == inst => {
+                                m.reconnected(&self.shared, slot);
+                            }
+                            Err(broadcast::error::RecvError::Lagged(_)) => {
+                                m.lock.handle_key_changed(now, slot);
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hand the machine, its requests in flight and the pushes that came for it to the keeper.
+    fn hand_over(&mut self, cell: LeaseCell, gate: Option<GateGuard>) -> Option<Arc<Entry>> {
+        let machine = self.machine.take()?;
+        let entry = Arc::new(Entry {
+            id: self.id,
+            name: self.name.clone(),
+            cell,
+            machine: std::sync::Mutex::new(machine),
+            gate: std::sync::Mutex::new(gate),
+            external: std::sync::atomic::AtomicUsize::new(0),
+        });
+        // from now on pushes go to the keeper; those already queued here travel with the entry
+        self.shared
+            .router
+            .retarget(self.id, &self.shared.keeper_pushes);
+        let mut pushes = Vec::new();
+        while let Ok((_, slot)) = self.pushes.try_recv() {
+            pushes.push(slot);
+        }
+        let inflight: Vec<Request> = std::mem::take(&mut self.inflight).into_iter().collect();
+        self.keeper.send(KeeperMsg::Adopt {
+            entry: entry.clone(),
+            inflight,
+            pushes,
+        });
+        Some(entry)
+    }
+
+    fn acquired(&mut self, token: u64, validity: CoreInstant) -> Result<Lease, AcquireError> {
+        self.done = true;
+        self.shared.emit(LockEvent::Acquired {
+            name: self.name.clone(),
+            token,
+            latency: self.started.elapsed(),
+        });
+        let cell = LeaseCell::new(token, validity.as_nanos());
+        let gate = self.gate.take();
+        let entry = self.hand_over(cell, gate).ok_or(AcquireError::Cancelled)?;
+        Ok(Lease::new(
+            self.name.clone(),
+            entry,
+            self.shared.clone(),
+            self.keeper.clone(),
+        ))
+    }
+
+    fn failed(&mut self, e: AcquireError) -> AcquireError {
+        self.done = true;
+        self.shared.emit(LockEvent::AcquireFailed {
+            name: self.name.clone(),
+            reason: e.reason(),
+            latency: self.started.elapsed(),
+        });
+        // let the next local waiter in now; only cleanup releases remain
+        drop(self.gate.take());
+        self.clean_up();
+        e
+    }
+
+    /// After a failure or a cancel: what the machine still has to send (cleanup releases of late
+    /// grants) goes out now; if anything is in flight the keeper feeds it and forgets the machine,
+    /// otherwise the routes go at once.
+    fn clean_up(&mut self) {
+        if let Some(m) = self.machine.as_mut() {
+            while let Some(cmd) = m.lock.poll_command() {
+                self.inflight.push(request(&self.shared, &m.lock, cmd));
+            }
+        }
+        if self.inflight.is_empty() {
+            self.shared.router.unregister_all(self.id);
+            self.machine = None;
+            return;
+        }
+        let cell = LeaseCell::new(0, 0);
+        cell.set_released();
+        self.hand_over(cell, None);
+    }
+}
+
+impl Drop for Acquisition {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // the acquire future was dropped mid-way: cancel, and let the keeper delete whatever the
+        // machine was granted (and see a grant that is still in flight through)
+        let now = self.now();
+        if let Some(m) = self.machine.as_mut() {
+            m.lock.cancel(now);
+            while m.lock.poll_event().is_some() {}
+        }
+        drop(self.gate.take());
+        self.clean_up();
+    }
+}

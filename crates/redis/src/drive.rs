@@ -1,0 +1,157 @@
+//! The one lock machine of a lease and what every driver of it shares. A lease's machine is fed
+//! by whoever holds its mutex at the moment: the caller while it acquires or releases (inline, no
+//! task hop on the latency path), the per-locker [`crate::keeper`] task while the lease is held
+//! (extension timers, key-change pushes, disconnects). Each request's reply is fed back by the
+//! driver that sent it; the machine matches replies by request id, so interleaving is safe.
+
+use std::sync::Arc;
+
+use leasehold_core::{Event, Lock, Reply};
+
+use crate::cell::{GateGuard, LeaseCell};
+use crate::locker::Shared;
+use crate::observe::LockEvent;
+use crate::send::{Answer, wrote_lock_key};
+
+/// A lock machine plus the bookkeeping that turns Redis's invalidation pushes into key-change
+/// inputs.
+///
+/// Redis (7.0.15, BCAST tracking) sends a connection an invalidation push for every key its
+/// *scripts* write (`NOLOOP` does not cover script writes), and sends it *after* the script's
+/// reply. So each reply that says our script wrote a slot's lock key counts one push to expect;
+/// a push that finds such a count is our own write's echo and is dropped (Redis coalesces pushes
+/// of one key within one event-loop iteration, so the count is reset, not decremented). Every
+/// other push is someone else's change and reaches the machine. Drivers feed every ready reply
+/// before a push (biased select, then draining ready replies), which the reader of the `redis`
+/// crate makes sound: it completes a reply before it forwards a push that came after it.
+#[derive(Debug)]
+pub(crate) struct Machine {
+    /// The core machine.
+    pub lock: Lock,
+    /// Per slot: our own script wrote the lock key since the last push about it.
+    own_write: Vec<bool>,
+}
+
+impl Machine {
+    pub fn new(lock: Lock, slots: usize) -> Self {
+        Machine {
+            lock,
+            own_write: vec![false; slots],
+        }
+    }
+
+    /// Feed one answer: the reply time, the own-write mark, the reply.
+    pub fn feed(&mut self, shared: &Shared, answer: Answer) {
+        let (cmd, reply, inst, took) = answer;
+        if !matches!(reply, Reply::Error(_)) {
+            shared.note_reply_time(inst, took);
+        }
+        if wrote_lock_key(&cmd.op, &reply)
+            && let Some(w) = self.own_write.get_mut(cmd.slot)
+        {
+            *w = true;
+        }
+        let now = shared.core_now();
+        self.lock.handle_reply(now, cmd.request, reply);
+    }
+
+    /// A push said `slot`'s key changed: the echo of our own write is dropped, anything else
+    /// reaches the machine.
+    pub fn pushed(&mut self, shared: &Shared, slot: usize) {
+        if let Some(w) = self.own_write.get_mut(slot)
+            && std::mem::take(w)
+        {
+            return;
+        }
+        let now = shared.core_now();
+        self.lock.handle_key_changed(now, slot);
+    }
+
+    /// The connection to `slot` is back: pushes may have been missed, and nothing is ours to
+    /// expect any more.
+    pub fn reconnected(&mut self, shared: &Shared, slot: usize) {
+        if let Some(w) = self.own_write.get_mut(slot) {
+            *w = false;
+        }
+        let now = shared.core_now();
+        self.lock.handle_reconnected(now, slot);
+        self.lock.handle_key_changed(now, slot);
+    }
+}
+
+/// A held lease as its drivers share it.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    /// Keeper id (also the router's driver id).
+    pub id: u64,
+    /// The lock name.
+    pub name: String,
+    /// What the [`crate::Lease`] handle reads.
+    pub cell: LeaseCell,
+    /// The machine.
+    pub machine: std::sync::Mutex<Machine>,
+    /// The per-name gate, held until the lease's releases are answered.
+    pub gate: std::sync::Mutex<Option<GateGuard>>,
+    /// Requests a caller sent and still awaits (a release in progress): the keeper keeps the
+    /// entry until they are answered.
+    pub external: std::sync::atomic::AtomicUsize,
+}
+
+impl Entry {
+    /// Lock the machine (a poisoned lock is still usable: the machine never panics mid-update).
+    pub fn machine(&self) -> std::sync::MutexGuard<'_, Machine> {
+        self.machine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether a caller still awaits requests of this lease.
+    pub fn external_busy(&self) -> bool {
+        self.external.load(std::sync::atomic::Ordering::Acquire) > 0
+    }
+
+    /// Let the next local waiter for this name in.
+    pub fn open_gate(&self) {
+        let guard = self
+            .gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        drop(guard);
+    }
+}
+
+/// Apply a held lease's events to its cell and the event stream.
+pub(crate) fn apply_events(shared: &Arc<Shared>, entry: &Entry, m: &mut Machine) {
+    while let Some(ev) = m.lock.poll_event() {
+        match ev {
+            Event::Extended { slack, .. } => {
+                if let Some(v) = m.lock.validity() {
+                    entry.cell.set_validity(v.as_nanos());
+                }
+                shared.emit(LockEvent::Extended {
+                    name: entry.name.clone(),
+                    slack,
+                });
+            }
+            Event::Lost { reason, token } => {
+                tracing::warn!(lock = %entry.name, token, reason = %reason, "lease lost");
+                shared.emit(LockEvent::Lost {
+                    name: entry.name.clone(),
+                    token,
+                    reason: reason.clone(),
+                });
+                entry.cell.set_lost(reason);
+            }
+            Event::Released { token } => {
+                shared.emit(LockEvent::Released {
+                    name: entry.name.clone(),
+                    token,
+                });
+                entry.cell.set_released();
+            }
+            // only during an acquisition, which its caller drives
+            Event::Acquired { .. } | Event::AcquireFailed(_) => {}
+        }
+    }
+}

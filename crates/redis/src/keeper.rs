@@ -1,0 +1,259 @@
+//! The keeper: one task per [`crate::Locker`] that keeps every held lease of it alive. It owns
+//! the leases' timers (extension, validity, backoff of cleanups), receives the key-change pushes
+//! routed to them and the instances' disconnects, sends the machines' extension and re-check
+//! requests and feeds their replies. Acquiring and releasing run inline in the caller's task
+//! ([`crate::acquire`], [`crate::Lease::release`]); a lease is handed to the keeper when it is
+//! acquired (or when its acquisition is abandoned and still has cleanup to do), with whatever
+//! requests it still has in flight.
+//!
+//! One task and one timer set for all leases instead of a task per lease: no task hop on the
+//! acquire or release path, and a held lease costs a machine, a cell and a timer entry.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Weak};
+
+use futures_util::FutureExt as _;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+
+use crate::conn::InstanceEvent;
+use crate::drive::{Entry, apply_events};
+use crate::locker::Shared;
+use crate::send::{Answer, Request, request};
+
+/// What the keeper is told.
+pub(crate) enum KeeperMsg {
+    /// Keep `entry` (held, or an abandoned acquisition with cleanup to do) with its requests in
+    /// flight and the pushes that arrived for it before the hand-over.
+    Adopt {
+        entry: Arc<Entry>,
+        inflight: Vec<Request>,
+        pushes: Vec<usize>,
+    },
+    /// Something changed `id`'s machine outside the keeper (a release): look at it again.
+    Poke(u64),
+    /// The handle of `id` was dropped without a release: release in the background.
+    Release(u64),
+}
+
+/// The keeper's channels, as the locker and its leases hold them.
+#[derive(Debug, Clone)]
+pub(crate) struct KeeperHandle {
+    pub msgs: mpsc::UnboundedSender<KeeperMsg>,
+}
+
+impl KeeperHandle {
+    pub fn send(&self, m: KeeperMsg) {
+        let _ = self.msgs.send(m);
+    }
+}
+
+type Tagged = std::pin::Pin<Box<dyn Future<Output = (u64, Answer)> + Send>>;
+
+struct Keeper {
+    shared: Weak<Shared>,
+    msgs: mpsc::UnboundedReceiver<KeeperMsg>,
+    pushes: mpsc::UnboundedReceiver<(u64, usize)>,
+    events: broadcast::Receiver<InstanceEvent>,
+    leases: HashMap<u64, Held>,
+    timers: BTreeSet<(Instant, u64)>,
+    inflight: FuturesUnordered<Tagged>,
+    closed: bool,
+}
+
+struct Held {
+    entry: Arc<Entry>,
+    timer: Option<Instant>,
+    inflight: usize,
+}
+
+/// Start the keeper of `shared`; pushes for held leases arrive on `pushes` as (lease id, slot).
+pub(crate) fn spawn(
+    shared: &Arc<Shared>,
+    pushes: mpsc::UnboundedReceiver<(u64, usize)>,
+) -> KeeperHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let keeper = Keeper {
+        shared: Arc::downgrade(shared),
+        msgs: rx,
+        pushes,
+        events: shared.events.subscribe(),
+        leases: HashMap::new(),
+        timers: BTreeSet::new(),
+        inflight: FuturesUnordered::new(),
+        closed: false,
+    };
+    tokio::spawn(keeper.run());
+    KeeperHandle { msgs: tx }
+}
+
+fn tag(id: u64, r: Request) -> Tagged {
+    Box::pin(r.map(move |a| (id, a)))
+}
+
+impl Keeper {
+    async fn run(mut self) {
+        loop {
+            if self.closed && self.leases.is_empty() && self.inflight.is_empty() {
+                return;
+            }
+            let next = self.timers.first().map(|(t, _)| *t);
+            tokio::select! {
+                biased;
+                Some((id, answer)) = self.inflight.next(), if !self.inflight.is_empty() => {
+                    self.answer(id, answer);
+                }
+                m = self.msgs.recv(), if !self.closed => match m {
+                    Some(KeeperMsg::Adopt { entry, inflight, pushes }) => {
+                        let id = entry.id;
+                        let n = inflight.len();
+                        for r in inflight {
+                            self.inflight.push(tag(id, r));
+                        }
+                        self.leases.insert(id, Held { entry, timer: None, inflight: n });
+                        for slot in pushes {
+                            self.push(id, slot);
+                        }
+                        self.pump(id);
+                    }
+                    Some(KeeperMsg::Poke(id)) => self.pump(id),
+                    Some(KeeperMsg::Release(id)) => {
+                        if let (Some(h), Some(shared)) = (self.leases.get(&id), self.shared.upgrade()) {
+                            let now = shared.core_now();
+                            let _ = h.entry.machine().lock.release(now);
+                        }
+                        self.pump(id);
+                    }
+                    None => self.closed = true,
+                },
+                Some((id, slot)) = self.pushes.recv() => {
+                    // every reply that came before the push on the wire is complete by now
+                    while let Some(Some((rid, answer))) = self.inflight.next().now_or_never() {
+                        self.answer(rid, answer);
+                    }
+                    self.push(id, slot);
+                }
+                _ = async {
+                    match next {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                } => self.fire(),
+                ev = self.events.recv() => self.instance_event(ev),
+            }
+        }
+    }
+
+    fn answer(&mut self, id: u64, answer: Answer) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        if let Some(h) = self.leases.get_mut(&id) {
+            h.inflight = h.inflight.saturating_sub(1);
+            h.entry.machine().feed(&shared, answer);
+        }
+        self.pump(id);
+    }
+
+    fn push(&mut self, id: u64, slot: usize) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        if let Some(h) = self.leases.get(&id) {
+            h.entry.machine().pushed(&shared, slot);
+        }
+        self.pump(id);
+    }
+
+    fn fire(&mut self) {
+        let now = Instant::now();
+        let due: Vec<u64> = self
+            .timers
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, id)| *id)
+            .collect();
+        let Some(shared) = self.shared.upgrade() else {
+            self.timers.clear();
+            return;
+        };
+        for id in due {
+            if let Some(h) = self.leases.get_mut(&id) {
+                if let Some(t) = h.timer.take() {
+                    self.timers.remove(&(t, id));
+                }
+                h.entry.machine().lock.handle_timeout(shared.core_now());
+            }
+            self.pump(id);
+        }
+    }
+
+    fn instance_event(&mut self, ev: Result<InstanceEvent, broadcast::error::RecvError>) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let ids: Vec<u64> = self.leases.keys().copied().collect();
+        for id in ids {
+            if let Some(h) = self.leases.get(&id) {
+                let mut m = h.entry.machine();
+                for slot in 0..shared.slots {
+                    let inst = shared.instance_of(slot);
+                    match &ev {
+                        Ok(InstanceEvent::Down { instance }) if *instance == inst => {
+                            m.lock.handle_disconnected(shared.core_now(), slot);
+                        }
+                        Ok(InstanceEvent::Up { instance }) if *instance == inst => {
+                            m.reconnected(&shared, slot);
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            m.lock.handle_key_changed(shared.core_now(), slot);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            self.pump(id);
+        }
+    }
+
+    /// Send `id`'s commands, apply its events, re-arm its timer; forget it once it is done.
+    fn pump(&mut self, id: u64) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let Some(h) = self.leases.get_mut(&id) else {
+            return;
+        };
+        let entry = h.entry.clone();
+        let (timer, idle) = {
+            let mut m = entry.machine();
+            while let Some(cmd) = m.lock.poll_command() {
+                if matches!(cmd.op, leasehold_core::Op::Extend { .. })
+                    && !entry.cell.begin_extension()
+                {
+                    continue; // a release was requested: never extend after it
+                }
+                let r = request(&shared, &m.lock, cmd);
+                self.inflight.push(tag(id, r));
+                h.inflight += 1;
+            }
+            apply_events(&shared, &entry, &mut m);
+            let idle = m.lock.phase() == leasehold_core::Phase::Idle;
+            (m.lock.poll_timeout().map(|t| shared.tokio_instant(t)), idle)
+        };
+        if let Some(old) = h.timer.take() {
+            self.timers.remove(&(old, id));
+        }
+        if idle && h.inflight == 0 && !entry.external_busy() {
+            entry.open_gate();
+            shared.router.unregister_all(id);
+            self.leases.remove(&id);
+            return;
+        }
+        if let Some(t) = timer {
+            h.timer = Some(t);
+            self.timers.insert((t, id));
+        }
+    }
+}
