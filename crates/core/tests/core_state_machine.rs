@@ -102,3 +102,52 @@ fn a_plain_schedule_acquires_extends_and_loses() {
     assert_eq!(r.extended, 2);
     assert_eq!(r.lost, 1);
 }
+
+/// Negative control: with the core mutant that reports `Contended` whenever any slot answered
+/// `Held` (feature `planted-bugs`), the runner's classification invariant fails on the schedule
+/// "three instances, a second client holds slot 0 only, one grant, one silence".
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn the_classification_invariant_catches_contended_on_any_held() {
+    use Step::*;
+    let steps = [
+        // client 1 takes slot 0 only: its other two acquires are lost
+        Acquire {
+            client: 1,
+            mode: 0,
+            wait_ms: 0,
+        },
+        Execute { pick: 0 },
+        DropReply { pick: 0 },
+        Disconnect { client: 1, slot: 1 },
+        Disconnect { client: 1, slot: 2 },
+        // its round failed; its cleanup releases to the cut slots fail at once: drop those
+        DropReply { pick: 0 },
+        DropReply { pick: 0 },
+        // client 0: slot 0 answers Held, slot 1 grants, slot 2 stays silent
+        Acquire {
+            client: 0,
+            mode: 0,
+            wait_ms: 0,
+        },
+        Execute { pick: 0 },
+        Execute { pick: 0 },
+        Deliver { pick: 0 },
+        Deliver { pick: 0 },
+        Advance { ms: 30 },
+    ];
+    let sc = Scenario {
+        layout: SlotLayout::Instances { n: 3 },
+        clients: 2,
+        unsafe_faults: false,
+    };
+    assert!(
+        run(&sc, &steps).is_ok(),
+        "the shipping machine classifies right"
+    );
+    leasehold_core::planted::set(Some(leasehold_core::planted::Mutant::ContendedOnAnyHeld));
+    let caught = run(&sc, &steps);
+    leasehold_core::planted::set(None);
+    let v = caught.expect_err("the mutant must break the classification invariant");
+    assert!(v.what.contains("Contended"), "{}", v.what);
+}

@@ -593,3 +593,105 @@ fn a_late_extension_reply_does_not_extend_the_next_round() {
     l.handle_reply(now + ms(2), second[0].1, Reply::Extended);
     assert_eq!(l.validity(), Some(now + ms(2_968)));
 }
+
+/// Three instances: one answers Held, one grants, one stays silent. One Held answer does not rule
+/// out a quorum of two (the silent slot could still grant), so the round failed for want of a
+/// reply: `SlowReplies` naming slot 2, never `Contended`. Reporting `Contended` here is the
+/// misreport leasehold exists to prevent.
+#[test]
+fn one_held_one_granted_one_silent_of_three_is_slow_replies_not_contention() {
+    let mut l = lock(SlotLayout::Instances { n: 3 });
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = sent(&mut l);
+    assert_eq!(names(&c), ["0:acquire", "1:acquire", "2:acquire"]);
+    l.handle_reply(
+        T0 + ms(1),
+        c[0].1,
+        Reply::Held {
+            holder: Some("other".into()),
+            remaining: Some(ms(900)),
+        },
+    );
+    l.handle_reply(T0 + ms(2), c[1].1, Reply::Granted { token: 5 });
+    assert!(events(&mut l).is_empty(), "a quorum is still possible");
+    assert_eq!(l.phase(), Phase::Acquiring);
+    l.handle_timeout(T0 + ms(20));
+    match &events(&mut l)[..] {
+        [
+            Event::AcquireFailed(AcquireError::SlowReplies {
+                slots,
+                waited,
+                observed: None,
+                suggested: None,
+            }),
+        ] => {
+            assert_eq!(slots.iter().collect::<Vec<_>>(), [2]);
+            assert_eq!(*waited, ms(20));
+        }
+        other => panic!("expected SlowReplies from slot 2, got {other:?}"),
+    }
+    // our grant on slot 1 is released; the silent slot 2 gets a cleanup too
+    let cleanup = names(&sent(&mut l)).join(" ");
+    assert!(cleanup.contains("1:release"), "{cleanup}");
+}
+
+/// Two Held answers of three rule out a quorum at once, whatever the third says: `Contended`.
+#[test]
+fn two_held_of_three_is_contention_without_waiting_for_the_third() {
+    let mut l = lock(SlotLayout::Instances { n: 3 });
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = sent(&mut l);
+    for (i, at) in [(0, 1), (2, 2)] {
+        l.handle_reply(
+            T0 + ms(at),
+            c[i].1,
+            Reply::Held {
+                holder: Some("other".into()),
+                remaining: None,
+            },
+        );
+    }
+    assert_eq!(
+        events(&mut l),
+        [Event::AcquireFailed(AcquireError::Contended {
+            holder: Some("other".into()),
+            remaining: None
+        })]
+    );
+}
+
+/// One Held, one grant and one error of three: the error, not the holder, ruled out the quorum —
+/// `QuorumUnreachable` naming the error, not `Contended`.
+#[test]
+fn one_held_one_error_is_not_contention() {
+    let mut l = lock(SlotLayout::Instances { n: 3 });
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = sent(&mut l);
+    l.handle_reply(
+        T0 + ms(1),
+        c[0].1,
+        Reply::Held {
+            holder: None,
+            remaining: None,
+        },
+    );
+    l.handle_reply(T0 + ms(2), c[2].1, Reply::Granted { token: 9 });
+    l.handle_reply(
+        T0 + ms(3),
+        c[1].1,
+        Reply::Error(leasehold_core::SlotError::new(
+            leasehold_core::SlotErrorKind::Server,
+            "ERR boom",
+        )),
+    );
+    match &events(&mut l)[..] {
+        [
+            Event::AcquireFailed(AcquireError::QuorumUnreachable {
+                granted: 1,
+                quorum: 2,
+                errors,
+            }),
+        ] => assert_eq!(errors.len(), 1),
+        other => panic!("expected QuorumUnreachable, got {other:?}"),
+    }
+}

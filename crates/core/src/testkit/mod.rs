@@ -11,7 +11,12 @@
 //! - `poll_timeout` is never in the past after a machine has handled `now`;
 //! - without `force` or restarts: at most one holder at any instant, and tokens strictly increase
 //!   from one acquisition to the next;
+//! - every failed acquire is classified as the slots really answered ([`classify`]): `Contended`
+//!   only when the `Held` answers alone rule out a quorum, `SlowReplies` naming the silent slots,
+//!   a `DeadlineExceeded` carrying its last round's real cause;
 //! - nothing panics (the caller observes a panic as a test failure).
+
+pub mod classify;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -372,6 +377,8 @@ struct World {
     grants: HashMap<(usize, u64), HashSet<usize>>,
     last_token: Option<u64>,
     report: Report,
+    /// Each client's current acquire round as delivered, to judge its classification.
+    rounds: Vec<classify::RoundLog>,
 }
 
 fn pick<T>(v: &[T], i: u8) -> Option<usize> {
@@ -390,6 +397,7 @@ impl World {
     /// Move commands out of a machine; events are checked.
     fn drain(&mut self, c: usize) -> Result<(), String> {
         while let Some(cmd) = self.locks[c].poll_command() {
+            self.rounds[c].sent(&cmd);
             if self.down.contains(&(c, cmd.slot)) {
                 self.replies.push((
                     c,
@@ -443,7 +451,12 @@ impl World {
                 }
             }
             Event::Lost { .. } => self.report.lost += 1,
-            Event::AcquireFailed(_) => self.report.failed += 1,
+            Event::AcquireFailed(err) => {
+                self.report.failed += 1;
+                self.rounds[c]
+                    .judge(err)
+                    .map_err(|e| format!("client {c} misclassified a failed acquire: {e}"))?;
+            }
             Event::Extended { validity, .. } => {
                 self.report.extended += 1;
                 if *validity <= self.now {
@@ -562,6 +575,7 @@ impl World {
                     } else {
                         self.replies[i].clone()
                     };
+                    self.rounds[c].delivered(self.locks[c].phase(), id, &reply);
                     self.locks[c].handle_reply(now, id, reply);
                     self.drain(c)?;
                 }
@@ -621,6 +635,7 @@ impl World {
                 let q = self.conn(c, slot);
                 self.queues[q].clear();
                 self.replies.retain(|r| !(r.0 == c && r.1 == slot));
+                self.rounds[c].cut(self.locks[c].phase(), slot);
                 self.locks[c].handle_disconnected(now, slot);
                 self.drain(c)?;
             }
@@ -692,7 +707,13 @@ pub fn run(scenario: &Scenario, steps: &[Step]) -> Result<Report, Violation> {
         grants: HashMap::new(),
         last_token: None,
         report: Report::default(),
+        rounds: Vec::new(),
     };
+    w.rounds = w
+        .locks
+        .iter()
+        .map(|l| classify::RoundLog::new(n, l.quorum()))
+        .collect();
     for (i, s) in steps.iter().enumerate() {
         w.step(*s).map_err(|what| Violation { step: i, what })?;
     }

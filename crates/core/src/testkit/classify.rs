@@ -1,0 +1,208 @@
+//! Judging a failed acquire's classification against what the slots really answered.
+//!
+//! A driver (the proptest runner here, the simulator's world) records every acquire round as the
+//! network delivered it to the machine: which request went to which slot, and which reply each
+//! slot's request got *while the round was open* (the machine's phase says when it is). When the
+//! machine reports `AcquireFailed`, [`RoundLog::judge`] checks the classification:
+//!
+//! - `Contended` if and only if more slots answered `Held` than the quorum allows
+//!   (`held > slots - quorum`); never after a quorum granted (a failed write-back);
+//! - `SlowReplies` names exactly the slots that never answered (a slot whose connection dropped
+//!   before its reply may count as silent or as failed: the machine sees the drop after its timer);
+//! - `QuorumUnreachable` only when some slot answered with an error or was cut off;
+//! - `DeadlineExceeded` after a round carries that last round's cause, judged by the same rules.
+//!
+//! The log only reads what the driver hands it; it never asks the machine how it classified.
+
+use crate::config::MAX_SLOTS;
+use crate::machine::Phase;
+use crate::outcome::{AcquireError, SlotSet};
+use crate::wire::{Command, Op, Reply, RequestId};
+
+/// What one slot's request of the current round got, as delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Seen {
+    /// No reply (yet).
+    #[default]
+    Nothing,
+    /// Granted (acquire) or fence raised (write-back).
+    Granted,
+    /// Held by another holder (acquire).
+    Held,
+    /// An error or a reply of the wrong kind.
+    Failed,
+    /// The connection dropped before a reply.
+    Cut,
+}
+
+/// One (client, lock)'s current acquire round, as delivered.
+#[derive(Debug, Clone)]
+pub struct RoundLog {
+    slots: usize,
+    quorum: usize,
+    nonce: Option<u64>,
+    acquire: [Seen; MAX_SLOTS],
+    fence: [Seen; MAX_SLOTS],
+    fence_sent: SlotSet,
+    /// (request, slot, is a fence write-back) of the current round.
+    requests: Vec<(RequestId, usize, bool)>,
+}
+
+impl RoundLog {
+    /// An empty log for a lock of `slots` slots and quorum `quorum`.
+    #[must_use]
+    pub fn new(slots: usize, quorum: usize) -> RoundLog {
+        RoundLog {
+            slots: slots.min(MAX_SLOTS),
+            quorum,
+            nonce: None,
+            acquire: [Seen::Nothing; MAX_SLOTS],
+            fence: [Seen::Nothing; MAX_SLOTS],
+            fence_sent: SlotSet::EMPTY,
+            requests: Vec::new(),
+        }
+    }
+
+    /// A command left the machine. An acquire with a new value starts a new round; a fence
+    /// write-back belongs to the current one; other commands are not about rounds.
+    pub fn sent(&mut self, cmd: &Command) {
+        match cmd.op {
+            Op::Acquire { value, .. } => {
+                if self.nonce != Some(value.nonce) {
+                    *self = RoundLog {
+                        nonce: Some(value.nonce),
+                        ..RoundLog::new(self.slots, self.quorum)
+                    };
+                }
+                self.requests.push((cmd.request, cmd.slot, false));
+            }
+            Op::RaiseFence { .. } if self.nonce.is_some() => {
+                self.fence_sent.insert(cmd.slot);
+                self.requests.push((cmd.request, cmd.slot, true));
+            }
+            _ => {}
+        }
+    }
+
+    /// `reply` to `request` is about to be handed to a machine in `phase`. Only replies that
+    /// reach an open round count: acquire replies while acquiring, fence replies while writing
+    /// back; the first reply per slot wins (duplicates are ignored, as the machine does).
+    pub fn delivered(&mut self, phase: Phase, request: RequestId, reply: &Reply) {
+        let Some(&(_, slot, fence)) = self.requests.iter().find(|r| r.0 == request) else {
+            return;
+        };
+        let (open, table) = if fence {
+            (phase == Phase::WritingBack, &mut self.fence)
+        } else {
+            (phase == Phase::Acquiring, &mut self.acquire)
+        };
+        if !open || slot >= MAX_SLOTS || table[slot] != Seen::Nothing {
+            return;
+        }
+        table[slot] = match (fence, reply) {
+            (false, Reply::Granted { .. }) | (true, Reply::FenceRaised) => Seen::Granted,
+            (false, Reply::Held { .. }) => Seen::Held,
+            _ => Seen::Failed,
+        };
+    }
+
+    /// The connection to `slot` dropped while the machine was in `phase`: a request of the open
+    /// round still waiting for its reply will never get one.
+    pub fn cut(&mut self, phase: Phase, slot: usize) {
+        if slot >= MAX_SLOTS {
+            return;
+        }
+        let waiting = |fence: bool| self.requests.iter().any(|r| r.1 == slot && r.2 == fence);
+        if phase == Phase::Acquiring && waiting(false) && self.acquire[slot] == Seen::Nothing {
+            self.acquire[slot] = Seen::Cut;
+        }
+        if phase == Phase::WritingBack && waiting(true) && self.fence[slot] == Seen::Nothing {
+            self.fence[slot] = Seen::Cut;
+        }
+    }
+
+    /// `Err` says how the machine's `AcquireFailed(err)` misreports the round this log saw.
+    pub fn judge(&self, err: &AcquireError) -> Result<(), String> {
+        match err {
+            AcquireError::DeadlineExceeded {
+                last_cause: Some(cause),
+                ..
+            } => self
+                .judge_round(cause)
+                .map_err(|e| format!("DeadlineExceeded's last cause: {e}")),
+            AcquireError::DeadlineExceeded {
+                last_cause: None,
+                attempts,
+                ..
+            } if *attempts > 0 && self.nonce.is_some() => Err(format!(
+                "DeadlineExceeded after {attempts} round(s) carries no last cause"
+            )),
+            e => self.judge_round(e),
+        }
+    }
+
+    fn count(table: &[Seen], seen: Seen) -> usize {
+        table.iter().filter(|s| **s == seen).count()
+    }
+
+    fn set(table: &[Seen], seen: Seen, within: SlotSet) -> SlotSet {
+        let mut s = SlotSet::EMPTY;
+        for (i, t) in table.iter().enumerate() {
+            if *t == seen && within.contains(i) {
+                s.insert(i);
+            }
+        }
+        s
+    }
+
+    fn judge_round(&self, cause: &AcquireError) -> Result<(), String> {
+        let acquire = &self.acquire[..self.slots];
+        let all = SlotSet::first(self.slots);
+        let slack = self.slots.saturating_sub(self.quorum);
+        let granted = Self::count(acquire, Seen::Granted);
+        let held = Self::count(acquire, Seen::Held);
+        // the round's stage decides which answers the cause is about
+        let (table, sent, stage) = if granted >= self.quorum {
+            (&self.fence[..self.slots], self.fence_sent, "the write-back")
+        } else {
+            (acquire, all, "the round")
+        };
+        let failed = Self::count(table, Seen::Failed) + Self::count(table, Seen::Cut);
+        let silent = Self::set(table, Seen::Nothing, sent);
+        let cut = Self::set(table, Seen::Cut, sent);
+        let contended = granted < self.quorum && held > slack;
+        match cause {
+            AcquireError::Contended { .. } if !contended => Err(format!(
+                "reported Contended, but {held} of {} slot(s) answered Held and {granted} granted: a quorum of {} is ruled out by Held answers only when more than {slack} answer Held",
+                self.slots, self.quorum
+            )),
+            AcquireError::SlowReplies { .. } | AcquireError::QuorumUnreachable { .. }
+                if contended =>
+            {
+                Err(format!(
+                    "reported {}, but {held} of {} slot(s) answered Held, more than the {slack} a quorum of {} allows: that is Contended",
+                    cause.reason(),
+                    self.slots,
+                    self.quorum
+                ))
+            }
+            AcquireError::SlowReplies { slots, .. } => {
+                let named = *slots;
+                let fits = !named.is_empty()
+                    && named.0 & silent.0 == silent.0
+                    && named.0 & !(silent.0 | cut.0) == 0;
+                if fits {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "reported SlowReplies from slot(s) {{{named}}}, but in {stage} the silent slot(s) were {{{silent}}} (and {{{cut}}} were cut off)"
+                    ))
+                }
+            }
+            AcquireError::QuorumUnreachable { .. } if failed == 0 => Err(format!(
+                "reported QuorumUnreachable, but no slot answered {stage} with an error or was cut off"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
