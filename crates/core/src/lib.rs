@@ -18,6 +18,8 @@
 pub mod config;
 mod machine;
 pub mod outcome;
+#[cfg(feature = "planted-bugs")]
+pub mod planted;
 pub mod rng;
 pub mod time;
 pub mod wire;

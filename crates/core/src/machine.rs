@@ -193,6 +193,7 @@ pub struct Stats {
 /// calls are no-ops. Replies that are late, duplicated, unknown or arrive after release are
 /// harmless; a grant that arrives after its round ended is answered with a cleanup release.
 #[derive(Debug)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 pub struct Lock {
     config: LockConfig,
     name: LockName,
@@ -357,7 +358,14 @@ impl Lock {
             return;
         };
         let p = self.pending.swap_remove(pos);
-        if p.slot < MAX_SLOTS {
+        let in_table = p.slot < MAX_SLOTS;
+        #[cfg(feature = "planted-bugs")]
+        let in_table = if crate::planted::on(crate::planted::Mutant::HandleReplyLe) {
+            p.slot <= MAX_SLOTS
+        } else {
+            in_table
+        };
+        if in_table {
             self.last_reply_time[p.slot] = Some(now.saturating_since(p.sent));
         }
         match p.purpose {
@@ -561,7 +569,14 @@ impl Lock {
 
     /// Drop bookkeeping for requests that can no longer matter (older than two ttls).
     fn prune_pending(&mut self, now: Instant) {
-        if self.pending.len() < 4 * MAX_SLOTS {
+        let room = self.pending.len() < 4 * MAX_SLOTS;
+        #[cfg(feature = "planted-bugs")]
+        let room = if crate::planted::on(crate::planted::Mutant::PrunePendingGt) {
+            self.pending.len() > 4 * MAX_SLOTS
+        } else {
+            room
+        };
+        if room {
             return;
         }
         let horizon = now.saturating_sub(self.config.ttl * 2);
@@ -713,7 +728,11 @@ impl Lock {
             return; // quorum still possible
         }
         let round_wait = now.saturating_since(round.sent_at);
-        let cause = if held > slack {
+        let contended = held > slack;
+        #[cfg(feature = "planted-bugs")]
+        let contended = contended
+            || (crate::planted::on(crate::planted::Mutant::ContendedOnAnyHeld) && held > 0);
+        let cause = if contended {
             let (holder, remaining) = round.contended.clone().unwrap_or((None, None));
             AcquireError::Contended { holder, remaining }
         } else if silent > 0 {
@@ -788,9 +807,17 @@ impl Lock {
         } else if let Reply::Error(e) = reply {
             round.errors.push((p.slot, e));
         }
+        let possible = round.fence_acks.len() + round.fence_pending.len();
+        let unreachable = possible < self.quorum;
+        #[cfg(feature = "planted-bugs")]
+        let unreachable = if crate::planted::on(crate::planted::Mutant::FenceReplyGt) {
+            possible > self.quorum
+        } else {
+            unreachable
+        };
         if round.fence_acks.len() >= self.quorum {
             self.finish_acquired(now);
-        } else if round.fence_acks.len() + round.fence_pending.len() < self.quorum {
+        } else if unreachable {
             let cause = AcquireError::QuorumUnreachable {
                 granted: round.fence_acks.len(),
                 quorum: self.quorum,

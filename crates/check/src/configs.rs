@@ -1,0 +1,158 @@
+//! The worlds `just check-model` checks, and the negative controls of `just check-model-planted`.
+
+use std::time::Duration;
+
+use leasehold_core::SlotLayout;
+
+use crate::setup::{Planted, Setup};
+
+const SINGLE: SlotLayout = SlotLayout::Single;
+const KEYS: SlotLayout = SlotLayout::KeyMajority { k: 2 };
+const INSTANCES: SlotLayout = SlotLayout::Instances { n: 3 };
+
+/// The full suite: every layout, each fault on its own, sized to finish within minutes.
+#[must_use]
+pub fn full() -> Vec<Setup> {
+    let mut v = Vec::new();
+    let mut s = Setup::new("single-loss", SINGLE, 2);
+    s.drops = 1;
+    v.push(s);
+    let mut s = Setup::new("single-restart", SINGLE, 2);
+    s.restarts = 1;
+    v.push(s);
+    let mut s = Setup::new("single-force", SINGLE, 2);
+    s.force_releases = 1;
+    v.push(s);
+    let mut s = Setup::new("single-pause", SINGLE, 2);
+    s.pauses = 1;
+    v.push(s);
+    let mut s = Setup::new("single-wait", SINGLE, 2);
+    s.wait = Some(Duration::from_millis(60));
+    v.push(s);
+    let mut s = Setup::new("keys-loss", KEYS, 2);
+    s.drops = 1;
+    v.push(s);
+    let mut s = Setup::new("instances-loss", INSTANCES, 2);
+    s.drops = 1;
+    v.push(s);
+    let mut s = Setup::new("instances-restart", INSTANCES, 2);
+    s.restarts = 1;
+    v.push(s);
+    v
+}
+
+/// The CI suite: the same worlds with a depth bound.
+#[must_use]
+pub fn reduced(depth: usize) -> Vec<Setup> {
+    full()
+        .into_iter()
+        .map(|mut s| {
+            s.max_depth = Some(depth);
+            s
+        })
+        .collect()
+}
+
+/// One negative control: a planted bug, the world that exposes it, and whether a counterexample
+/// is expected (`Err(why)` when the bug cannot show under any schedule).
+pub struct Control {
+    /// The world, with its planted bug set.
+    pub setup: Setup,
+    /// Depth bounds tried in turn (the first that finds a counterexample gives the shortest).
+    pub bounds: Vec<usize>,
+    /// `Ok(())`: a counterexample must be found; `Err(why)`: none can exist.
+    pub expect: Result<(), &'static str>,
+}
+
+fn control(
+    name: &'static str,
+    layout: SlotLayout,
+    planted: Planted,
+    f: impl FnOnce(&mut Setup),
+) -> Control {
+    let mut s = Setup::new(name, layout, 2);
+    s.planted = Some(planted);
+    f(&mut s);
+    Control {
+        setup: s,
+        bounds: vec![6, 9, 12, 14, 16, 18],
+        expect: Ok(()),
+    }
+}
+
+/// Every negative control.
+#[must_use]
+pub fn planted() -> Vec<Control> {
+    #[allow(unused_mut)]
+    let mut v = vec![
+        control("planted-no-fencing", SINGLE, Planted::NoFencing, |s| {
+            s.pauses = 1
+        }),
+        control(
+            "planted-validity-from-reply",
+            SINGLE,
+            Planted::ValidityFromReply,
+            |s| {
+                s.clients = 1;
+                s.tick = Some(Duration::from_millis(10));
+            },
+        ),
+        control(
+            "planted-extend-without-compare",
+            SINGLE,
+            Planted::ExtendWithoutCompare,
+            |s| {
+                s.force_releases = 1;
+            },
+        ),
+        control(
+            "planted-counter-from-zero",
+            SINGLE,
+            Planted::CounterFromZero,
+            |s| s.restarts = 1,
+        ),
+    ];
+    #[cfg(feature = "planted-bugs")]
+    {
+        use leasehold_core::planted::Mutant;
+        // the write-back goes to exactly the quorum granted first, so `acks + pending > quorum`
+        // never holds: the mutant instead misses an errored write-back, waits out slot_wait and
+        // reports SlowReplies naming no slow slot; a restart produces the error
+        v.push(control(
+            "mutant-fence-reply-gt",
+            INSTANCES,
+            Planted::Core(Mutant::FenceReplyGt),
+            |s| {
+                s.clients = 1;
+                s.restarts = 1;
+            },
+        ));
+        v.push(control(
+            "mutant-prune-pending-gt",
+            SINGLE,
+            Planted::Core(Mutant::PrunePendingGt),
+            |s| {
+                s.clients = 1;
+                s.attempts = 2;
+                s.drops = 1;
+                s.horizon = Duration::from_millis(900);
+            },
+        ));
+        v.push(Control {
+            bounds: vec![10],
+            expect: Err("the bound `p.slot < MAX_SLOTS` guards an index that is always below the layout's slot count, itself at most MAX_SLOTS (validated); `<=` differs only at p.slot == MAX_SLOTS, which no request has"),
+            ..control("mutant-handle-reply-le", INSTANCES, Planted::Core(Mutant::HandleReplyLe), |s| {
+                s.clients = 2;
+            })
+        });
+        v.push(control(
+            "mutant-contended-on-any-held",
+            INSTANCES,
+            Planted::Core(Mutant::ContendedOnAnyHeld),
+            |s| {
+                s.clients = 2;
+            },
+        ));
+    }
+    v
+}

@@ -1,0 +1,890 @@
+//! The checked world: real `Lock` machines, one real `ModelServer` per slot key, FIFO
+//! connections, the fenced resource, and the steps that move it ([`Action`]).
+//!
+//! Time is one true clock shared by clients and servers (no drift, no jumps). It advances only by
+//! [`Action::Advance`] (to the next instant at which something is due: a machine's
+//! `poll_timeout`, a key's or fence counter's expiry, the end of a restart) or [`Action::Tick`] (a
+//! fixed step short of that, so a reply can arrive between deadlines). When time advances, the
+//! servers expire keys first (pushing notifications), then every machine that is not paused
+//! handles its due timers, in client order.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use leasehold_core::testkit::{ModelServer, Owner};
+use leasehold_core::{
+    AcquireError, AcquireMode, Command, Event, ForceOutcome, HolderId, Instant, Lock, LockName, Op,
+    Phase, Reply, RequestId,
+};
+
+use crate::props::{Resource, RoundSeen, Section, Tenure, Violation};
+use crate::setup::{Planted, Setup};
+
+/// How long a restarting server serves nothing: a restart is never instantaneous, the fence
+/// token rule's assumption that the outage outlasts any backward clock step (here: none, so
+/// any positive outage).
+pub const RESTART_GAP: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// True time at which every run starts.
+pub const START: Instant = Instant::from_millis(1_000);
+
+/// One step of the world. Indices are client and slot numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// The client's workload starts an acquire.
+    Acquire(usize),
+    /// The holder reads the resource's counter with its token (start of the critical section).
+    Read(usize),
+    /// The holder writes `read + 1` with its token, then releases.
+    Write(usize),
+    /// The server executes the oldest request on the (client, slot) connection.
+    Exec(usize, usize),
+    /// The network loses the oldest request on the (client, slot) connection.
+    DropRequest(usize, usize),
+    /// The oldest reply or notification on the (client, slot) connection reaches the client.
+    Deliver(usize, usize),
+    /// The network loses the oldest reply or notification on the (client, slot) connection.
+    DropReply(usize, usize),
+    /// Time advances to the next instant at which something is due.
+    Advance,
+    /// Time advances by the world's tick (short of the next deadline).
+    Tick,
+    /// A server restarts without persistence; its connections drop and reconnect.
+    Restart(usize),
+    /// An operator force-releases the value stored in a slot (`wire::FORCE_RELEASE`).
+    ForceRelease(usize),
+    /// The client stops running.
+    Pause(usize),
+    /// The client runs again.
+    Resume(usize),
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Action::Acquire(c) => write!(f, "c{c} starts an acquire"),
+            Action::Read(c) => write!(
+                f,
+                "c{c} reads the resource (and writes and releases if sections are one step)"
+            ),
+            Action::Write(c) => write!(f, "c{c} writes the resource and releases"),
+            Action::Exec(c, s) => write!(f, "slot {s} executes c{c}'s oldest request"),
+            Action::DropRequest(c, s) => {
+                write!(f, "network loses c{c}'s oldest request to slot {s}")
+            }
+            Action::Deliver(c, s) => write!(f, "c{c} receives slot {s}'s oldest message"),
+            Action::DropReply(c, s) => write!(f, "network loses slot {s}'s oldest message to c{c}"),
+            Action::Advance => write!(f, "time advances to the next deadline"),
+            Action::Tick => write!(f, "time advances one tick"),
+            Action::Restart(s) => write!(f, "server {s} restarts without persistence"),
+            Action::ForceRelease(s) => write!(f, "operator force-releases slot {s}"),
+            Action::Pause(c) => write!(f, "c{c} pauses"),
+            Action::Resume(c) => write!(f, "c{c} resumes"),
+        }
+    }
+}
+
+/// A message from a server to a client.
+#[derive(Debug, Clone)]
+enum Msg {
+    Reply { id: RequestId, op: Op, reply: Reply },
+    Notify,
+}
+
+/// What a client's workload is doing besides its machine.
+#[derive(Debug, Clone, Default)]
+struct App {
+    attempts_left: u8,
+    paused: bool,
+    section: Option<Section>,
+    round: RoundSeen,
+    /// Server operations that may have issued the current acquisition: (nonce of a grant, or
+    /// `None` for a fence write-back; operation sequence number).
+    issue_log: Vec<(Option<u64>, u64)>,
+}
+
+/// Fault budgets left.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    drops: u8,
+    restarts: u8,
+    forces: u8,
+    pauses: u8,
+}
+
+/// Optional narration of what each step did, for counterexample traces.
+#[derive(Debug, Default)]
+pub struct Log {
+    /// Whether to record.
+    pub on: bool,
+    /// Lines recorded since the last take.
+    pub lines: Vec<String>,
+}
+
+impl Log {
+    pub(crate) fn note(&mut self, f: impl FnOnce() -> String) {
+        if self.on {
+            self.lines.push(f());
+        }
+    }
+}
+
+/// Milliseconds since [`START`], for traces.
+pub fn at(t: Instant) -> String {
+    let ns = t.as_nanos().saturating_sub(START.as_nanos());
+    if ns.is_multiple_of(1_000_000) {
+        format!("{}ms", ns / 1_000_000)
+    } else {
+        format!("{:.3}ms", ns as f64 / 1e6)
+    }
+}
+
+/// The whole state. Everything in it is part of the state hash (its `Debug` text).
+#[derive(Debug, Clone)]
+pub struct World {
+    pub(crate) now: Instant,
+    locks: Vec<Lock>,
+    apps: Vec<App>,
+    /// One model per slot key (key-majority keys share a server but are separate keys).
+    keys: Vec<ModelServer>,
+    /// Per server: restarted at this instant and not serving until time moves on.
+    restarted_at: Vec<Option<Instant>>,
+    requests: Vec<VecDeque<Command>>,
+    replies: Vec<VecDeque<Msg>>,
+    pub(crate) resource: Resource,
+    pub(crate) tenures: Vec<Tenure>,
+    op_seq: u64,
+    budget: Budget,
+    /// Each machine's part of the fingerprint, while the machine is untouched (derived data,
+    /// not state: cleared by every step that feeds the machine).
+    lock_fp: Vec<Option<u128>>,
+}
+
+impl World {
+    /// The initial state of `setup`.
+    pub fn new(setup: &Setup) -> Result<World, String> {
+        let cfg = setup.lock_config();
+        let slots = setup.layout.slots();
+        let mut locks = Vec::with_capacity(setup.clients);
+        for c in 0..setup.clients {
+            let name = LockName::new("m").map_err(|e| e.to_string())?;
+            let holder = HolderId::new(format!("c{c}")).map_err(|e| e.to_string())?;
+            locks.push(
+                Lock::new(cfg.clone(), name, holder, 0x5eed + c as u64)
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let app = App {
+            attempts_left: setup.attempts,
+            ..App::default()
+        };
+        Ok(World {
+            now: START,
+            locks,
+            apps: vec![app; setup.clients],
+            keys: vec![ModelServer::default(); slots],
+            restarted_at: vec![None; setup.servers()],
+            requests: vec![VecDeque::new(); setup.clients * slots],
+            replies: vec![VecDeque::new(); setup.clients * slots],
+            resource: Resource::default(),
+            tenures: Vec::new(),
+            op_seq: 0,
+            budget: Budget {
+                drops: setup.drops,
+                restarts: setup.restarts,
+                forces: setup.force_releases,
+                pauses: setup.pauses,
+            },
+            lock_fp: vec![None; setup.clients],
+        })
+    }
+
+    /// The state's fingerprint: a 128-bit hash of its `Debug` text, except three parts of each
+    /// machine that cannot change what happens next: its configuration, name and key names
+    /// (the same in every state), its `Stats` counters (read by nothing in the machine), and
+    /// the reply times it measured (read only to fill `SlowReplies::observed`, a diagnostic no
+    /// property and no decision reads). `scratch` is reused between calls.
+    pub fn fingerprint(&mut self, scratch: &mut String) -> u128 {
+        use std::fmt::Write as _;
+        let mut h = Fingerprint::default();
+        for (lock, fp) in self.locks.iter().zip(self.lock_fp.iter_mut()) {
+            let part = *fp.get_or_insert_with(|| {
+                scratch.clear();
+                let _ = write!(scratch, "{lock:?}");
+                let from = scratch.find(", slots: ").unwrap_or(0);
+                let to = scratch.find(", last_reply_time: ").unwrap_or(scratch.len());
+                let mut one = Fingerprint::default();
+                one.write(&scratch.as_bytes()[from..to]);
+                one.finish()
+            });
+            h.write(&part.to_le_bytes());
+        }
+        scratch.clear();
+        let _ = write!(
+            scratch,
+            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
+            self.now,
+            self.apps,
+            self.keys,
+            self.restarted_at,
+            self.requests,
+            self.replies,
+            self.resource,
+            self.tenures,
+            self.op_seq,
+            self.budget
+        );
+        h.write(scratch.as_bytes());
+        h.finish()
+    }
+
+    fn conn(&self, c: usize, slot: usize) -> usize {
+        c * self.keys.len() + slot
+    }
+
+    /// Where time would go next: the earliest due instant after `now`.
+    fn next_deadline(&self, setup: &Setup) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| {
+            if t > self.now && next.is_none_or(|n| t < n) {
+                next = Some(t);
+            }
+        };
+        for (c, lock) in self.locks.iter().enumerate() {
+            if !self.apps[c].paused
+                && let Some(t) = lock.poll_timeout()
+            {
+                consider(t);
+            }
+        }
+        for k in &self.keys {
+            if let Some((_, exp)) = k.stored() {
+                consider(exp);
+            }
+            if let Some((_, exp)) = k.stored_fence() {
+                consider(exp);
+            }
+        }
+        for r in self.restarted_at.iter().flatten() {
+            consider(*r + RESTART_GAP);
+        }
+        next.filter(|t| *t <= START + setup.horizon)
+    }
+
+    fn in_flight(&self) -> bool {
+        self.requests.iter().any(|q| !q.is_empty()) || self.replies.iter().any(|q| !q.is_empty())
+    }
+
+    /// Every step possible in this state, in a fixed order.
+    pub fn actions(&self, setup: &Setup, out: &mut Vec<Action>) {
+        out.clear();
+        let slots = self.keys.len();
+        for c in 0..self.locks.len() {
+            let app = &self.apps[c];
+            let running = !app.paused;
+            if !running {
+                out.push(Action::Resume(c));
+            }
+            if running
+                && app.attempts_left > 0
+                && app.section.is_none()
+                && self.locks[c].phase() == Phase::Idle
+            {
+                out.push(Action::Acquire(c));
+            }
+            match &app.section {
+                Some(s) if running && s.read.is_none() => out.push(Action::Read(c)),
+                Some(_) if running => out.push(Action::Write(c)),
+                _ => {}
+            }
+            for slot in 0..slots {
+                let q = self.conn(c, slot);
+                let serving = self.restarted_at[setup.server_of(slot)].is_none();
+                if !self.requests[q].is_empty() {
+                    if serving {
+                        out.push(Action::Exec(c, slot));
+                    }
+                    if self.budget.drops > 0 {
+                        out.push(Action::DropRequest(c, slot));
+                    }
+                }
+                if !self.replies[q].is_empty() {
+                    if running {
+                        out.push(Action::Deliver(c, slot));
+                    }
+                    if self.budget.drops > 0 {
+                        out.push(Action::DropReply(c, slot));
+                    }
+                }
+            }
+            if running
+                && self.budget.pauses > 0
+                && (app.section.is_some() || self.locks[c].phase() != Phase::Idle)
+            {
+                out.push(Action::Pause(c));
+            }
+        }
+        if let Some(next) = self.next_deadline(setup) {
+            out.push(Action::Advance);
+            let paused = self.apps.iter().any(|a| a.paused);
+            if let Some(tick) = setup.tick
+                && self.now + tick < next
+                && (self.in_flight() || paused)
+            {
+                out.push(Action::Tick);
+            }
+        }
+        if self.budget.restarts > 0 {
+            for s in 0..setup.servers() {
+                if self.restarted_at[s].is_none() {
+                    out.push(Action::Restart(s));
+                }
+            }
+        }
+        if self.budget.forces > 0 {
+            for slot in 0..slots {
+                if self.keys[slot].stored().is_some() {
+                    out.push(Action::ForceRelease(slot));
+                }
+            }
+        }
+    }
+
+    /// Apply `action`; `Err` names the promised property it broke.
+    pub fn apply(&mut self, setup: &Setup, action: Action, log: &mut Log) -> Result<(), Violation> {
+        match action {
+            Action::Acquire(c) => {
+                self.apps[c].attempts_left -= 1;
+                let mode = match setup.wait {
+                    None => AcquireMode::Try,
+                    Some(w) => AcquireMode::Wait {
+                        deadline: self.now + w,
+                    },
+                };
+                let _ = self.locks[c].acquire(self.now, mode);
+                self.drain(setup, c, log)?;
+            }
+            Action::Read(c) => {
+                let accepted = self.read(setup, c, log);
+                if !accepted || !setup.split_sections() {
+                    self.write(setup, c, log)?;
+                    let _ = self.locks[c].release(self.now);
+                    self.drain(setup, c, log)?;
+                }
+            }
+            Action::Write(c) => {
+                self.write(setup, c, log)?;
+                let _ = self.locks[c].release(self.now);
+                self.drain(setup, c, log)?;
+            }
+            Action::Exec(c, slot) => self.exec(setup, c, slot, log)?,
+            Action::DropRequest(c, slot) => {
+                self.budget.drops -= 1;
+                let q = self.conn(c, slot);
+                self.requests[q].pop_front();
+            }
+            Action::Deliver(c, slot) => self.deliver(setup, c, slot, log)?,
+            Action::DropReply(c, slot) => {
+                self.budget.drops -= 1;
+                let q = self.conn(c, slot);
+                self.replies[q].pop_front();
+            }
+            Action::Advance => {
+                if let Some(t) = self.next_deadline(setup) {
+                    self.advance_to(setup, t, log)?;
+                }
+            }
+            Action::Tick => {
+                if let Some(tick) = setup.tick {
+                    self.advance_to(setup, self.now + tick, log)?;
+                }
+            }
+            Action::Restart(s) => self.restart(setup, s, log)?,
+            Action::ForceRelease(slot) => self.force_release(setup, slot, log),
+            Action::Pause(c) => {
+                self.budget.pauses -= 1;
+                self.apps[c].paused = true;
+            }
+            Action::Resume(c) => self.apps[c].paused = false,
+        }
+        Ok(())
+    }
+
+    fn advance_to(&mut self, setup: &Setup, t: Instant, log: &mut Log) -> Result<(), Violation> {
+        self.now = t;
+        for r in &mut self.restarted_at {
+            if r.is_some_and(|at| at < t) {
+                *r = None;
+            }
+        }
+        for slot in 0..self.keys.len() {
+            if self.keys[slot].expire(t) {
+                log.note(|| format!("  slot {slot}: the key expires"));
+                self.notify(setup, slot);
+            }
+        }
+        for c in 0..self.locks.len() {
+            if !self.apps[c].paused {
+                self.locks[c].handle_timeout(t);
+                self.drain(setup, c, log)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn next_op(&mut self) -> u64 {
+        self.op_seq += 1;
+        self.op_seq
+    }
+
+    /// Push a key-change notification for `slot` to every waiting or holding client.
+    fn notify(&mut self, setup: &Setup, slot: usize) {
+        if !setup.notifications {
+            return;
+        }
+        for c in 0..self.locks.len() {
+            if matches!(self.locks[c].phase(), Phase::Backoff | Phase::Held) {
+                let q = self.conn(c, slot);
+                self.replies[q].push_back(Msg::Notify);
+            }
+        }
+    }
+
+    fn exec(
+        &mut self,
+        setup: &Setup,
+        c: usize,
+        slot: usize,
+        log: &mut Log,
+    ) -> Result<(), Violation> {
+        let q = self.conn(c, slot);
+        let Some(cmd) = self.requests[q].pop_front() else {
+            return Ok(());
+        };
+        let now = self.now;
+        let before = self.keys[slot].stored().map(|(o, _)| o);
+        let key = &mut self.keys[slot];
+        let reply = match (cmd.op, setup.planted) {
+            (Op::Extend { ttl_ms, .. }, Some(Planted::ExtendWithoutCompare))
+                if key.pexpire_any(now, ttl_ms) =>
+            {
+                Reply::Extended
+            }
+            _ => key.exec(now, c, cmd.op),
+        };
+        let issuing = matches!(
+            (cmd.op, &reply),
+            (Op::Acquire { .. }, Reply::Granted { .. })
+                | (Op::RaiseFence { .. }, Reply::FenceRaised)
+        );
+        // only issuing operations are numbered: token_order compares nothing else
+        let seq = if issuing { self.next_op() } else { self.op_seq };
+        log.note(|| {
+            format!(
+                "  slot {slot} runs c{c}'s {} -> {}",
+                op_name(&cmd.op),
+                reply_text(&reply)
+            )
+        });
+        match (cmd.op, &reply) {
+            (Op::Extend { value, .. }, Reply::Extended)
+                if before != Some(Owner { client: c, value }) =>
+            {
+                return Err(Violation::new(
+                    "stale_extension",
+                    format!(
+                        "c{c}'s extension renewed slot {slot}'s key, held by {}",
+                        owner_text(before)
+                    ),
+                ));
+            }
+            (Op::Acquire { value, .. }, Reply::Granted { .. }) => {
+                self.apps[c].issue_log.push((Some(value.nonce), seq));
+            }
+            (Op::RaiseFence { .. }, Reply::FenceRaised) => self.apps[c].issue_log.push((None, seq)),
+            _ => {}
+        }
+        if self.keys[slot].stored().map(|(o, _)| o) != before {
+            self.notify(setup, slot);
+        }
+        self.replies[q].push_back(Msg::Reply {
+            id: cmd.request,
+            op: cmd.op,
+            reply,
+        });
+        Ok(())
+    }
+
+    fn deliver(
+        &mut self,
+        setup: &Setup,
+        c: usize,
+        slot: usize,
+        log: &mut Log,
+    ) -> Result<(), Violation> {
+        let q = self.conn(c, slot);
+        let Some(msg) = self.replies[q].pop_front() else {
+            return Ok(());
+        };
+        let now = self.now;
+        match msg {
+            Msg::Notify => {
+                log.note(|| format!("  c{c} learns slot {slot}'s key changed"));
+                self.locks[c].handle_key_changed(now, slot);
+                self.drain(setup, c, log)
+            }
+            Msg::Reply { id, op, reply } => {
+                log.note(|| {
+                    format!(
+                        "  c{c} gets {} for its {}",
+                        reply_text(&reply),
+                        op_name(&op)
+                    )
+                });
+                // the machine handles its due timers before the reply (a round may end first)
+                self.locks[c].handle_timeout(now);
+                self.drain(setup, c, log)?;
+                self.apps[c].round.saw(op, &reply, slot);
+                let grant = match (op, &reply) {
+                    (Op::Acquire { value, .. }, Reply::Granted { .. }) => Some(value),
+                    _ => None,
+                };
+                self.locks[c].handle_reply(now, id, reply);
+                let mark = self.requests[q].len();
+                self.drain(setup, c, log)?;
+                if let Some(value) = grant {
+                    let lock = &self.locks[c];
+                    let kept = lock.lease_value() == Some(value)
+                        || (matches!(lock.phase(), Phase::Acquiring | Phase::WritingBack)
+                            && self.apps[c].round.nonce == value.nonce);
+                    let released = self.requests[q]
+                        .iter()
+                        .skip(mark)
+                        .any(|cmd| cmd.op == Op::Release { value });
+                    if !kept && !released && promised(setup, "late_grant_cleanup") {
+                        return Err(Violation::new(
+                            "late_grant_cleanup",
+                            format!(
+                                "c{c} got a grant of slot {slot} after its round ended and did not release it"
+                            ),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Move a machine's commands onto its connections and judge its events.
+    fn drain(&mut self, setup: &Setup, c: usize, log: &mut Log) -> Result<(), Violation> {
+        self.lock_fp[c] = None;
+        while let Some(cmd) = self.locks[c].poll_command() {
+            if let Op::Acquire { value, .. } = cmd.op
+                && self.apps[c].round.nonce != value.nonce
+            {
+                self.apps[c].round = RoundSeen::new(value.nonce);
+                self.apps[c].issue_log.clear();
+            }
+            let q = self.conn(c, cmd.slot);
+            self.requests[q].push_back(cmd);
+        }
+        while let Some(ev) = self.locks[c].poll_event() {
+            log.note(|| format!("  c{c}: {}", event_text(&ev)));
+            self.on_event(setup, c, ev)?;
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, setup: &Setup, c: usize, ev: Event) -> Result<(), Violation> {
+        match ev {
+            Event::Acquired {
+                token,
+                validity,
+                sent_at,
+                ..
+            } => {
+                let issued = self.issued_span(c);
+                let tenure = Tenure {
+                    client: c,
+                    token,
+                    issued,
+                };
+                if promised(setup, "token_order") {
+                    crate::props::check_token_order(&self.tenures, &tenure)?;
+                }
+                self.tenures.push(tenure);
+                if promised(setup, "mutual_exclusion")
+                    && let Some(other) = (0..self.locks.len())
+                        .find(|o| *o != c && self.locks[*o].phase() == Phase::Held)
+                {
+                    return Err(Violation::new(
+                        "mutual_exclusion",
+                        format!("c{c} acquired while c{other} holds the lease"),
+                    ));
+                }
+                let mut trusted = validity;
+                if setup.planted == Some(Planted::ValidityFromReply) {
+                    trusted = trusted + self.now.saturating_since(sent_at);
+                }
+                self.check_oracle(setup, c, trusted)?;
+                self.apps[c].section = Some(Section {
+                    token,
+                    issued,
+                    read: None,
+                });
+            }
+            Event::Extended { validity, .. } => self.check_oracle(setup, c, validity)?,
+            Event::AcquireFailed(err) => {
+                if promised(setup, "misclassified") {
+                    self.check_classification(setup, c, &err)?;
+                }
+            }
+            Event::Lost { .. } | Event::Released { .. } => self.apps[c].section = None,
+        }
+        Ok(())
+    }
+
+    /// The first and last server operation that issued client `c`'s new lease (its winning
+    /// round's grants and the fence write-backs after the first of them), as the simulator does.
+    fn issued_span(&mut self, c: usize) -> (u64, u64) {
+        let nonce = self.locks[c].lease_value().map(|v| v.nonce);
+        let log = std::mem::take(&mut self.apps[c].issue_log);
+        let first = log
+            .iter()
+            .filter(|(n, _)| n.is_some() && *n == nonce)
+            .map(|(_, s)| *s)
+            .min()
+            .unwrap_or(self.op_seq);
+        let last = log
+            .iter()
+            .filter(|(n, s)| (n.is_some() && *n == nonce) || (n.is_none() && *s >= first))
+            .map(|(_, s)| *s)
+            .max()
+            .unwrap_or(first);
+        (first, last)
+    }
+
+    /// The servers keep the key on a quorum of the holder's slots at least until `validity`.
+    fn check_oracle(&self, setup: &Setup, c: usize, validity: Instant) -> Result<(), Violation> {
+        if !promised(setup, "validity_oracle") {
+            return Ok(());
+        }
+        let lock = &self.locks[c];
+        let Some(value) = lock.lease_value() else {
+            return Ok(());
+        };
+        let me = Owner { client: c, value };
+        let covering = lock
+            .held_slots()
+            .iter()
+            .filter(
+                |s| matches!(self.keys[*s].stored(), Some((o, exp)) if o == me && exp >= validity),
+            )
+            .count();
+        if covering < lock.quorum() {
+            return Err(Violation::new(
+                "validity_oracle",
+                format!(
+                    "c{c} trusts its lease until {} but only {covering}/{} slots keep the key that long",
+                    at(validity),
+                    lock.quorum()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A failed round's cause must follow from what the client was told in that round:
+    /// `Contended` only when the `Held` answers alone rule out a quorum, `QuorumUnreachable`
+    /// only after an error, `SlowReplies` naming a slow slot and never when `Held` answers
+    /// ruled out a quorum.
+    fn check_classification(
+        &self,
+        setup: &Setup,
+        c: usize,
+        err: &AcquireError,
+    ) -> Result<(), Violation> {
+        let slots = setup.layout.slots();
+        let slack = slots - setup.layout.quorum();
+        let seen = &self.apps[c].round;
+        let held = seen.held_count();
+        let wrong = match err {
+            AcquireError::Contended { .. } => held <= slack,
+            AcquireError::QuorumUnreachable { .. } => !seen.error,
+            AcquireError::SlowReplies { slots, .. } => held > slack || slots.is_empty(),
+            _ => false,
+        };
+        if wrong {
+            return Err(Violation::new(
+                "misclassified",
+                format!(
+                    "c{c} reported {} after its round saw {held} Held of {slots} slots{}",
+                    err.reason(),
+                    if seen.error {
+                        " and an error"
+                    } else {
+                        ", no error"
+                    }
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The section's read; false when the resource rejected it (the section ends).
+    fn read(&mut self, setup: &Setup, c: usize, log: &mut Log) -> bool {
+        let Some(sec) = self.apps[c].section.as_mut() else {
+            return false;
+        };
+        let fencing = setup.planted != Some(Planted::NoFencing);
+        let value = self.resource.read(sec.token, fencing);
+        log.note(|| match value {
+            Some(v) => format!("  resource: c{c} reads {v} with token {}", sec.token),
+            None => format!("  resource: rejects c{c}'s read with token {}", sec.token),
+        });
+        match value {
+            Some(v) => sec.read = Some(v),
+            None => self.apps[c].section = None,
+        }
+        value.is_some()
+    }
+
+    fn write(&mut self, setup: &Setup, c: usize, log: &mut Log) -> Result<(), Violation> {
+        let Some(sec) = self.apps[c].section.take() else {
+            return Ok(());
+        };
+        let fencing = setup.planted != Some(Planted::NoFencing);
+        let outcome = self.resource.write(c, &sec, fencing, log);
+        match outcome {
+            Err(v) if promised(setup, v.property) => Err(v),
+            _ => Ok(()),
+        }
+    }
+
+    fn restart(&mut self, setup: &Setup, s: usize, log: &mut Log) -> Result<(), Violation> {
+        self.budget.restarts -= 1;
+        self.restarted_at[s] = Some(self.now);
+        let slots: Vec<usize> = (0..self.keys.len())
+            .filter(|sl| setup.server_of(*sl) == s)
+            .collect();
+        for &slot in &slots {
+            self.keys[slot] = if setup.planted == Some(Planted::CounterFromZero) {
+                ModelServer::with_fence(Some(0)).without_time_floor()
+            } else {
+                ModelServer::default()
+            };
+        }
+        let now = self.now;
+        for c in 0..self.locks.len() {
+            if matches!(self.locks[c].phase(), Phase::Acquiring | Phase::WritingBack) {
+                self.apps[c].round.error = true;
+            }
+            for &slot in &slots {
+                let q = self.conn(c, slot);
+                self.requests[q].clear();
+                self.replies[q].clear();
+                self.locks[c].handle_disconnected(now, slot);
+                self.locks[c].handle_reconnected(now, slot);
+            }
+            log.note(|| format!("  c{c}'s connections to server {s} drop and reconnect"));
+            self.drain(setup, c, log)?;
+        }
+        Ok(())
+    }
+
+    fn force_release(&mut self, setup: &Setup, slot: usize, log: &mut Log) {
+        self.budget.forces -= 1;
+        let Some((owner, _)) = self.keys[slot].stored() else {
+            return;
+        };
+        let keep_ms = setup.lock_config().fence_keep_ms();
+        let op = Op::ForceRelease {
+            value: owner.value,
+            keep_ms,
+        };
+        let reply = self.keys[slot].exec(self.now, owner.client, op);
+        log.note(|| format!("  slot {slot}: {}", reply_text(&reply)));
+        if matches!(reply, Reply::ForceReleased(ForceOutcome::Deleted { .. })) {
+            self.notify(setup, slot);
+        }
+    }
+}
+
+/// Whether `setup`'s fault model promises `property`.
+pub fn promised(setup: &Setup, property: &str) -> bool {
+    setup.promised().contains(&property)
+}
+
+fn owner_text(o: Option<Owner>) -> String {
+    match o {
+        Some(o) => format!("c{}", o.client),
+        None => "nobody".into(),
+    }
+}
+
+fn op_name(op: &Op) -> &'static str {
+    match op {
+        Op::Acquire { .. } => "acquire",
+        Op::Extend { .. } => "extend",
+        Op::Check { .. } => "check",
+        Op::Release { .. } => "release",
+        Op::RaiseFence { .. } => "raise_fence",
+        Op::ForceRelease { .. } => "force_release",
+    }
+}
+
+fn reply_text(r: &Reply) -> String {
+    match r {
+        Reply::Granted { token } => format!("granted token {token}"),
+        Reply::Held { holder, .. } => format!("held by {}", holder.as_deref().unwrap_or("?")),
+        Reply::Error(e) => format!("error ({})", e.kind),
+        other => format!("{other:?}"),
+    }
+}
+
+fn event_text(ev: &Event) -> String {
+    match ev {
+        Event::Acquired {
+            token, validity, ..
+        } => {
+            format!("Acquired token {token}, valid until {}", at(*validity))
+        }
+        Event::Extended { validity, .. } => format!("Extended, valid until {}", at(*validity)),
+        Event::AcquireFailed(e) => format!("AcquireFailed {}", e.reason()),
+        Event::Lost { reason, .. } => format!("Lost ({})", reason.reason()),
+        Event::Released { .. } => "Released".into(),
+    }
+}
+
+/// A fast 128-bit hash of byte strings (two multiply-rotate lanes over 8-byte words and a
+/// SplitMix64 finish), good enough for non-adversarial state texts.
+#[derive(Default)]
+struct Fingerprint {
+    a: u64,
+    b: u64,
+}
+
+impl Fingerprint {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            let x = u64::from_le_bytes(w);
+            self.a = (self.a ^ x)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .rotate_left(29);
+            self.b = (self.b.rotate_left(17) ^ x).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+        }
+        self.a ^= bytes.len() as u64;
+        self.b = self.b.wrapping_add(bytes.len() as u64);
+    }
+
+    fn finish(&self) -> u128 {
+        fn mix(mut z: u64) -> u64 {
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        (u128::from(mix(self.a ^ self.b.rotate_left(32))) << 64) | u128::from(mix(self.b))
+    }
+}
