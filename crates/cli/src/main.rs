@@ -1,6 +1,7 @@
 //! `leasehold`: the single command users run.
 
 mod bench_cmd;
+mod doctor_cmd;
 mod exec_cmd;
 mod sim_cmd;
 mod watch_cmd;
@@ -32,6 +33,10 @@ enum Command {
     Inspect(watch_cmd::InspectArgs),
     /// Live dashboard of the locks in a Redis: holders, TTL countdowns, states (read-only).
     Watch(watch_cmd::WatchArgs),
+    /// Examine a Redis that holds locks (read-only, within a command budget): reply times,
+    /// stalls, clock skew, eviction, persistence, replicas, lock keys; findings with evidence and
+    /// recommended settings for rueidislock and leasehold. Exit 0 ran, 1 could not connect, 2 usage.
+    Doctor(doctor_cmd::DoctorArgs),
 }
 
 /// The tokio runtime of the commands that talk to Redis. On failure it says so for `cmd`.
@@ -71,5 +76,6 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench_cmd::run(args),
         Command::Inspect(args) => watch_cmd::inspect(args),
         Command::Watch(args) => watch_cmd::watch(args),
+        Command::Doctor(args) => doctor_cmd::run_doctor(args),
     }
 }
