@@ -60,10 +60,9 @@ pub struct ExecArgs {
     #[arg(long, default_value = "leasehold")]
     prefix: String,
     /// Lock name.
-    #[arg(required_unless_present = "guard_group")]
-    name: Option<String>,
+    name: String,
     /// The command and its arguments (after `--`).
-    #[arg(last = true, required_unless_present = "guard_group")]
+    #[arg(last = true, required = true)]
     command: Vec<String>,
     /// Internal: run as the guard of this process group (see `exec_cmd/guard.rs`).
     #[arg(long, hide = true)]
@@ -93,12 +92,7 @@ pub fn run(a: ExecArgs) -> ExitCode {
     if let Some(pgid) = a.guard_group {
         return guard::run(pgid);
     }
-    let (Some(name), false) = (a.name.clone(), a.command.is_empty()) else {
-        eprintln!(
-            "leasehold exec: give a lock name and a command: leasehold exec NAME -- COMMAND..."
-        );
-        return ExitCode::from(EXIT_USAGE);
-    };
+    let name = a.name.clone();
     let timing = match options::check(a.ttl, a.wait, a.grace) {
         Ok(t) => t,
         Err(msg) => {

@@ -1,4 +1,4 @@
-//! The guard: a small helper process (`leasehold exec --guard-group <pgid>`, hidden) that kills
+//! The guard: a small helper process (`leasehold exec --guard-group <pgid> …`, hidden) that kills
 //! the command's whole process group if exec dies without saying goodbye (SIGKILL, OOM killer,
 //! a crash). `PR_SET_PDEATHSIG` reaches only the group leader; the guard reaches the pipeline,
 //! `make -j` and `xargs` workers too, and works on every Unix.
@@ -53,7 +53,15 @@ impl Guard {
         let spawned = {
             use std::os::unix::process::CommandExt;
             std::process::Command::new(exe)
-                .args(["exec", "--guard-group", &pgid.to_string()])
+                // NAME and COMMAND are required by the parser; the guard ignores them
+                .args([
+                    "exec",
+                    "--guard-group",
+                    &pgid.to_string(),
+                    "guard",
+                    "--",
+                    "guard",
+                ])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
