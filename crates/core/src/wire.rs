@@ -10,6 +10,10 @@
 //! - key majority, slot `i`: lock `leasehold:{jobs#i}`, fence `leasehold:{jobs#i}:fence`.
 //!
 //! Lock value: `lh1:<16 hex digits of nonce>:<holder id>`.
+//!
+//! Keys in both directions (build and parse) and the event stream's fields: [`keys`].
+
+pub mod keys;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -412,13 +416,10 @@ impl SlotKeys {
         let mut lock = Vec::with_capacity(n);
         let mut fence = Vec::with_capacity(n);
         for i in 0..n {
-            let tag = if layout.one_key_per_instance() {
-                format!("{prefix}:{{{name}}}")
-            } else {
-                format!("{prefix}:{{{name}#{i}}}")
-            };
-            fence.push(format!("{tag}:fence"));
-            lock.push(tag);
+            let slot = (!layout.one_key_per_instance()).then_some(i);
+            let key = keys::lock_key(prefix, name.as_str(), slot);
+            fence.push(keys::fence_key_of(&key));
+            lock.push(key);
         }
         SlotKeys { lock, fence }
     }
