@@ -680,7 +680,8 @@ fn distinct(instances: &[Instance]) -> Result<(), LockError> {
 
 /// Forward lock events to `<prefix>:events` (capped) until the locker is dropped.
 async fn publish_events(shared: Arc<Shared>, mut rx: broadcast::Receiver<LockEvent>) {
-    let stream = format!("{}:events", shared.config.prefix);
+    use leasehold_core::wire::keys::events as ev_wire;
+    let stream = ev_wire::stream_key(&shared.config.prefix);
     let holder = shared.holder.as_str().to_owned();
     let instance = shared.instances[0].conn.clone();
     drop(shared);
@@ -690,53 +691,53 @@ async fn publish_events(shared: Arc<Shared>, mut rx: broadcast::Receiver<LockEve
             Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        let mut fields: Vec<(&str, String)> = vec![("holder", holder.clone())];
+        let mut fields: Vec<(&str, String)> = vec![(ev_wire::HOLDER, holder.clone())];
         match &ev {
             LockEvent::Acquired {
                 name,
                 token,
                 latency,
             } => fields.extend([
-                ("kind", "acquired".into()),
-                ("name", name.clone()),
-                ("token", token.to_string()),
-                ("latency_us", latency.as_micros().to_string()),
+                (ev_wire::KIND, ev_wire::KIND_ACQUIRED.into()),
+                (ev_wire::NAME, name.clone()),
+                (ev_wire::TOKEN, token.to_string()),
+                (ev_wire::LATENCY_US, latency.as_micros().to_string()),
             ]),
             LockEvent::AcquireFailed {
                 name,
                 reason,
                 latency,
             } => fields.extend([
-                ("kind", "acquire_failed".into()),
-                ("name", name.clone()),
-                ("reason", (*reason).to_owned()),
-                ("latency_us", latency.as_micros().to_string()),
+                (ev_wire::KIND, ev_wire::KIND_ACQUIRE_FAILED.into()),
+                (ev_wire::NAME, name.clone()),
+                (ev_wire::REASON, (*reason).to_owned()),
+                (ev_wire::LATENCY_US, latency.as_micros().to_string()),
             ]),
             LockEvent::Extended { name, slack } => fields.extend([
-                ("kind", "extended".into()),
-                ("name", name.clone()),
-                ("slack_us", slack.as_micros().to_string()),
+                (ev_wire::KIND, ev_wire::KIND_EXTENDED.into()),
+                (ev_wire::NAME, name.clone()),
+                (ev_wire::SLACK_US, slack.as_micros().to_string()),
             ]),
             LockEvent::Lost {
                 name,
                 token,
                 reason,
             } => fields.extend([
-                ("kind", "lost".into()),
-                ("name", name.clone()),
-                ("token", token.to_string()),
-                ("reason", reason.reason().to_owned()),
+                (ev_wire::KIND, ev_wire::KIND_LOST.into()),
+                (ev_wire::NAME, name.clone()),
+                (ev_wire::TOKEN, token.to_string()),
+                (ev_wire::REASON, reason.reason().to_owned()),
             ]),
             LockEvent::Released { name, token } => fields.extend([
-                ("kind", "released".into()),
-                ("name", name.clone()),
-                ("token", token.to_string()),
+                (ev_wire::KIND, ev_wire::KIND_RELEASED.into()),
+                (ev_wire::NAME, name.clone()),
+                (ev_wire::TOKEN, token.to_string()),
             ]),
         }
         let conn = instance.borrow().clone();
         if let Some(mut conn) = conn {
             let mut cmd = redis::cmd("XADD");
-            cmd.arg(&stream).arg("MAXLEN").arg("~").arg(10_000).arg("*");
+            cmd.arg(&stream).arg("MAXLEN").arg("~").arg(ev_wire::MAXLEN).arg("*");
             for (k, v) in &fields {
                 cmd.arg(*k).arg(v);
             }
