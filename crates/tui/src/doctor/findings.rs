@@ -304,7 +304,7 @@ fn key_majority(out: &mut Vec<Finding>, m: &Measured, all: &[u64], cluster: bool
     let (evidence, recommendation) = if cluster {
         (
             format!("a cluster node; {seen}"),
-            "KeyMajority 2 (3 keys spread over slots by CRC16) survives one shard's loss; it must be the same on every Locker; leasehold: SlotLayout::Instances over independent primaries for the same fault tolerance".to_owned(),
+            "KeyMajority 2 (3 keys spread over slots by CRC16) can survive one shard's loss when the keys land on different shards; it must be the same on every Locker; leasehold: key_majority Some(2) for the same trade, or instances over independent primaries".to_owned(),
         )
     } else {
         (
@@ -593,7 +593,7 @@ fn durability(out: &mut Vec<Finding>, m: &Measured, cluster: bool) {
             id: "cluster_node",
             severity: Severity::Warning,
             evidence: "this server is a cluster node (redis_mode:cluster): it serves only its own hash slots, and its keyspace walk saw only its own keys".into(),
-            recommendation: "run doctor against every primary of the cluster; rueidislock's keys <prefix>:<i>:<name> carry no hash tag and spread over slots, while leasehold keeps each lock's keys in one slot ({name})".into(),
+            recommendation: "run doctor against every primary of the cluster; rueidislock's keys <prefix>:<i>:<name> carry no hash tag and spread over slots, and so do leasehold's key-majority keys (<prefix>:{name#i}, each in the slot of its own hash tag, with its fence counter)".into(),
         });
     }
 }
