@@ -151,6 +151,97 @@ fn a_slow_server_yields_the_try_next_after_finding_with_twice_the_p999() {
     assert!(text.contains("reply_time: p99.9 reply"), "{text}");
 }
 
+/// A busy Lua loop of `ms` milliseconds (the server runs nothing else meanwhile).
+const BUSY: &str = "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] \
+    repeat local n = redis.call('TIME') until (n[1] * 1000000 + n[2]) - s > tonumber(ARGV[1]) * 1000 \
+    return 1";
+
+#[test]
+fn stalls_from_another_client_show_as_a_share_slowlog_and_latency_events() {
+    let Some(redis) =
+        RedisServer::start_with("doctor_stalls", &["--latency-monitor-threshold", "10"])
+    else {
+        return;
+    };
+    let rt = rt();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let url = redis.url();
+    let stalls = {
+        let stop = stop.clone();
+        rt.spawn(async move {
+            let client = redis::Client::open(url.as_str()).expect("a client");
+            let mut conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("a connection");
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                // a 60 ms stall every ~200 ms, from a test client (not doctor)
+                let _: redis::RedisResult<i64> = redis::cmd("EVAL")
+                    .arg(BUSY)
+                    .arg(0)
+                    .arg(60)
+                    .query_async(&mut conn)
+                    .await;
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(140)).await;
+            }
+            n
+        })
+    };
+    // --budget 100 spreads 300 samples over ~3 s: ~15 stalls, each delaying the sample that
+    // meets it by 0-60 ms
+    let v = doctor_json(&[
+        "--redis",
+        &redis.url(),
+        "--samples",
+        "150",
+        "--budget",
+        "100",
+    ]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let n = rt.block_on(stalls).expect("the stall task");
+    let text = serde_json::to_string_pretty(&v["findings"]).unwrap_or_default();
+    eprintln!("{n} stalls; reply_us {}\n{text}", v["reply_us"]);
+    let p50 = v["reply_us"]["p50"].as_u64().expect("p50");
+    let p999 = v["reply_us"]["p999"].as_u64().expect("p999");
+    assert!(p50 < 20_000, "most replies are fast: {}", v["reply_us"]);
+    assert!(p999 > 20_000, "some sample met a stall: {}", v["reply_us"]);
+    let f = must_find(&v, "reply_time");
+    assert_eq!(f["severity"], "warning", "{f}");
+    let rec = f["recommendation"].as_str().unwrap_or("");
+    assert!(
+        rec.contains("expect 'context deadline exceeded' on ~"),
+        "{rec}"
+    );
+    assert!(!rec.contains("~100%"), "only a share of calls: {rec}");
+    let tna = v["settings"]["rueidislock"]["try_next_after_ms"]
+        .as_u64()
+        .expect("try_next_after_ms");
+    assert!(
+        tna * 1000 >= 2 * p999,
+        "TryNextAfter {tna} ms < 2 × p99.9 {p999} µs"
+    );
+    let slow = must_find(&v, "slowlog");
+    assert_eq!(slow["severity"], "warning", "{slow}");
+    assert!(
+        slow["evidence"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("SLOWLOG has ") && s.contains("EVAL")),
+        "{slow}"
+    );
+    let lat = must_find(&v, "latency_events");
+    assert_eq!(lat["severity"], "warning", "{lat}");
+    // one host, one clock: the offset is measured from the send, not from before a budget wait
+    let clock = must_find(&v, "clock_skew");
+    assert!(
+        clock["evidence"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("this host's clock agrees")),
+        "{clock}"
+    );
+}
+
 #[test]
 fn a_lock_key_without_ttl_and_allkeys_lru_are_findings() {
     let Some(redis) = RedisServer::start_with(

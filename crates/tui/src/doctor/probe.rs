@@ -129,19 +129,32 @@ impl Probe<'_> {
 
     /// One command, paid from the budget; its round-trip time with the reply.
     async fn send(&mut self, cmd: &redis::Cmd) -> (Duration, Result<Value, RedisError>) {
+        let (_, rtt, r) = self.send_at(cmd).await;
+        (rtt, r)
+    }
+
+    /// [`Probe::send`], also returning the wall-clock time it was sent (after any wait for the
+    /// budget, so the round trip and the send time describe the same interval).
+    async fn send_at(
+        &mut self,
+        cmd: &redis::Cmd,
+    ) -> (SystemTime, Duration, Result<Value, RedisError>) {
         self.scanner.bucket().spend(1).await;
+        let wall = SystemTime::now();
         let t = Instant::now();
         let r: Result<Value, RedisError> = cmd.query_async(&mut self.conn).await;
+        let rtt = t.elapsed();
         let r = match r {
             Ok(Value::ServerError(e)) => Err(e.into()),
             other => other,
         };
-        (t.elapsed(), r)
+        (wall, rtt, r)
     }
 
+    /// `INFO`, one section per command; refused sections are grouped into one line per reason.
     async fn info(&mut self) {
+        let mut refused: Vec<(String, Vec<&str>)> = Vec::new();
         for section in INFO_SECTIONS {
-            let check = format!("INFO {section}");
             match self.send(redis::cmd("INFO").arg(section)).await.1 {
                 Ok(v) => {
                     let text = match v {
@@ -152,10 +165,21 @@ impl Probe<'_> {
                     self.m.info.absorb(&text);
                 }
                 Err(e) => {
-                    let reason = why(&check, &e);
-                    self.skip(&check, reason);
+                    let reason = why("INFO", &e);
+                    match refused.iter_mut().find(|(r, _)| *r == reason) {
+                        Some((_, sections)) => sections.push(section),
+                        None => refused.push((reason, vec![section])),
+                    }
                 }
             }
+        }
+        for (reason, sections) in refused {
+            self.skip(
+                &format!("INFO {}", sections.join(", ")),
+                format!(
+                    "{reason}; without it the checks that read these sections (eviction policy, persistence, replication, clients, command stats, server version) are not made"
+                ),
+            );
         }
     }
 
@@ -208,8 +232,7 @@ impl Probe<'_> {
     async fn clock(&mut self) {
         let mut best: Option<Skew> = None;
         for _ in 0..5 {
-            let wall = SystemTime::now();
-            let (rtt, r) = self.send(&redis::cmd("TIME")).await;
+            let (wall, rtt, r) = self.send_at(&redis::cmd("TIME")).await;
             let reply =
                 r.and_then(|v| redis::from_redis_value::<(i64, i64)>(v).map_err(Into::into));
             let (secs, micros) = match reply {
