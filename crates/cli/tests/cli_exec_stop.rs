@@ -416,3 +416,64 @@ fn ctrl_z_suspends_the_command_with_exec_and_a_stale_resume_kills_it() {
         }
     }
 }
+
+/// Three instances: losing one keeps the lease (a majority still extends it); losing a second
+/// stops the command before the lease's validity runs out.
+///
+/// Ignored for now: against fresh servers, about 1 run in 3 acquires with only 2 of the 3 keys
+/// held (the third server has no key moments later, so a grant that came after the quorum was not
+/// kept), and losing one instance then loses the lease. Seen with the keeper adapter of e4af2fb;
+/// run with `--ignored` once that is fixed.
+#[test]
+#[ignore = "a late acquire grant is not kept (2 of 3 keys held); see the doc comment"]
+fn a_majority_of_instances_keeps_the_command_running_and_losing_it_stops_it() {
+    let (Some(a), Some(b), Some(mut c)) = (
+        RedisServer::start("exec_maj_a"),
+        RedisServer::start("exec_maj_b"),
+        RedisServer::start("exec_maj_c"),
+    ) else {
+        return;
+    };
+    let dir = scratch("majority");
+    let pidfile = dir.join("pid");
+    let script = format!("echo $$ > {}; sleep 77 | cat", pidfile.display());
+    let mut child = leasehold()
+        .args(["exec", "--ttl", "2s", "--grace", "300ms"])
+        .args([
+            "--redis",
+            &a.url(),
+            "--redis",
+            &b.url(),
+            "--redis",
+            &c.url(),
+        ])
+        .args(["maj", "--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pgid = read_pid(&pidfile, Duration::from_secs(10));
+    c.kill();
+    // several extension rounds (every 667 ms) on the two that are left
+    std::thread::sleep(Duration::from_millis(2500));
+    if let Some(status) = child.try_wait().unwrap() {
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "exec gave up ({status}) with a majority still up: {}",
+            stderr(&out)
+        );
+    }
+    assert!(!group_members(pgid).is_empty());
+    b.pause();
+    let status = wait_child(&mut child, Duration::from_secs(8));
+    b.resume();
+    let gone = wait_group_gone(pgid, Duration::from_secs(2));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(76), "{}", stderr(&out));
+    assert!(gone.is_some(), "still running: {:?}", group_members(pgid));
+    assert!(
+        stderr(&out).contains("before the lease's validity instant"),
+        "{}",
+        stderr(&out)
+    );
+}

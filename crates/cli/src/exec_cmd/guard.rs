@@ -41,7 +41,13 @@ impl Guard {
     /// Start a guard for group `pgid` (after the command, so the command never holds the pipe).
     /// `None` (with a warning) if this executable cannot be run again.
     pub fn start(pgid: i32) -> Option<Guard> {
-        let exe = match std::env::current_exe() {
+        // Linux: the running binary itself, even if its file was replaced (an upgrade, a rebuild)
+        // since exec started
+        #[cfg(target_os = "linux")]
+        let exe: std::io::Result<std::path::PathBuf> = Ok("/proc/self/exe".into());
+        #[cfg(not(target_os = "linux"))]
+        let exe = std::env::current_exe();
+        let exe = match exe {
             Ok(e) => e,
             Err(e) => {
                 eprintln!(
