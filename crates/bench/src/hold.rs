@@ -77,11 +77,12 @@ pub async fn hold(
         }
     }
     let acquire_secs = started.elapsed().as_secs_f64();
-    let after = rss_bytes();
     let (c0, s0) = command_counts(admin).await?;
     let t = Instant::now();
     tokio::time::sleep(hold).await;
     let (c1, s1) = command_counts(admin).await?;
+    // steady state: after several extension rounds, not right after the burst of acquisitions
+    let after = rss_bytes();
     let secs = t.elapsed().as_secs_f64();
     let lost = leases.iter().filter(|l| !l.is_held()).count();
     for l in leases {

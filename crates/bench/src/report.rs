@@ -75,7 +75,8 @@ pub struct Hold {
     pub leases: u64,
     /// The lease ttl, ms.
     pub ttl_ms: u64,
-    /// Growth of this process's resident memory per held lease, bytes.
+    /// Growth of this process's resident memory per held lease, bytes, measured after holding
+    /// them through several extensions (the steady state, not the acquisition burst).
     pub rss_bytes_per_lease: f64,
     /// Commands Redis counted per second while they were held (`INFO commandstats`, script
     /// internals included).

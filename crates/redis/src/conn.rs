@@ -45,8 +45,13 @@ pub(crate) enum InstanceEvent {
 /// Routes invalidation pushes to the driver of the lease that owns the key, instead of waking every
 /// driver for every push: (instance, key) -> (lease id, slot, where to send `(lease id, slot)`).
 type RouteKey = (usize, Vec<u8>);
-/// (lease id, slot, where to send).
-type Route = (u64, usize, mpsc::UnboundedSender<(u64, usize)>);
+/// (lease id, slot, where to send, the slot's echo flag).
+type Route = (
+    u64,
+    usize,
+    mpsc::UnboundedSender<(u64, usize)>,
+    crate::drive::EchoFlag,
+);
 
 #[derive(Debug, Default)]
 struct Routes {
@@ -74,10 +79,14 @@ impl Router {
         key: &str,
         slot: usize,
         tx: mpsc::UnboundedSender<(u64, usize)>,
+        echo: crate::drive::EchoFlag,
     ) {
         let mut r = self.routes();
         let k = (instance, key.as_bytes().to_vec());
-        r.by_key.entry(k.clone()).or_default().push((id, slot, tx));
+        r.by_key
+            .entry(k.clone())
+            .or_default()
+            .push((id, slot, tx, echo));
         r.by_id.entry(id).or_default().push(k);
     }
 
@@ -87,7 +96,7 @@ impl Router {
         let keys = r.by_id.get(&id).cloned().unwrap_or_default();
         for k in keys {
             if let Some(v) = r.by_key.get_mut(&k) {
-                for route in v.iter_mut().filter(|(i, _, _)| *i == id) {
+                for route in v.iter_mut().filter(|(i, ..)| *i == id) {
                     route.2 = tx.clone();
                 }
             }
@@ -102,7 +111,7 @@ impl Router {
         };
         for k in keys {
             if let Some(v) = r.by_key.get_mut(&k) {
-                v.retain(|(i, _, _)| *i != id);
+                v.retain(|(i, ..)| *i != id);
                 if v.is_empty() {
                     r.by_key.remove(&k);
                 }
@@ -116,15 +125,21 @@ impl Router {
         match key {
             Some(k) => {
                 if let Some(v) = r.by_key.get(&(instance, k.to_vec())) {
-                    for (id, slot, tx) in v {
+                    for (id, slot, tx, echo) in v {
+                        // the echo of our own write, already known to be one: nobody to wake
+                        if echo.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                            continue;
+                        }
                         let _ = tx.send((*id, *slot));
                     }
                 }
             }
             None => {
+                // a flush: every key may have changed, whoever wrote last
                 for ((inst, _), v) in &r.by_key {
                     if *inst == instance {
-                        for (id, slot, tx) in v {
+                        for (id, slot, tx, echo) in v {
+                            echo.store(false, std::sync::atomic::Ordering::Release);
                             let _ = tx.send((*id, *slot));
                         }
                     }

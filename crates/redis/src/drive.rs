@@ -5,6 +5,7 @@
 //! driver that sent it; the machine matches replies by request id, so interleaving is safe.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use leasehold_core::{Event, Lock, Reply};
 
@@ -28,15 +29,23 @@ use crate::send::{Answer, wrote_lock_key};
 pub(crate) struct Machine {
     /// The core machine.
     pub lock: Lock,
-    /// Per slot: our own script wrote the lock key since the last push about it.
-    own_write: Vec<bool>,
+    /// Per slot: our own script wrote the lock key since the last push about it. Shared with
+    /// the slot's route in the [`crate::conn::Router`], which drops an echo without waking
+    /// anyone when the reply was fed first (as it usually is); when the push wins that race, the
+    /// flag is still set by the time the driver handles the push (it feeds ready replies first).
+    own_write: Vec<EchoFlag>,
 }
 
+/// "Our own script wrote this slot's key; the next push about it is its echo."
+pub(crate) type EchoFlag = Arc<std::sync::atomic::AtomicBool>;
+
 impl Machine {
-    pub fn new(lock: Lock, slots: usize) -> Self {
+    /// A machine for `lock` whose slots' echo flags are `flags` (one per slot, shared with the
+    /// router).
+    pub fn new(lock: Lock, flags: Vec<EchoFlag>) -> Self {
         Machine {
             lock,
-            own_write: vec![false; slots],
+            own_write: flags,
         }
     }
 
@@ -47,9 +56,9 @@ impl Machine {
             shared.note_reply_time(inst, took);
         }
         if wrote_lock_key(&cmd.op, &reply)
-            && let Some(w) = self.own_write.get_mut(cmd.slot)
+            && let Some(w) = self.own_write.get(cmd.slot)
         {
-            *w = true;
+            w.store(true, Ordering::Release);
         }
         let now = shared.core_now();
         self.lock.handle_reply(now, cmd.request, reply);
@@ -58,8 +67,8 @@ impl Machine {
     /// A push said `slot`'s key changed: the echo of our own write is dropped, anything else
     /// reaches the machine.
     pub fn pushed(&mut self, shared: &Shared, slot: usize) {
-        if let Some(w) = self.own_write.get_mut(slot)
-            && std::mem::take(w)
+        if let Some(w) = self.own_write.get(slot)
+            && w.swap(false, Ordering::AcqRel)
         {
             return;
         }
@@ -70,8 +79,8 @@ impl Machine {
     /// The connection to `slot` is back: pushes may have been missed, and nothing is ours to
     /// expect any more.
     pub fn reconnected(&mut self, shared: &Shared, slot: usize) {
-        if let Some(w) = self.own_write.get_mut(slot) {
-            *w = false;
+        if let Some(w) = self.own_write.get(slot) {
+            w.store(false, Ordering::Release);
         }
         let now = shared.core_now();
         self.lock.handle_reconnected(now, slot);
@@ -141,6 +150,9 @@ pub(crate) fn apply_events(shared: &Arc<Shared>, entry: &Entry, m: &mut Machine)
                     token,
                     reason: reason.clone(),
                 });
+                // the next local waiter may go before anyone is told (a task that learns of the
+                // loss and acquires again must find the gate open)
+                entry.open_gate();
                 entry.cell.set_lost(reason);
             }
             Event::Released { token } => {
