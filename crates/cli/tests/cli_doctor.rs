@@ -332,6 +332,46 @@ fn an_acl_user_without_slowlog_gets_a_clear_line_not_a_crash() {
     let v = doctor_json(&["--redis", &url, "--samples", "10"]);
     assert!(v["slowlog"].is_null(), "{v:#}");
     assert!(must_find(&v, "reply_time")["severity"].is_string());
+    // the least-privilege user of the README misses nothing
+    rt().block_on(async {
+        let _: () = redis
+            .cmd(&[
+                "ACL",
+                "SETUSER",
+                "leasehold-doctor",
+                "on",
+                ">pw",
+                "resetkeys",
+                "%R~*",
+                "resetchannels",
+                "-@all",
+                "+ping",
+                "+hello",
+                "+info",
+                "+time",
+                "+slowlog|get",
+                "+latency|latest",
+                "+eval_ro",
+                "+scan",
+                "+pttl",
+                "+getrange",
+                "+strlen",
+                "+hrandfield",
+                "+hstrlen",
+                "+hmget",
+                "+client|setname",
+            ])
+            .await
+            .expect("ACL SETUSER");
+    });
+    let url = format!("redis://leasehold-doctor:pw@127.0.0.1:{port}");
+    let v = doctor_json(&["--redis", &url, "--samples", "10"]);
+    assert!(
+        v["skipped"].as_array().is_some_and(Vec::is_empty),
+        "{:#}",
+        v["skipped"]
+    );
+    assert!(v["slowlog"].is_array() && v["latency_latest"].is_array());
 }
 
 #[test]

@@ -275,8 +275,12 @@ fn reply_time(
                 fmt_us(d.p999)
             ),
             recommendation: format!(
-                "slow replies on this path predict 'context deadline exceeded' on only ~{} of TryWithContext calls ({shares}); if you see more, it is your own context deadline running out, a stall (see SLOWLOG, LATENCY and fork findings), or a lost lease, not Redis's usual speed; TryNextAfter 20 ms is enough here; leasehold: slot_wait ≥ {} ms (its default 100 ms covers it)",
-                fmt_share(deadline_share(p, KEY_MAJORITY)),
+                "slow replies on this path predict 'context deadline exceeded' on {} of TryWithContext calls ({shares}); if you see more, it is your own context deadline running out, a stall (see SLOWLOG, LATENCY and fork findings), or a lost lease, not Redis's usual speed; TryNextAfter 20 ms is enough here; leasehold: slot_wait ≥ {} ms (its default 100 ms covers it)",
+                if over == 0 {
+                    format!("almost none (no sample of {} was over 20 ms)", all.len())
+                } else {
+                    format!("only ~{}", fmt_share(deadline_share(p, KEY_MAJORITY)))
+                },
                 ceil_ms(slot_wait)
             ),
         });
@@ -687,8 +691,9 @@ fn locks(out: &mut Vec<Finding>, m: &Measured) {
         id: "locks",
         severity: Severity::Info,
         evidence: format!(
-            "{} locks found{}{}",
+            "{} lock{} found{}{}",
             l.rows.len(),
+            if l.rows.len() == 1 { "" } else { "s" },
             if list.is_empty() { String::new() } else { format!(": {}", list.join(", ")) },
             if l.complete { "" } else { " (keyspace walk cut short)" }
         ),
