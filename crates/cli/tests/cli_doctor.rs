@@ -492,6 +492,50 @@ fn unreachable_servers_exit_1_and_bad_usage_exits_2() {
     assert!(!err.contains("wrong@"), "the password is not shown: {err}");
 }
 
+#[test]
+fn a_server_that_stops_answering_mid_run_is_a_line_not_a_hang() {
+    let Some(redis) = RedisServer::start("doctor_paused") else {
+        return;
+    };
+    let started = Instant::now();
+    // --budget 10 paces the run (~9 commands/s), so the pause lands while doctor is sampling
+    let child = Command::new(env!("CARGO_BIN_EXE_leasehold"))
+        .args([
+            "doctor",
+            "--redis",
+            &redis.url(),
+            "--budget",
+            "10",
+            "--samples",
+            "10",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("doctor starts");
+    std::thread::sleep(Duration::from_millis(1_000));
+    redis.pause();
+    let out = child.wait_with_output().expect("doctor ends");
+    redis.resume();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("the server stopped answering"), "{text}");
+    assert!(
+        text.contains("not checked  lock keys: not sent: the server stopped answering"),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "three 2 s timeouts, then nothing more is sent: {:?}",
+        started.elapsed()
+    );
+}
+
 /// `INFO commandstats` as command → calls.
 async fn calls(redis: &RedisServer) -> BTreeMap<String, u64> {
     let text: String = redis

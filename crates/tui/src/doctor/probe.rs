@@ -82,13 +82,36 @@ const INFO_SECTIONS: [&str; 8] = [
     "cluster",
     "commandstats",
 ];
+/// The description of a command not sent because the connection was lost earlier.
+const NOT_SENT: &str = "not sent";
 /// The reply time recorded for a sample that hit the connection's response timeout.
 const TIMEOUT_US: u64 = 2_000_000;
 /// Sampling stops after this many timeouts (the server is stalled; the report says so).
 const MAX_TIMEOUTS: usize = 3;
 
+/// The checks an `INFO` section feeds.
+fn feeds(section: &str) -> &'static str {
+    match section {
+        "server" => "server version and mode",
+        "clients" => "blocked clients and the client limit",
+        "memory" => "the eviction policy",
+        "persistence" => "persistence",
+        "stats" => "evictions, forks and rejected connections",
+        "replication" => "replicas and failover",
+        "cluster" => "cluster mode",
+        "commandstats" => "slow commands and KEYS",
+        _ => "its fields",
+    }
+}
+
 /// Why Redis refused a check, in words that say what to do.
 fn why(check: &str, e: &RedisError) -> String {
+    if e.kind() == ErrorKind::Io
+        && let Some(d) = e.detail()
+        && e.to_string().starts_with(NOT_SENT)
+    {
+        return format!("{NOT_SENT}: {d}");
+    }
     let cmd = check.split_whitespace().next().unwrap_or(check);
     let acl = check
         .split_whitespace()
@@ -117,6 +140,10 @@ struct Probe<'a> {
     scanner: Scanner,
     m: Measured,
     opts: &'a DoctorOptions,
+    /// Replies that timed out in a row; at [`MAX_TIMEOUTS`] the server is taken as gone.
+    timeouts_in_a_row: usize,
+    /// The connection dropped, or the server stopped answering: later checks are not sent.
+    lost: Option<String>,
 }
 
 impl Probe<'_> {
@@ -139,6 +166,10 @@ impl Probe<'_> {
         &mut self,
         cmd: &redis::Cmd,
     ) -> (SystemTime, Duration, Result<Value, RedisError>) {
+        if let Some(why) = &self.lost {
+            let e = RedisError::from((ErrorKind::Io, NOT_SENT, why.clone()));
+            return (SystemTime::now(), Duration::ZERO, Err(e));
+        }
         self.scanner.bucket().spend(1).await;
         let wall = SystemTime::now();
         let t = Instant::now();
@@ -148,6 +179,20 @@ impl Probe<'_> {
             Ok(Value::ServerError(e)) => Err(e.into()),
             other => other,
         };
+        match &r {
+            Err(e) if e.is_timeout() => {
+                self.timeouts_in_a_row += 1;
+                if self.timeouts_in_a_row >= MAX_TIMEOUTS {
+                    self.lost = Some(format!(
+                        "the server stopped answering ({MAX_TIMEOUTS} replies in a row took more than 2 s)"
+                    ));
+                }
+            }
+            Err(e) if e.is_connection_dropped() || e.is_connection_refusal() => {
+                self.lost = Some(format!("the connection was lost ({e})"));
+            }
+            _ => self.timeouts_in_a_row = 0,
+        }
         (wall, rtt, r)
     }
 
@@ -174,11 +219,10 @@ impl Probe<'_> {
             }
         }
         for (reason, sections) in refused {
+            let costs: Vec<&str> = sections.iter().map(|s| feeds(s)).collect();
             self.skip(
                 &format!("INFO {}", sections.join(", ")),
-                format!(
-                    "{reason}; without it the checks that read these sections (eviction policy, persistence, replication, clients, command stats, server version) are not made"
-                ),
+                format!("{reason}; not checked without it: {}", costs.join(", ")),
             );
         }
     }
@@ -279,6 +323,10 @@ impl Probe<'_> {
     }
 
     async fn locks(&mut self) {
+        if let Some(why) = self.lost.clone() {
+            self.skip("lock keys", format!("{NOT_SENT}: {why}"));
+            return;
+        }
         let start = Instant::now();
         self.scanner.begin_pass();
         let mut complete = true;
@@ -351,6 +399,8 @@ pub async fn measure(opts: &DoctorOptions) -> Result<Measured, DoctorError> {
         scanner: Scanner::new(opts.targets.clone(), budget),
         m: Measured::default(),
         opts,
+        timeouts_in_a_row: 0,
+        lost: None,
     };
     p.scanner.bucket().spend(1).await; // the first PING
     let _ = p
