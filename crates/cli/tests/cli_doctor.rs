@@ -414,15 +414,56 @@ fn a_replica_and_a_primary_with_replicas_are_findings() {
     let f = must_find(&v, "failover_regrant");
     assert_eq!(f["severity"], "critical", "{f}");
     assert!(
-        f["evidence"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("persistence off") && s.contains("1 replicas")),
+        f["evidence"].as_str().is_some_and(
+            |s| s.starts_with("persistence off") && s.contains("and 1 replica present")
+        ),
         "{f}"
     );
     assert!(
         f["recommendation"]
             .as_str()
             .is_some_and(|s| s.contains("a failover can re-grant locks")),
+        "{f}"
+    );
+}
+
+#[test]
+fn a_blocked_client_is_a_finding() {
+    let Some(redis) = RedisServer::start("doctor_blocked") else {
+        return;
+    };
+    let rt = rt();
+    let url = redis.url();
+    let blocked = rt.spawn(async move {
+        let client = redis::Client::open(url.as_str()).expect("a client");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("a connection");
+        let _: redis::RedisResult<redis::Value> = redis::cmd("BLPOP")
+            .arg("queue:empty")
+            .arg(0)
+            .query_async(&mut conn)
+            .await;
+    });
+    let start = Instant::now();
+    loop {
+        let info: String = rt
+            .block_on(redis.cmd(&["INFO", "clients"]))
+            .expect("INFO clients");
+        if info.contains("blocked_clients:1") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{info}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let v = doctor_json(&["--redis", &redis.url(), "--samples", "10"]);
+    blocked.abort();
+    let f = must_find(&v, "blocked_clients");
+    assert!(
+        f["evidence"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("1 client blocked")),
         "{f}"
     );
 }

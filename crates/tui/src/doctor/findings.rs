@@ -128,6 +128,10 @@ pub fn fmt_share(p: f64) -> String {
     }
 }
 
+fn plural(n: i64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
 fn ceil_ms(us: u64) -> u64 {
     us.div_ceil(1000)
 }
@@ -562,7 +566,8 @@ fn durability(out: &mut Vec<Finding>, m: &Measured, cluster: bool) {
                 id: "failover_regrant",
                 severity: Severity::Critical,
                 evidence: format!(
-                    "persistence off (aof_enabled:0, no RDB snapshot since start) and {replicas} replicas present"
+                    "persistence off (aof_enabled:0, no RDB snapshot since start) and {replicas} replica{} present",
+                    plural(replicas)
                 ),
                 recommendation: "a failover can re-grant locks: replication is asynchronous, so a promoted replica may lack the newest lock keys, and a primary restarted empty resyncs its replicas to empty. Turn on appendonly yes with appendfsync always, do not restart a primary automatically within the longest lock TTL, and check fencing tokens at the resource (leasehold's never go backwards, they are floored at the server's TIME; rueidislock has none)".into(),
             });
@@ -570,7 +575,10 @@ fn durability(out: &mut Vec<Finding>, m: &Measured, cluster: bool) {
             out.push(Finding {
                 id: "failover_regrant",
                 severity: Severity::Warning,
-                evidence: format!("{replicas} replicas, replicated asynchronously"),
+                evidence: format!(
+                    "{replicas} replica{}, replicated asynchronously",
+                    plural(replicas)
+                ),
                 recommendation: "a failover can re-grant locks whose keys had not reached the promoted replica; check fencing tokens at the resource (leasehold's), or hold locks on a majority of independent primaries (leasehold's instances) instead of one replicated primary".into(),
             });
         }
@@ -609,7 +617,10 @@ fn clients(out: &mut Vec<Finding>, m: &Measured) {
         out.push(Finding {
             id: "blocked_clients",
             severity: Severity::Info,
-            evidence: format!("{b} clients blocked (BLPOP, BRPOP, XREAD BLOCK, WAIT, ...)"),
+            evidence: format!(
+                "{b} client{} blocked (BLPOP, BRPOP, XREAD BLOCK, WAIT, ...)",
+                plural(b)
+            ),
             recommendation: "normal for queues; on a Redis used only for locks they are a library waiting (Redisson's WAIT on replicas, python-redis-lock's BLPOP): check their timeouts".into(),
         });
     }
