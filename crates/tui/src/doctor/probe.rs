@@ -31,6 +31,23 @@ pub struct Skew {
     pub server_unix: i64,
 }
 
+impl Skew {
+    /// The offset from one `TIME` exchange: sent at `sent` (local wall clock since the Unix
+    /// epoch), answered after `rtt` with the server's `secs` and `micros`. The server read its
+    /// clock somewhere in the round trip; its midpoint is the estimate, half the round trip the
+    /// uncertainty.
+    #[must_use]
+    pub fn of(sent: Duration, rtt: Duration, secs: i64, micros: i64) -> Skew {
+        let mid = i64::try_from((sent + rtt / 2).as_micros()).unwrap_or(i64::MAX);
+        let server = secs.saturating_mul(1_000_000).saturating_add(micros);
+        Skew {
+            client_ahead_us: mid.saturating_sub(server),
+            uncertainty_us: u64::try_from((rtt / 2).as_micros()).unwrap_or(u64::MAX),
+            server_unix: secs,
+        }
+    }
+}
+
 /// A check that could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Skipped {
@@ -291,13 +308,7 @@ impl Probe<'_> {
                 self.skip("clock skew (TIME)", "the local clock is before 1970".into());
                 return;
             };
-            let mid = i64::try_from((since + rtt / 2).as_micros()).unwrap_or(i64::MAX);
-            let server = secs.saturating_mul(1_000_000).saturating_add(micros);
-            let s = Skew {
-                client_ahead_us: mid.saturating_sub(server),
-                uncertainty_us: u64::try_from((rtt / 2).as_micros()).unwrap_or(u64::MAX),
-                server_unix: secs,
-            };
+            let s = Skew::of(since, rtt, secs, micros);
             if best.is_none_or(|b| s.uncertainty_us < b.uncertainty_us) {
                 best = Some(s);
             }
@@ -430,4 +441,41 @@ pub async fn measure(opts: &DoctorOptions) -> Result<Measured, DoctorError> {
     p.locks().await;
     p.m.commands = p.scanner.stats().commands;
     Ok(p.m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skew_is_taken_at_the_midpoint_of_the_round_trip() {
+        // sent at 1000.000 s, reply after 10 ms, the server read 1000.005 s: clocks agree
+        let s = Skew::of(
+            Duration::from_secs(1_000),
+            Duration::from_millis(10),
+            1_000,
+            5_000,
+        );
+        assert_eq!((s.client_ahead_us, s.uncertainty_us), (0, 5_000));
+        // the server read 1000.085 s at our 1000.005 s: this host is 80 ms behind
+        let s = Skew::of(
+            Duration::from_secs(1_000),
+            Duration::from_millis(10),
+            1_000,
+            85_000,
+        );
+        assert_eq!(s.client_ahead_us, -80_000);
+    }
+
+    #[test]
+    fn refusals_say_what_to_grant() {
+        let e = RedisError::from((
+            ErrorKind::Io,
+            NOT_SENT,
+            "the server stopped answering".to_owned(),
+        ));
+        assert_eq!(why("TIME", &e), "not sent: the server stopped answering");
+        let e = RedisError::from((ErrorKind::Io, "broken pipe"));
+        assert!(why("SLOWLOG GET", &e).starts_with("the connection failed"));
+    }
 }
