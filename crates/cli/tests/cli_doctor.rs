@@ -692,6 +692,38 @@ fn doctor_never_writes() {
     assert!(after.get("eval").copied().unwrap_or(0) == before.get("eval").copied().unwrap_or(0));
 }
 
+#[test]
+fn doctor_stays_within_its_budget() {
+    let Some(redis) = RedisServer::start("doctor_budget") else {
+        return;
+    };
+    let rt = rt();
+    let before = rt.block_on(calls(&redis));
+    let start = Instant::now();
+    let v = doctor_json(&["--redis", &redis.url(), "--budget", "50", "--samples", "40"]);
+    let elapsed = start.elapsed().as_secs_f64();
+    let after = rt.block_on(calls(&redis));
+    let seen: u64 = after
+        .iter()
+        .map(|(k, n)| n - before.get(k).copied().unwrap_or(0))
+        .sum();
+    let sent = v["commands_sent"].as_u64().expect("commands_sent");
+    // the server saw what doctor paid for, plus the connection handshake and our INFO
+    assert!(
+        sent >= 80 && seen >= sent && seen <= sent + 4,
+        "sent {sent}, seen {seen}"
+    );
+    // a burst of a tenth of the budget, then 45/s
+    #[allow(clippy::cast_precision_loss)]
+    let most = 5.0 + 45.0 * elapsed;
+    #[allow(clippy::cast_precision_loss)]
+    let paid = sent as f64;
+    assert!(
+        paid <= most + 1.0,
+        "{sent} commands in {elapsed:.2} s: over --budget 50"
+    );
+}
+
 fn dirty(info: &str) -> i64 {
     info.lines()
         .find_map(|l| l.trim().strip_prefix("rdb_changes_since_last_save:"))
