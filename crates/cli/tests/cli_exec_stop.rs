@@ -185,7 +185,8 @@ fn the_whole_command_dies_with_exec_even_on_sigkill() {
     {
         let pidfile = dir.join(format!("pid-{i}"));
         let script = script.replace("{}", &pidfile.display().to_string());
-        let mut child = exec(&redis.url(), &[], "orphan", &["sh", "-c", &script]);
+        let name = format!("orphan-{i}");
+        let mut child = exec(&redis.url(), &[], &name, &["sh", "-c", &script]);
         let pgid = read_pid(&pidfile, Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(200));
         assert!(!group_members(pgid).is_empty());
@@ -196,8 +197,6 @@ fn the_whole_command_dies_with_exec_even_on_sigkill() {
             "{script}: {:?} outlived exec",
             group_members(pgid)
         );
-        // the lease is not released (exec is dead); wait for it to expire before the next run
-        std::thread::sleep(Duration::from_millis(1100));
     }
 }
 
@@ -333,7 +332,7 @@ fn ctrl_z_suspends_the_command_with_exec_and_a_stale_resume_kills_it() {
     let pid_of = |c: &Child| Pid::from_raw(i32::try_from(c.id()).unwrap());
     for (stop_for, expect_running) in [
         (Duration::from_millis(400), true),
-        (Duration::from_millis(2500), false),
+        (Duration::from_millis(4500), false),
     ] {
         let file = dir.join(format!("w-{}", stop_for.as_millis()));
         let pidfile = dir.join(format!("pid-{}", stop_for.as_millis()));
@@ -348,7 +347,7 @@ fn ctrl_z_suspends_the_command_with_exec_and_a_stale_resume_kills_it() {
                 "--redis",
                 &redis.url(),
                 "--ttl",
-                "2s",
+                "4s",
                 "--grace",
                 "300ms",
             ])
@@ -373,6 +372,11 @@ fn ctrl_z_suspends_the_command_with_exec_and_a_stale_resume_kills_it() {
         while !(state(exec_pid) == Some('T')
             && group_members(pgid).iter().all(|p| state(*p) == Some('T')))
         {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+                panic!("exec exited ({status}) instead of suspending: {err}");
+            }
             assert!(
                 start.elapsed() < Duration::from_secs(10),
                 "exec {:?} or its command {:?} did not stop",

@@ -10,9 +10,17 @@ pub fn leasehold() -> Command {
     Command::new(env!("CARGO_BIN_EXE_leasehold"))
 }
 
+/// `leasehold exec --ttl 3s --grace 300ms` (unless `extra` gives `--grace`): the command's
+/// deadline then comes 1.4 s after each extension is due, room for a loaded machine.
 pub fn exec(url: &str, extra: &[&str], name: &str, cmd: &[&str]) -> Child {
+    let grace: &[&str] = if extra.contains(&"--grace") {
+        &[]
+    } else {
+        &["--grace", "300ms"]
+    };
     leasehold()
-        .args(["exec", "--redis", url, "--ttl", "1s"])
+        .args(["exec", "--redis", url, "--ttl", "3s"])
+        .args(grace)
         .args(extra)
         .arg(name)
         .arg("--")
