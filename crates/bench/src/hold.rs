@@ -58,8 +58,11 @@ pub async fn hold(
     hold: Duration,
 ) -> Result<Hold, String> {
     let ttl = Duration::from_secs(3);
+    // a burst of thousands of acquires on a loaded 2-core machine: replies can take long, and
+    // this phase measures holding, not acquiring
     let mut o = LockerOptions::new(url.to_owned())
         .ttl(ttl)
+        .slot_wait(Duration::from_secs(1))
         .prefix(crate::LOCK_PREFIX);
     o.lock.fence_retention = Duration::from_secs(1);
     let locker = o.build().await.map_err(|e| e.to_string())?;
@@ -69,7 +72,7 @@ pub async fn hold(
     for chunk in (0..n).collect::<Vec<_>>().chunks(256) {
         let got = futures_util::future::join_all(chunk.iter().map(|i| {
             let l = &locker;
-            async move { l.try_lock(&format!("hold{i}")).await }
+            async move { l.lock(&format!("hold{i}"), Duration::from_secs(30)).await }
         }))
         .await;
         for g in got {
