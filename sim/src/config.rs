@@ -93,7 +93,10 @@ impl Default for Faults {
     }
 }
 
-/// A deliberately broken variant of the system, to prove the checker catches it. Test-only.
+/// A deliberately broken variant of the system, to prove the checker catches it. Test-only:
+/// it exists only with the crate's `planted-bugs` feature, which the sim's own tests enable
+/// (a dev-dependency on itself) and no shipping crate does.
+#[cfg(feature = "planted-bugs")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlantedBug {
     /// The resource accepts any token.
@@ -146,17 +149,7 @@ impl Fencing {
     }
 }
 
-/// The properties a checker can judge.
-pub const PROPERTIES: [&str; 8] = [
-    "mutual_exclusion",
-    "stale_writes_accepted",
-    "lost_updates",
-    "token_order",
-    "liveness",
-    "misclassified",
-    "validity_oracle",
-    "stale_extension",
-];
+pub use crate::check::{PROPERTIES, Property};
 
 /// One simulation run's complete configuration. With the seed, it determines the trace.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,6 +186,7 @@ pub struct SimConfig {
     /// these and shrink them).
     pub explicit_faults: Option<Vec<crate::faults::FaultEvent>>,
     /// A planted bug (negative controls only).
+    #[cfg(feature = "planted-bugs")]
     pub planted: Option<PlantedBug>,
 }
 
@@ -225,6 +219,7 @@ impl Default for SimConfig {
             heal_before_end: Duration::from_secs(8),
             drop_faults: Vec::new(),
             explicit_faults: None,
+            #[cfg(feature = "planted-bugs")]
             planted: None,
         }
     }
@@ -243,46 +238,47 @@ impl SimConfig {
     /// The properties this configuration's fault model promises. A violation of one of them is a
     /// bug; a violation of another is a finding with an explanation.
     #[must_use]
-    pub fn promised(&self) -> Vec<&'static str> {
+    pub fn promised(&self) -> Vec<Property> {
+        use Property::*;
         let f = &self.faults;
-        let mut p: Vec<&'static str> = PROPERTIES.to_vec();
-        let drop = |p: &mut Vec<&'static str>, name: &str| p.retain(|x| *x != name);
+        let mut p: Vec<Property> = PROPERTIES.to_vec();
+        let drop = |p: &mut Vec<Property>, gone: Property| p.retain(|x| *x != gone);
         if f.pauses_per_sec > 0.0 {
-            drop(&mut p, "mutual_exclusion");
+            drop(&mut p, MutualExclusion);
         }
         if f.clock_jumps_per_sec > 0.0 {
-            drop(&mut p, "mutual_exclusion");
-            drop(&mut p, "validity_oracle");
+            drop(&mut p, MutualExclusion);
+            drop(&mut p, ValidityOracle);
             if (f.restarts_per_sec > 0.0 && !f.persist) || self.counter_outlived_by_jump() {
-                drop(&mut p, "token_order");
-                drop(&mut p, "stale_writes_accepted");
-                drop(&mut p, "lost_updates");
+                drop(&mut p, TokenOrder);
+                drop(&mut p, StaleWritesAccepted);
+                drop(&mut p, LostUpdates);
             }
         }
         if f.restarts_per_sec > 0.0 && !f.persist {
-            drop(&mut p, "mutual_exclusion");
-            drop(&mut p, "validity_oracle");
+            drop(&mut p, MutualExclusion);
+            drop(&mut p, ValidityOracle);
         }
         if f.failovers_per_sec > 0.0 {
             for x in [
-                "mutual_exclusion",
-                "validity_oracle",
-                "token_order",
-                "stale_writes_accepted",
-                "lost_updates",
+                MutualExclusion,
+                ValidityOracle,
+                TokenOrder,
+                StaleWritesAccepted,
+                LostUpdates,
             ] {
                 drop(&mut p, x);
             }
         }
         if f.force_releases_per_sec > 0.0 {
-            drop(&mut p, "mutual_exclusion");
-            drop(&mut p, "validity_oracle");
+            drop(&mut p, MutualExclusion);
+            drop(&mut p, ValidityOracle);
         }
         if !self.fencing.checks_writes() {
-            drop(&mut p, "stale_writes_accepted");
+            drop(&mut p, StaleWritesAccepted);
         }
         if !self.fencing.checks_reads() {
-            drop(&mut p, "lost_updates");
+            drop(&mut p, LostUpdates);
         }
         p
     }
@@ -299,38 +295,37 @@ impl SimConfig {
 
 /// Why a property is outside a fault model: printed with findings.
 #[must_use]
-pub fn explain(property: &str, cfg: &SimConfig) -> &'static str {
+pub fn explain(property: Property, cfg: &SimConfig) -> &'static str {
+    use Property::*;
     let f = &cfg.faults;
     match property {
-        "mutual_exclusion" if f.pauses_per_sec > 0.0 => {
+        MutualExclusion if f.pauses_per_sec > 0.0 => {
             "a paused holder believes it holds until it runs again (Kleppmann 1): no lease lock can prevent this; fencing tokens make its writes harmless"
         }
-        "token_order" | "stale_writes_accepted" | "lost_updates"
+        TokenOrder | StaleWritesAccepted | LostUpdates
             if f.clock_jumps_per_sec > 0.0 && f.restarts_per_sec > 0.0 && !f.persist =>
         {
             "a restart without fsync loses the fence counter while the server clock is stepped back: the TIME floor of the new counter is below tokens already handed out (tokens assume a server clock that does not step back by more than the outage)"
         }
-        "token_order" | "stale_writes_accepted" | "lost_updates"
-            if cfg.counter_outlived_by_jump() =>
-        {
+        TokenOrder | StaleWritesAccepted | LostUpdates if cfg.counter_outlived_by_jump() => {
             "a server clock stepped back by more than the fence counter's retention: the counter expired before the clock caught up, and the re-created counter's TIME floor is below tokens already handed out (set fence_retention above any backward clock step)"
         }
-        "mutual_exclusion" | "validity_oracle" if f.clock_jumps_per_sec > 0.0 => {
+        MutualExclusion | ValidityOracle if f.clock_jumps_per_sec > 0.0 => {
             "a server clock jump expires keys early (Kleppmann 2 / Redlock's wall-clock caveat): validity is only as good as the servers' clocks"
         }
-        "mutual_exclusion" | "validity_oracle" if f.restarts_per_sec > 0.0 && !f.persist => {
+        MutualExclusion | ValidityOracle if f.restarts_per_sec > 0.0 && !f.persist => {
             "a restart without fsync forgets granted keys and re-grants them (Kleppmann 3)"
         }
         _ if f.failovers_per_sec > 0.0 => {
             "asynchronous replication: a promoted replica lacks recent grants and fence increments, so locks are re-granted and tokens can regress (use instances quorum or WAIT)"
         }
-        "mutual_exclusion" | "validity_oracle" if f.force_releases_per_sec > 0.0 => {
+        MutualExclusion | ValidityOracle if f.force_releases_per_sec > 0.0 => {
             "an operator force-released the lock: the old holder learns it within one round trip (push) or one extension interval; the advanced fence rejects its writes meanwhile"
         }
-        "stale_writes_accepted" if !cfg.fencing.checks_writes() => {
+        StaleWritesAccepted if !cfg.fencing.checks_writes() => {
             "--fencing off: the resource accepts any token, so a superseded holder's write lands"
         }
-        "lost_updates" if !cfg.fencing.checks_reads() => {
+        LostUpdates if !cfg.fencing.checks_reads() => {
             "the resource checks tokens on writes only: a holder reads, is superseded by a newer holder that reads the same value, writes back first, and the newer holder's write then overwrites it (write-only fencing loses read-modify-write updates; check tokens on reads too: --fencing on)"
         }
         _ => "outside this scenario's fault model",

@@ -11,15 +11,19 @@
 //! **Architecture invariant:** no wall-clock time or OS randomness inside a run; seeds run on any
 //! number of threads with identical results.
 
+pub mod check;
 pub mod config;
 pub mod faults;
-pub mod history;
 pub mod rng;
 pub mod runner;
 pub mod scenario;
 pub mod world;
 
-pub use config::{Faults, Fencing, Latency, PROPERTIES, PlantedBug, SimConfig};
+pub use check::history;
+pub use check::{PROPERTIES, Property};
+#[cfg(feature = "planted-bugs")]
+pub use config::PlantedBug;
+pub use config::{Faults, Fencing, Latency, SimConfig};
 pub use runner::{
     Failing, ScenarioReport, SeedResult, replay_command, run_scenario, run_seed, shrink, trace_seed,
 };

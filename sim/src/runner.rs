@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::check::Property;
+use crate::check::history::Violation;
 use crate::config::{SimConfig, explain};
-use crate::history::Violation;
 use crate::scenario::{Overrides, config_for};
 use crate::world::World;
 
@@ -76,7 +77,7 @@ pub struct Failing {
     /// The seed.
     pub seed: u64,
     /// The property that broke.
-    pub property: String,
+    pub property: Property,
     /// Whether the scenario promised it (a bug) or not (a finding).
     pub promised: bool,
     /// The exact command that replays the (shrunk) failure.
@@ -109,16 +110,16 @@ pub struct ScenarioReport {
     /// Outcomes by reason.
     pub outcomes: BTreeMap<String, u64>,
     /// Seeds that violated a property their own configuration promises, by property (bugs).
-    pub violations: BTreeMap<String, u64>,
+    pub violations: BTreeMap<Property, u64>,
     /// Seeds that violated a property their own configuration does not promise (findings).
-    pub findings: BTreeMap<String, u64>,
+    pub findings: BTreeMap<Property, u64>,
     /// Failing seeds: every bug (the first [`SHRINK_BUGS`] per property shrunk), then the first
     /// [`FINDINGS_KEPT`] findings per property (shrunk).
     pub failing: Vec<Failing>,
     /// Properties promised by every seed.
-    pub promised: Vec<&'static str>,
+    pub promised: Vec<Property>,
     /// For each property, how many seeds promised it (swarm seeds promise different sets).
-    pub promised_in: BTreeMap<&'static str, u64>,
+    pub promised_in: BTreeMap<Property, u64>,
     /// Acquire reply-time percentiles (p50, p99, p999), µs.
     pub reply_us: Option<(u64, u64, u64)>,
     /// The per-slot wait recommended from the observed reply times.
@@ -166,10 +167,10 @@ pub fn run_scenario(
         cpu_secs: wall * threads.min(seeds.len()).max(1) as f64,
         ..ScenarioReport::default()
     };
-    let mut promised_all: Option<Vec<&'static str>> = None;
+    let mut promised_all: Option<Vec<Property>> = None;
     let mut reply_times = Vec::new();
-    let mut bugs_shrunk: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut findings_kept: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut bugs_shrunk: BTreeMap<Property, usize> = BTreeMap::new();
+    let mut findings_kept: BTreeMap<Property, usize> = BTreeMap::new();
     for (n, (_, r)) in results.into_iter().enumerate() {
         progress(n + 1);
         let r = r?;
@@ -185,7 +186,7 @@ pub fn run_scenario(
         }
         let promised = r.config.promised();
         for p in &promised {
-            *rep.promised_in.entry(p).or_default() += 1;
+            *rep.promised_in.entry(*p).or_default() += 1;
         }
         promised_all = Some(match promised_all {
             None => promised.clone(),
@@ -204,7 +205,7 @@ pub fn run_scenario(
             } else {
                 (&mut rep.findings, &mut findings_kept, FINDINGS_KEPT)
             };
-            *bucket.entry(v.property.to_owned()).or_default() += 1;
+            *bucket.entry(v.property).or_default() += 1;
             let n = kept.entry(v.property).or_default();
             if !is_bug && *n >= limit {
                 continue; // findings: the first few per property are enough
@@ -218,7 +219,7 @@ pub fn run_scenario(
             *n += 1;
             rep.failing.push(Failing {
                 seed: r.seed,
-                property: v.property.to_owned(),
+                property: v.property,
                 promised: is_bug,
                 replay: replay_command(&shrunk, r.seed),
                 config: crate::scenario::describe(&shrunk),
@@ -257,7 +258,7 @@ pub fn run_scenario(
     Ok(rep)
 }
 
-fn still_fails(cfg: &SimConfig, seed: u64, property: &str) -> Option<u64> {
+fn still_fails(cfg: &SimConfig, seed: u64, property: Property) -> Option<u64> {
     let r = run_seed(cfg, seed).ok()?;
     r.violations
         .iter()
@@ -267,7 +268,7 @@ fn still_fails(cfg: &SimConfig, seed: u64, property: &str) -> Option<u64> {
 
 /// Reduce a failing configuration: fewer clients, fewer locks, shorter duration, fewer faults,
 /// keeping the same seed and the same broken property. Bounded to ~60 re-runs.
-pub fn shrink(cfg: &SimConfig, seed: u64, property: &str) -> (SimConfig, u64) {
+pub fn shrink(cfg: &SimConfig, seed: u64, property: Property) -> (SimConfig, u64) {
     let mut best = cfg.clone();
     let Some(mut events) = still_fails(&best, seed, property) else {
         return (best, 0);

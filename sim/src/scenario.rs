@@ -39,7 +39,9 @@ pub struct Overrides {
     pub notifications: Option<bool>,
     /// `--drop-faults` (replays of shrunk failures).
     pub drop_faults: Vec<usize>,
-    /// A planted bug in every seed: negative controls in tests only (no CLI flag sets it).
+    /// A planted bug in every seed: negative controls in tests only (feature `planted-bugs`,
+    /// which no shipping crate enables).
+    #[cfg(feature = "planted-bugs")]
     pub planted: Option<crate::config::PlantedBug>,
 }
 
@@ -153,7 +155,10 @@ pub fn config_for(scenario: &str, seed: u64, o: &Overrides) -> Result<SimConfig,
         c.lock.slot_wait = w;
     }
     c.drop_faults.clone_from(&o.drop_faults);
-    c.planted = o.planted;
+    #[cfg(feature = "planted-bugs")]
+    {
+        c.planted = o.planted;
+    }
     Ok(c)
 }
 

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use leasehold_sim::{
-    Fencing, Overrides, PROPERTIES, PlantedBug, SCENARIOS, SimConfig, config_for, run_scenario,
-    run_seed, shrink, trace_seed,
+    Fencing, Overrides, PROPERTIES, PlantedBug, Property, SCENARIOS, SimConfig, config_for,
+    run_scenario, run_seed, shrink, trace_seed,
 };
 
 fn quick() -> Overrides {
@@ -88,7 +88,7 @@ fn fault_scenarios_produce_their_typed_outcomes() {
         gc.outcomes
     );
     assert!(
-        gc.findings.contains_key("mutual_exclusion"),
+        gc.findings.contains_key(&Property::MutualExclusion),
         "a paused holder overlaps: {:?}",
         gc.findings
     );
@@ -112,7 +112,7 @@ fn kleppmann_pause_is_found_with_fencing_off_and_harmless_with_it_on() {
     let rep = run_scenario("gc-pause", &off, &seeds, 2, &|_| {}).unwrap();
     let found = rep
         .findings
-        .get("stale_writes_accepted")
+        .get(&Property::StaleWritesAccepted)
         .copied()
         .unwrap_or(0);
     assert!(
@@ -123,19 +123,19 @@ fn kleppmann_pause_is_found_with_fencing_off_and_harmless_with_it_on() {
     let f = rep
         .failing
         .iter()
-        .find(|f| f.property == "stale_writes_accepted")
+        .find(|f| f.property == Property::StaleWritesAccepted)
         .unwrap();
     assert!(f.replay.contains("--fencing off") && f.replay.contains(&format!("--seed {}", f.seed)));
     assert!(!f.promised);
     let seeds: Vec<u64> = (0..200).collect();
     let on = run_scenario("gc-pause", &quick(), &seeds, 2, &|_| {}).unwrap();
-    assert!(!on.findings.contains_key("stale_writes_accepted"));
-    assert!(!on.violations.contains_key("token_order"));
+    assert!(!on.findings.contains_key(&Property::StaleWritesAccepted));
+    assert!(!on.violations.contains_key(&Property::TokenOrder));
 }
 
-fn caught(scenario: &str, bug: PlantedBug, property: &str) -> Option<u64> {
+fn caught(scenario: &str, o: &Overrides, bug: PlantedBug, property: Property) -> Option<u64> {
     (0..100).find(|&seed| {
-        let mut cfg: SimConfig = config_for(scenario, seed, &quick()).unwrap();
+        let mut cfg: SimConfig = config_for(scenario, seed, o).unwrap();
         cfg.planted = Some(bug);
         run_seed(&cfg, seed)
             .unwrap()
@@ -145,27 +145,56 @@ fn caught(scenario: &str, bug: PlantedBug, property: &str) -> Option<u64> {
     })
 }
 
+/// Every planted bug is caught, each by the property it breaks.
 #[test]
 fn negative_controls_are_caught_within_100_seeds() {
+    // a polling client (no push re-checks) extends a force-released lease before it learns
+    // the loss: an extension that does not compare the value renews the new holder's key
+    let polling = Overrides {
+        notifications: Some(false),
+        ..quick()
+    };
     let cases = [
-        ("gc-pause", PlantedBug::NoFencing, "stale_writes_accepted"),
-        ("latency", PlantedBug::ValidityFromReply, "validity_oracle"),
-        ("calm", PlantedBug::WallClock, "mutual_exclusion"),
+        (
+            "gc-pause",
+            quick(),
+            PlantedBug::NoFencing,
+            Property::StaleWritesAccepted,
+        ),
+        (
+            "latency",
+            quick(),
+            PlantedBug::ValidityFromReply,
+            Property::ValidityOracle,
+        ),
+        (
+            "calm",
+            quick(),
+            PlantedBug::WallClock,
+            Property::MutualExclusion,
+        ),
         (
             "restart-no-fsync",
+            quick(),
             PlantedBug::CounterFromZero,
-            "token_order",
+            Property::TokenOrder,
+        ),
+        (
+            "force-release",
+            polling,
+            PlantedBug::ExtendWithoutCompare,
+            Property::StaleExtension,
         ),
     ];
-    for (scenario, bug, property) in cases {
-        let seed = caught(scenario, bug, property);
+    for (scenario, o, bug, property) in cases {
+        let seed = caught(scenario, &o, bug, property);
         assert!(
             seed.is_some(),
             "{bug:?} not caught as {property} in 100 seeds of {scenario}"
         );
         // and the same scenario without the bug keeps the property on that seed
         let s = seed.unwrap();
-        let cfg = config_for(scenario, s, &quick()).unwrap();
+        let cfg = config_for(scenario, s, &o).unwrap();
         assert!(
             cfg.promised().contains(&property),
             "{property} must be promised by {scenario}"
@@ -196,11 +225,11 @@ fn shrinking_keeps_the_failure_and_reduces_the_run() {
                 .unwrap()
                 .violations
                 .iter()
-                .any(|v| v.property == "stale_writes_accepted")
+                .any(|v| v.property == Property::StaleWritesAccepted)
         })
         .expect("a failing seed");
     let before = run_seed(&cfg, seed).unwrap().events;
-    let (small, events) = shrink(&cfg, seed, "stale_writes_accepted");
+    let (small, events) = shrink(&cfg, seed, Property::StaleWritesAccepted);
     assert!(
         events > 0 && events < before,
         "shrunk {before} -> {events} events"
@@ -211,7 +240,7 @@ fn shrinking_keeps_the_failure_and_reduces_the_run() {
         again
             .violations
             .iter()
-            .any(|v| v.property == "stale_writes_accepted")
+            .any(|v| v.property == Property::StaleWritesAccepted)
     );
 }
 
@@ -227,13 +256,17 @@ fn kleppmann_clock_jump_is_found_without_push_rechecks_and_fencing() {
     };
     let rep = run_scenario("clock-jump", &off, &seeds, 2, &|_| {}).unwrap();
     assert!(
-        rep.findings.get("mutual_exclusion").copied().unwrap_or(0) > 100,
+        rep.findings
+            .get(&Property::MutualExclusion)
+            .copied()
+            .unwrap_or(0)
+            > 100,
         "{:?}",
         rep.findings
     );
     assert!(
         rep.findings
-            .get("stale_writes_accepted")
+            .get(&Property::StaleWritesAccepted)
             .copied()
             .unwrap_or(0)
             > 0,
@@ -246,7 +279,7 @@ fn kleppmann_clock_jump_is_found_without_push_rechecks_and_fencing() {
     };
     let rep = run_scenario("clock-jump", &on, &seeds, 2, &|_| {}).unwrap();
     assert!(
-        !rep.findings.contains_key("stale_writes_accepted"),
+        !rep.findings.contains_key(&Property::StaleWritesAccepted),
         "{:?}",
         rep.findings
     );
@@ -279,7 +312,7 @@ fn kleppmann_restart_without_fsync_is_found_against_a_polling_client() {
     let rep = run_scenario("restart-no-fsync", &off, &seeds, 2, &|_| {}).unwrap();
     assert!(
         rep.findings
-            .get("stale_writes_accepted")
+            .get(&Property::StaleWritesAccepted)
             .copied()
             .unwrap_or(0)
             > 0,
@@ -289,7 +322,7 @@ fn kleppmann_restart_without_fsync_is_found_against_a_polling_client() {
     let f = rep
         .failing
         .iter()
-        .find(|f| f.property == "stale_writes_accepted")
+        .find(|f| f.property == Property::StaleWritesAccepted)
         .unwrap();
     assert!(
         f.replay.contains("--notifications off") && f.replay.contains("--fencing off"),
@@ -311,7 +344,7 @@ fn kleppmann_restart_without_fsync_is_found_against_a_polling_client() {
         )
         .unwrap();
         assert!(
-            !on.findings.contains_key("stale_writes_accepted"),
+            !on.findings.contains_key(&Property::StaleWritesAccepted),
             "{scenario}: {:?}",
             on.findings
         );
@@ -330,7 +363,11 @@ fn write_only_fencing_loses_updates_and_read_fencing_does_not() {
             ..Overrides::default()
         };
         let rep = run_scenario("gc-pause", &o, &seeds, 2, &|_| {}).unwrap();
-        let lost = rep.findings.get("lost_updates").copied().unwrap_or(0);
+        let lost = rep
+            .findings
+            .get(&Property::LostUpdates)
+            .copied()
+            .unwrap_or(0);
         assert!(
             lost > 0,
             "--fencing {}: no lost update found in 200 gc-pause seeds",
@@ -340,7 +377,7 @@ fn write_only_fencing_loses_updates_and_read_fencing_does_not() {
         let f = rep
             .failing
             .iter()
-            .find(|f| f.property == "lost_updates")
+            .find(|f| f.property == Property::LostUpdates)
             .unwrap();
         assert!(
             f.replay
@@ -354,13 +391,13 @@ fn write_only_fencing_loses_updates_and_read_fencing_does_not() {
         ..Overrides::default()
     };
     let rep = run_scenario("gc-pause", &writes, &seeds, 2, &|_| {}).unwrap();
-    assert!(!rep.findings.contains_key("stale_writes_accepted"));
-    assert!(rep.promised.contains(&"stale_writes_accepted"));
-    assert!(!rep.promised.contains(&"lost_updates"));
+    assert!(!rep.findings.contains_key(&Property::StaleWritesAccepted));
+    assert!(rep.promised.contains(&Property::StaleWritesAccepted));
+    assert!(!rep.promised.contains(&Property::LostUpdates));
     // reads and writes checked: promised, and kept
     let on = run_scenario("gc-pause", &Overrides::default(), &seeds, 2, &|_| {}).unwrap();
-    assert!(on.promised.contains(&"lost_updates"));
-    assert!(on.violations.is_empty() && !on.findings.contains_key("lost_updates"));
+    assert!(on.promised.contains(&Property::LostUpdates));
+    assert!(on.violations.is_empty() && !on.findings.contains_key(&Property::LostUpdates));
 }
 
 /// A planted bug in a swarm whose seeds promise different things: every seed that breaks a
@@ -374,7 +411,11 @@ fn a_swarm_cannot_hide_a_bug_among_findings() {
         ..Overrides::default()
     };
     let rep = run_scenario("chaos", &o, &seeds, 2, &|_| {}).unwrap();
-    let bugs = rep.violations.get("token_order").copied().unwrap_or(0);
+    let bugs = rep
+        .violations
+        .get(&Property::TokenOrder)
+        .copied()
+        .unwrap_or(0);
     assert!(
         bugs > 0,
         "the planted counter reset was not caught: {rep:?}"
@@ -382,13 +423,17 @@ fn a_swarm_cannot_hide_a_bug_among_findings() {
     let listed: Vec<_> = rep
         .failing
         .iter()
-        .filter(|f| f.promised && f.property == "token_order")
+        .filter(|f| f.promised && f.property == Property::TokenOrder)
         .collect();
     assert_eq!(listed.len() as u64, bugs, "every bug seed is listed");
     // mixed promises: the swarm has seeds that do not promise token_order
-    let promised_in = rep.promised_in.get("token_order").copied().unwrap_or(0);
+    let promised_in = rep
+        .promised_in
+        .get(&Property::TokenOrder)
+        .copied()
+        .unwrap_or(0);
     assert!(promised_in > 0 && promised_in < rep.seeds, "{promised_in}");
-    assert!(!rep.promised.contains(&"token_order"));
+    assert!(!rep.promised.contains(&Property::TokenOrder));
     // bugs come first
     let first_finding = rep.failing.iter().position(|f| !f.promised);
     let last_bug = rep.failing.iter().rposition(|f| f.promised);
@@ -398,7 +443,11 @@ fn a_swarm_cannot_hide_a_bug_among_findings() {
     // each listed bug replays as a bug: its own configuration promises the property
     for f in &listed {
         let cfg = config_for("chaos", f.seed, &o).unwrap();
-        assert!(cfg.promised().contains(&"token_order"), "seed {}", f.seed);
+        assert!(
+            cfg.promised().contains(&Property::TokenOrder),
+            "seed {}",
+            f.seed
+        );
         assert!(f.replay.contains(&format!("--seed {}", f.seed)));
     }
 }
@@ -417,11 +466,13 @@ fn force_release_after_a_restart_keeps_token_order() {
         ..Overrides::default()
     };
     let cfg = config_for("chaos", 471, &o).unwrap();
-    assert!(cfg.promised().contains(&"token_order"));
+    assert!(cfg.promised().contains(&Property::TokenOrder));
     let r = run_seed(&cfg, 471).unwrap();
     assert!(r.acquisitions > 20 && r.outcomes.contains_key("lost_server_restarted"));
     assert!(
-        r.violations.iter().all(|v| v.property != "token_order"),
+        r.violations
+            .iter()
+            .all(|v| v.property != Property::TokenOrder),
         "{:?}",
         r.violations
     );
@@ -434,7 +485,7 @@ fn force_release_after_a_restart_keeps_token_order() {
 fn expiring_fence_counters_keep_token_order() {
     let seeds: Vec<u64> = (0..30).collect();
     let rep = run_scenario("fence-expiry", &Overrides::default(), &seeds, 2, &|_| {}).unwrap();
-    assert!(rep.promised.contains(&"token_order"));
+    assert!(rep.promised.contains(&Property::TokenOrder));
     assert!(
         rep.fences_recreated > 100,
         "counters were re-created {} times",
@@ -452,4 +503,35 @@ fn an_unknown_fault_index_is_an_error_naming_the_flag() {
     };
     let err = run_scenario("partition", &o, &[1], 1, &|_| {}).unwrap_err();
     assert!(err.contains("--drop-faults 9999"), "{err}");
+}
+
+/// The core mutant that reports `Contended` whenever any slot answered `Held` (the misreport
+/// leasehold exists to prevent) is caught as `misclassified` in a three-instance scenario, and
+/// the shipping machine is not.
+#[test]
+fn misclassified_catches_the_core_reporting_contended_on_any_held() {
+    use leasehold_core::planted::{Mutant, set};
+    let with_mutant = |seed: u64| {
+        let cfg = config_for("partition", seed, &quick()).unwrap();
+        set(Some(Mutant::ContendedOnAnyHeld));
+        let r = run_seed(&cfg, seed);
+        set(None);
+        r.unwrap()
+    };
+    let seed = (0..40)
+        .find(|&s| {
+            with_mutant(s)
+                .violations
+                .iter()
+                .any(|v| v.property == Property::Misclassified)
+        })
+        .expect("the mutant is caught within 40 seeds of partition");
+    let cfg = config_for("partition", seed, &quick()).unwrap();
+    assert!(cfg.promised().contains(&Property::Misclassified));
+    let clean = run_seed(&cfg, seed).unwrap();
+    assert!(
+        clean.violations.is_empty(),
+        "partition seed {seed} fails without the mutant: {:?}",
+        clean.violations
+    );
 }

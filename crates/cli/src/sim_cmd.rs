@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use leasehold_sim::{
-    Fencing, Overrides, PROPERTIES, SCENARIOS, ScenarioReport, config_for, describe, run_scenario,
-    trace_seed,
+    Fencing, Overrides, PROPERTIES, Property, SCENARIOS, ScenarioReport, config_for, describe,
+    run_scenario, trace_seed,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -120,6 +120,9 @@ fn usage_error(msg: &str) -> ExitCode {
 }
 
 pub fn run(a: &SimArgs) -> ExitCode {
+    // test builds of the simulator (feature `planted-bugs`) have one more field, which the CLI
+    // can never set: the default leaves it off
+    #[allow(clippy::needless_update)]
     let o = Overrides {
         clients: a.clients.map(|v| v as usize),
         locks: a.locks.map(|v| v as usize),
@@ -128,7 +131,7 @@ pub fn run(a: &SimArgs) -> ExitCode {
         notifications: a.notifications.map(|f| f == OnOff::On),
         slot_wait: a.slot_wait,
         drop_faults: a.drop_faults.clone().map(|f| f.0).unwrap_or_default(),
-        planted: None,
+        ..Overrides::default()
     };
     if let Some(d) = a.duration
         && (d < Duration::from_secs(1) || d > Duration::from_secs(24 * 3600))
@@ -275,12 +278,12 @@ fn json(rep: &ScenarioReport) -> String {
     let mut findings = serde_json::Map::new();
     let mut promised_in = serde_json::Map::new();
     for p in PROPERTIES {
-        violations.insert(p.into(), rep.violations.get(p).copied().unwrap_or(0).into());
-        findings.insert(p.into(), rep.findings.get(p).copied().unwrap_or(0).into());
-        promised_in.insert(
-            p.into(),
-            rep.promised_in.get(p).copied().unwrap_or(0).into(),
-        );
+        let count = |m: &std::collections::BTreeMap<Property, u64>| -> serde_json::Value {
+            m.get(&p).copied().unwrap_or(0).into()
+        };
+        violations.insert(p.name().into(), count(&rep.violations));
+        findings.insert(p.name().into(), count(&rep.findings));
+        promised_in.insert(p.name().into(), count(&rep.promised_in));
     }
     let failing: Vec<serde_json::Value> = rep
         .failing
@@ -375,10 +378,10 @@ fn print_table(rep: &ScenarioReport) {
 
 /// One property's line: bugs and findings counted separately, each judged by its seed's own
 /// promises, so a swarm's findings can never hide a bug.
-fn verdict(rep: &ScenarioReport, p: &str) -> String {
-    let promised_in = rep.promised_in.get(p).copied().unwrap_or(0);
-    let bugs = rep.violations.get(p).copied().unwrap_or(0);
-    let finds = rep.findings.get(p).copied().unwrap_or(0);
+fn verdict(rep: &ScenarioReport, p: Property) -> String {
+    let promised_in = rep.promised_in.get(&p).copied().unwrap_or(0);
+    let bugs = rep.violations.get(&p).copied().unwrap_or(0);
+    let finds = rep.findings.get(&p).copied().unwrap_or(0);
     let scope = if promised_in == rep.seeds {
         "promised".to_owned()
     } else if promised_in == 0 {

@@ -88,7 +88,7 @@ fn round(replies: &[(usize, Reply)]) -> RoundLog {
         log.sent(&acquire(slot, slot as u64 + 1, 42));
     }
     for (slot, reply) in replies {
-        log.delivered(Phase::Acquiring, RequestId(*slot as u64 + 1), reply);
+        log.delivered_in(Phase::Acquiring, RequestId(*slot as u64 + 1), reply);
     }
     log
 }
@@ -138,10 +138,10 @@ fn errors_and_cut_connections_make_quorum_unreachable() {
 fn replies_outside_the_open_round_do_not_count() {
     let mut log = round(&[(0, held())]);
     // arrives after the round ended (the machine backs off): not part of the judged round
-    log.delivered(Phase::Backoff, RequestId(3), &held());
+    log.delivered_in(Phase::Backoff, RequestId(3), &held());
     assert!(log.judge(&contended()).is_err());
     // a duplicate of slot 0's reply does not overwrite it
-    log.delivered(Phase::Acquiring, RequestId(1), &Reply::Granted { token: 2 });
+    log.delivered_in(Phase::Acquiring, RequestId(1), &Reply::Granted { token: 2 });
     assert!(log.judge(&slow(&[1, 2])).is_ok());
 }
 
@@ -153,14 +153,14 @@ fn a_failed_write_back_names_the_silent_fences_and_is_never_contention() {
     ]);
     log.sent(&fence(0, 10));
     log.sent(&fence(1, 11));
-    log.delivered(Phase::WritingBack, RequestId(10), &Reply::FenceRaised);
+    log.delivered_in(Phase::WritingBack, RequestId(10), &Reply::FenceRaised);
     assert!(log.judge(&slow(&[1])).is_ok());
     assert!(
         log.judge(&slow(&[2])).is_err(),
         "slot 2 was never asked to raise"
     );
     assert!(log.judge(&contended()).is_err());
-    log.delivered(Phase::WritingBack, RequestId(11), &error());
+    log.delivered_in(Phase::WritingBack, RequestId(11), &error());
     assert!(log.judge(&unreachable()).is_ok());
     // a new round starts afresh
     log.sent(&acquire(0, 20, 43));

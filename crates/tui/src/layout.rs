@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use leasehold_core::wire::{ParsedValue, parse_value};
+use leasehold_core::wire::{ParsedValue, keys, parse_value};
 use serde::Serialize;
 
 /// A key as read from Redis: its type (from `SCAN ... TYPE`), `PTTL`, and a bounded read of its
@@ -279,7 +279,7 @@ pub fn classify(targets: &Targets, keys: &[RawKey]) -> Vec<LockRow> {
             } else if let Some((holder, what)) = shown(k) {
                 let evidence = HeldKey {
                     key: k.key.clone(),
-                    fence: Some(format!("{}:fence", k.key)),
+                    fence: Some(keys::fence_key_of(&k.key)),
                     shown: what,
                 };
                 g.held.push((slot, k.pttl_ms, holder, evidence));
@@ -358,32 +358,14 @@ fn single_key_row(
     }
 }
 
-/// `prefix:{name}` / `prefix:{name#i}` (+ `:fence`) -> (prefix, name, slot, is_fence).
+/// `prefix:{name}` / `prefix:{name#i}` (+ `:fence`) -> (prefix, name, slot, is_fence), parsed by
+/// the wire's own key layout (`wire::keys::parse_key`); a `prefix:{name}` key is slot 0.
 fn leasehold_key<'p>(prefixes: &'p [String], key: &str) -> Option<(&'p str, String, u32, bool)> {
-    for p in prefixes {
-        let Some(rest) = key
-            .strip_prefix(p.as_str())
-            .and_then(|r| r.strip_prefix(":{"))
-        else {
-            continue;
-        };
-        let Some((inner, tail)) = rest.split_once('}') else {
-            continue;
-        };
-        let fence = match tail {
-            "" => false,
-            ":fence" => true,
-            _ => continue,
-        };
-        let parsed = match inner.rsplit_once('#') {
-            Some((name, i)) => i.parse().ok().map(|i| (name.to_owned(), i)),
-            None => Some((inner.to_owned(), 0)),
-        };
-        if let Some((name, slot)) = parsed {
-            return Some((p.as_str(), name, slot, fence));
-        }
-    }
-    None
+    prefixes.iter().find_map(|p| {
+        let k = keys::parse_key(p, key)?;
+        let slot = u32::try_from(k.slot.unwrap_or(0)).ok()?;
+        Some((p.as_str(), k.name.to_owned(), slot, k.fence))
+    })
 }
 
 /// `prefix:<i>:<name>` -> (prefix, name, i).

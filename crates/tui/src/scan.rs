@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use leasehold_core::wire::keys;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 
@@ -358,7 +359,7 @@ impl Scanner {
         for (k, e) in &self.entries {
             let lockish = match e.role {
                 Role::Fence => {
-                    let lock = k.strip_suffix(":fence").unwrap_or(k);
+                    let lock = keys::lock_key_of_fence(k).unwrap_or(k);
                     if self.entries.get(lock).is_some_and(|l| l.pttl == UNREAD) {
                         continue; // its lock key is not read yet: do not show it free
                     }
@@ -660,7 +661,7 @@ impl Scanner {
             self.queue.push_front((key.to_owned(), op));
         }
         if fence_dirty {
-            let fence = format!("{key}:fence");
+            let fence = keys::fence_key_of(key);
             // a fence not read yet is queued already
             if self.entries.get(&fence).is_some_and(|f| f.value.is_some()) {
                 self.queue.push_front((fence, Op::Range));

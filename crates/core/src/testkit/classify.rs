@@ -15,8 +15,9 @@
 //! The log only reads what the driver hands it; it never asks the machine how it classified.
 
 use crate::config::MAX_SLOTS;
-use crate::machine::Phase;
+use crate::machine::{Lock, Phase};
 use crate::outcome::{AcquireError, SlotSet};
+use crate::time::Instant;
 use crate::wire::{Command, Op, Reply, RequestId};
 
 /// What one slot's request of the current round got, as delivered.
@@ -46,6 +47,9 @@ pub struct RoundLog {
     fence_sent: SlotSet,
     /// (request, slot, is a fence write-back) of the current round.
     requests: Vec<(RequestId, usize, bool)>,
+    /// Slots whose connection is dropping right now: a round the machine starts while handling
+    /// the drop (its timers fire first) has those requests failed at once.
+    cut_next: SlotSet,
 }
 
 impl RoundLog {
@@ -60,6 +64,7 @@ impl RoundLog {
             fence: [Seen::Nothing; MAX_SLOTS],
             fence_sent: SlotSet::EMPTY,
             requests: Vec::new(),
+            cut_next: SlotSet::EMPTY,
         }
     }
 
@@ -71,10 +76,14 @@ impl RoundLog {
                 if self.nonce != Some(value.nonce) {
                     *self = RoundLog {
                         nonce: Some(value.nonce),
+                        cut_next: self.cut_next,
                         ..RoundLog::new(self.slots, self.quorum)
                     };
                 }
                 self.requests.push((cmd.request, cmd.slot, false));
+                if self.cut_next.contains(cmd.slot) && cmd.slot < MAX_SLOTS {
+                    self.acquire[cmd.slot] = Seen::Cut;
+                }
             }
             Op::RaiseFence { .. } if self.nonce.is_some() => {
                 self.fence_sent.insert(cmd.slot);
@@ -84,10 +93,19 @@ impl RoundLog {
         }
     }
 
-    /// `reply` to `request` is about to be handed to a machine in `phase`. Only replies that
-    /// reach an open round count: acquire replies while acquiring, fence replies while writing
-    /// back; the first reply per slot wins (duplicates are ignored, as the machine does).
-    pub fn delivered(&mut self, phase: Phase, request: RequestId, reply: &Reply) {
+    /// `reply` to `request` is about to be handed to `lock` at `now`. Only replies that reach
+    /// an open round count: acquire replies while acquiring, fence replies while writing back,
+    /// and neither once the round's wait is over at `now` (the machine handles its due timers
+    /// before a reply); the first reply per slot wins (duplicates are ignored, as the machine
+    /// does). Reads the machine's phase and timer only, never its classification.
+    pub fn delivered(&mut self, lock: &Lock, now: Instant, request: RequestId, reply: &Reply) {
+        let due = lock.poll_timeout().is_some_and(|t| t <= now);
+        let phase = if due { Phase::Idle } else { lock.phase() };
+        self.delivered_in(phase, request, reply);
+    }
+
+    /// `reply` to `request` reached a machine whose open round is in `phase` (`Idle`: none).
+    pub fn delivered_in(&mut self, phase: Phase, request: RequestId, reply: &Reply) {
         let Some(&(_, slot, fence)) = self.requests.iter().find(|r| r.0 == request) else {
             return;
         };
@@ -106,12 +124,15 @@ impl RoundLog {
         };
     }
 
-    /// The connection to `slot` dropped while the machine was in `phase`: a request of the open
-    /// round still waiting for its reply will never get one.
+    /// The connection to `slot` is dropping and the machine, in `phase`, is about to be told
+    /// (`handle_disconnected`): a request of the open round still waiting for its reply will
+    /// never get one, and neither will one of a round the machine starts while handling the
+    /// drop. Call [`RoundLog::settled`] once the machine's commands are drained.
     pub fn cut(&mut self, phase: Phase, slot: usize) {
         if slot >= MAX_SLOTS {
             return;
         }
+        self.cut_next.insert(slot);
         let waiting = |fence: bool| self.requests.iter().any(|r| r.1 == slot && r.2 == fence);
         if phase == Phase::Acquiring && waiting(false) && self.acquire[slot] == Seen::Nothing {
             self.acquire[slot] = Seen::Cut;
@@ -119,6 +140,12 @@ impl RoundLog {
         if phase == Phase::WritingBack && waiting(true) && self.fence[slot] == Seen::Nothing {
             self.fence[slot] = Seen::Cut;
         }
+    }
+
+    /// The machine's commands after a connection drop are drained: later rounds see the drop
+    /// only through the replies they get.
+    pub fn settled(&mut self) {
+        self.cut_next = SlotSet::EMPTY;
     }
 
     /// `Err` says how the machine's `AcquireFailed(err)` misreports the round this log saw.

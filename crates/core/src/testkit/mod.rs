@@ -575,7 +575,7 @@ impl World {
                     } else {
                         self.replies[i].clone()
                     };
-                    self.rounds[c].delivered(self.locks[c].phase(), id, &reply);
+                    self.rounds[c].delivered(&self.locks[c], now, id, &reply);
                     self.locks[c].handle_reply(now, id, reply);
                     self.drain(c)?;
                 }
@@ -638,6 +638,7 @@ impl World {
                 self.rounds[c].cut(self.locks[c].phase(), slot);
                 self.locks[c].handle_disconnected(now, slot);
                 self.drain(c)?;
+                self.rounds[c].settled();
             }
             Step::Reconnect { client, slot } => {
                 let c = self.client(client);

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use leasehold_core::wire::keys::events;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -227,7 +228,7 @@ pub async fn run(
             let (now_unix, now_ui) = (unix_ms(), since(origin));
             for (prefix, last) in src.targets.leasehold.iter().zip(last_ids.iter_mut()) {
                 scanner.bucket().spend(1).await;
-                let stream = format!("{prefix}:events");
+                let stream = events::stream_key(prefix);
                 if let Ok(evs) = read_events(&mut conn, &stream, last).await {
                     let lines: Vec<_> = evs
                         .into_iter()
@@ -383,19 +384,24 @@ pub async fn read_events(
                 .and_then(|ms| ms.parse().ok())
                 .unwrap_or(0);
             let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
-            let mut detail = get("holder");
-            for k in ["token", "reason", "latency_us", "slack_us"] {
+            let mut detail = get(events::HOLDER);
+            for k in [
+                events::TOKEN,
+                events::REASON,
+                events::LATENCY_US,
+                events::SLACK_US,
+            ] {
                 if let Some(v) = fields.get(k) {
                     detail.push_str(&format!(" {k}={v}"));
                 }
             }
-            let kind = match get("kind").as_str() {
-                "acquire_failed" => "timeout".to_owned(),
+            let kind = match get(events::KIND).as_str() {
+                events::KIND_ACQUIRE_FAILED => "timeout".to_owned(),
                 k => k.to_owned(),
             };
             out.push(StreamEvent {
                 at_unix_ms,
-                name: get("name"),
+                name: get(events::NAME),
                 kind,
                 detail,
             });

@@ -97,7 +97,7 @@ async fn release_key(
             let fence = k
                 .fence
                 .clone()
-                .unwrap_or_else(|| format!("{}:fence", k.key));
+                .unwrap_or_else(|| wire::keys::fence_key_of(&k.key));
             redis::Script::new(wire::FORCE_RELEASE.source)
                 .key(&k.key)
                 .key(fence)

@@ -118,7 +118,7 @@ pub fn record(cfg: &SimConfig, seed: u64) -> Result<Recording, String> {
         .iter()
         .map(|v| Finding {
             t_ns: v.at,
-            property: v.property.to_owned(),
+            property: v.property.name().to_owned(),
             detail: v.detail.clone(),
             bug: promised.contains(&v.property),
         })

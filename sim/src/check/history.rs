@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 
+use super::Property;
+
 /// One broken property, with when and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
-    /// One of [`crate::config::PROPERTIES`].
-    pub property: &'static str,
+    /// The property broken.
+    pub property: Property,
     /// True time, ns.
     pub at: u64,
     /// Human-readable detail.
@@ -64,7 +66,7 @@ impl History {
     }
 
     /// Record a broken property.
-    pub fn violation(&mut self, property: &'static str, at: u64, detail: String) {
+    pub fn violation(&mut self, property: Property, at: u64, detail: String) {
         if self
             .violations
             .iter()
@@ -173,7 +175,7 @@ impl History {
             .any(|t| t.lock == lock && t.start <= now && t.end.is_none_or(|e| e >= started));
         if !held_during {
             self.violation(
-                "liveness",
+                Property::Liveness,
                 now,
                 format!("lock {lock}: client {client} waited from t={started}ns to its deadline after faults healed, and nobody acquired or held the lock meanwhile"),
             );
@@ -210,7 +212,7 @@ impl History {
                     && who != t.client
                 {
                     self.violation(
-                            "mutual_exclusion",
+                            Property::MutualExclusion,
                             t.start,
                             format!("lock {lock}: client {} acquired at t={}ns while client {who} believed it held until t={until}ns", t.client, t.start),
                         );
@@ -246,7 +248,7 @@ impl History {
                 && t.token <= b
             {
                 self.violation(
-                    "token_order",
+                    Property::TokenOrder,
                     t.issued.0,
                     format!(
                         "lock {lock}: client {} got token {} issued from t={}ns, after client {who}'s token {b} was completely issued at t={at}ns",

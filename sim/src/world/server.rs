@@ -1,0 +1,226 @@
+//! Servers: per (server, lock, slot) the core's Redis model (`ModelServer`, which executes every
+//! wire script as the Lua does), on the server's own clock, with a service time, asynchronous
+//! replication to a replica, expiry notifications, crashes and restarts.
+//!
+//! **Invariant:** every command a client sends runs the one model of the wire protocol; the
+//! simulator adds time, placement and faults around it, never protocol logic of its own.
+
+use leasehold_core::testkit::ModelServer;
+use leasehold_core::{Command, Instant, Op, Phase, Reply};
+
+use super::World;
+use super::clock::SkewedClock;
+use super::nanos;
+use super::queue::{Ev, Msg};
+use crate::check::Property;
+
+/// One simulated Redis server.
+pub(super) struct Server {
+    /// One model per (lock, slot): `l * slots + slot`.
+    pub(super) keys: Vec<ModelServer>,
+    /// Whether each key's fence counter was ever created (to count re-creations).
+    fenced: Vec<bool>,
+    pub(super) replica: Vec<ModelServer>,
+    pub(super) up: bool,
+    pub(super) busy_until: u64,
+    pub(super) clock: SkewedClock,
+    pub(super) repl_epoch: u32,
+}
+
+impl Server {
+    pub(super) fn new(keys: usize, clock: SkewedClock) -> Server {
+        Server {
+            keys: vec![ModelServer::default(); keys],
+            fenced: vec![false; keys],
+            replica: vec![ModelServer::default(); keys],
+            up: true,
+            busy_until: 0,
+            clock,
+            repl_epoch: 0,
+        }
+    }
+
+    /// A replication message arrived (dropped if a failover changed the epoch since).
+    pub(super) fn replicated(&mut self, key: usize, state: ModelServer, epoch: u32) {
+        if self.repl_epoch == epoch {
+            self.replica[key] = state;
+        }
+    }
+
+    /// Promote the replica (a failover).
+    pub(super) fn promote(&mut self) {
+        self.keys = self.replica.clone();
+        self.repl_epoch += 1;
+    }
+}
+
+impl World {
+    /// Server `s`'s clock now.
+    pub(super) fn server_clock(&self, s: usize) -> Instant {
+        Instant::from_nanos(self.servers[s].clock.read(self.now))
+    }
+
+    /// A command reached server `s`: it queues behind the server's earlier work.
+    pub(super) fn arrive(&mut self, c: u32, s: u32, l: u32, epoch: u32, cmd: Command) {
+        let (ci, si) = (c as usize, s as usize);
+        if !self.servers[si].up || self.links[self.link(ci, si)].epoch != epoch {
+            return;
+        }
+        let service = nanos(self.cfg.faults.service_time);
+        let at = self.now.max(self.servers[si].busy_until) + service;
+        self.servers[si].busy_until = at;
+        self.push(
+            at,
+            Ev::Exec {
+                c,
+                s,
+                l,
+                cmd,
+                epoch,
+            },
+        );
+    }
+
+    pub(super) fn exec(&mut self, c: usize, s: usize, l: usize, cmd: Command, epoch: u32) {
+        if !self.servers[s].up {
+            return;
+        }
+        let key = l * self.slots + cmd.slot;
+        let now = self.server_clock(s);
+        let before = self.servers[s].keys[key].stored().map(|(o, _)| o);
+        let fence_before = self.servers[s].keys[key]
+            .stored_fence()
+            .filter(|(_, e)| *e > now);
+        let expired_before = self.servers[s].keys[key].clone().expire(now);
+        let reply = self.run_script(c, s, key, now, cmd.op);
+        // an extension may only ever renew the extender's own key
+        if let (Op::Extend { value, .. }, Reply::Extended) = (cmd.op, &reply) {
+            let owner = before.filter(|_| !expired_before);
+            if owner.is_none_or(|o| o.client != c || o.value != value) {
+                self.history.violation(
+                    Property::StaleExtension,
+                    self.now,
+                    format!("client {c} lock {l}: an extension renewed a key it did not hold (held by {owner:?})"),
+                );
+            }
+        }
+        // when the servers issued leases, for token_order
+        match (cmd.op, &reply) {
+            (Op::Acquire { value, .. }, Reply::Granted { .. }) => {
+                if fence_before.is_none() && self.servers[s].fenced[key] {
+                    self.history.fences_recreated += 1;
+                }
+                self.servers[s].fenced[key] = true;
+                self.clients[c].issued(l, Some(value.nonce), self.now);
+            }
+            (Op::RaiseFence { .. }, Reply::FenceRaised) => {
+                self.clients[c].issued(l, None, self.now);
+            }
+            _ => {}
+        }
+        let after = self.servers[s].keys[key].stored();
+        if let Some((_, exp)) = after {
+            let at = self.servers[s].clock.to_true(exp.as_nanos()).max(self.now) + 1;
+            self.push(
+                at,
+                Ev::ExpireCheck {
+                    s: s as u32,
+                    key: key as u32,
+                },
+            );
+        }
+        // replication of the write
+        if !matches!(cmd.op, Op::Release { .. }) || before != after.map(|(o, _)| o) {
+            let lag = nanos(self.cfg.faults.replication_lag);
+            let state = self.servers[s].keys[key].clone();
+            let epoch_r = self.servers[s].repl_epoch;
+            if lag == 0 {
+                self.servers[s].replica[key] = state;
+            } else {
+                self.push(
+                    self.now + lag,
+                    Ev::Replicate {
+                        s: s as u32,
+                        key: key as u32,
+                        state,
+                        epoch: epoch_r,
+                    },
+                );
+            }
+        }
+        // Redis's NOLOOP does not cover writes made inside scripts: the writer is notified too
+        let wrote = before != after.map(|(o, _)| o)
+            || matches!((cmd.op, &reply), (Op::Extend { .. }, Reply::Extended));
+        if wrote {
+            self.invalidate(s, l, cmd.slot, None);
+        }
+        let li = self.link(c, s);
+        if self.links[li].epoch != epoch {
+            return;
+        }
+        self.send_to_client(c, s, l, Msg::Reply(cmd.request, reply));
+    }
+
+    /// Run `op` for client `c` on server `s`'s model of `key` at server time `now`.
+    fn run_script(&mut self, c: usize, s: usize, key: usize, now: Instant, op: Op) -> Reply {
+        #[cfg(feature = "planted-bugs")]
+        if let Op::Extend { ttl_ms, .. } = op
+            && self.planted(crate::config::PlantedBug::ExtendWithoutCompare)
+            && self.servers[s].keys[key].pexpire_any(now, ttl_ms)
+        {
+            return Reply::Extended;
+        }
+        self.servers[s].keys[key].exec(now, c, op)
+    }
+
+    /// Client-tracking style invalidation to interested clients other than the writer (NOLOOP).
+    pub(super) fn invalidate(&mut self, s: usize, l: usize, slot: usize, writer: Option<usize>) {
+        if !self.cfg.notifications {
+            return;
+        }
+        for c in 0..self.clients.len() {
+            if Some(c) == writer {
+                continue;
+            }
+            let phase = self.clients[c].locks[l].machine.phase();
+            if !matches!(phase, Phase::Backoff | Phase::Held) {
+                continue;
+            }
+            if !self.links[self.link(c, s)].up {
+                continue;
+            }
+            self.send_to_client(c, s, l, Msg::Invalidate(slot));
+        }
+    }
+
+    pub(super) fn expire_check(&mut self, s: usize, key: usize) {
+        if !self.servers[s].up {
+            return;
+        }
+        let now = self.server_clock(s);
+        if self.servers[s].keys[key].expire(now) {
+            let (l, slot) = (key / self.slots, key % self.slots);
+            self.invalidate(s, l, slot, None);
+        }
+    }
+
+    /// Server `s` comes back from a crash: with persistence its keys are as they were, without
+    /// it everything is gone (fence counters too).
+    pub(super) fn restart(&mut self, s: usize) {
+        #[cfg(feature = "planted-bugs")]
+        let planted = self.planted(crate::config::PlantedBug::CounterFromZero);
+        let persist = self.cfg.faults.persist;
+        let sv = &mut self.servers[s];
+        sv.up = true;
+        sv.busy_until = self.now;
+        if !persist {
+            for k in sv.keys.iter_mut().chain(sv.replica.iter_mut()) {
+                *k = ModelServer::default();
+                #[cfg(feature = "planted-bugs")]
+                if planted {
+                    *k = ModelServer::with_fence(Some(0)).without_time_floor();
+                }
+            }
+        }
+    }
+}
