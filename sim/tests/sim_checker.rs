@@ -245,31 +245,23 @@ fn shrinking_keeps_the_failure_and_reduces_the_run() {
 }
 
 /// Kleppmann's clock-jump scenario: with push re-checks off (a polling client) and fencing off, a
-/// double holder writes stale data; with fencing on, never.
+/// double holder damages the resource (a stale write, or, in the read-modify-write workload, an
+/// increment lost); with fencing on, never. 1,000 seeds: since a grant that arrives during the
+/// fence write-back joins the lease, a 3-instance lease usually lives on all three instances and
+/// one server's clock jump rarely makes two holders (229 of 1,000 seeds, was 100+ of 300).
 #[test]
 fn kleppmann_clock_jump_is_found_without_push_rechecks_and_fencing() {
-    let seeds: Vec<u64> = (0..300).collect();
+    let seeds: Vec<u64> = (0..1_000).collect();
     let off = Overrides {
         fencing: Some(Fencing::Off),
         notifications: Some(false),
         ..Overrides::default()
     };
     let rep = run_scenario("clock-jump", &off, &seeds, 2, &|_| {}).unwrap();
+    let found = |p: Property| rep.findings.get(&p).copied().unwrap_or(0);
+    assert!(found(Property::MutualExclusion) > 100, "{:?}", rep.findings);
     assert!(
-        rep.findings
-            .get(&Property::MutualExclusion)
-            .copied()
-            .unwrap_or(0)
-            > 100,
-        "{:?}",
-        rep.findings
-    );
-    assert!(
-        rep.findings
-            .get(&Property::StaleWritesAccepted)
-            .copied()
-            .unwrap_or(0)
-            > 0,
+        found(Property::StaleWritesAccepted) + found(Property::LostUpdates) > 0,
         "{:?}",
         rep.findings
     );
@@ -279,7 +271,8 @@ fn kleppmann_clock_jump_is_found_without_push_rechecks_and_fencing() {
     };
     let rep = run_scenario("clock-jump", &on, &seeds, 2, &|_| {}).unwrap();
     assert!(
-        !rep.findings.contains_key(&Property::StaleWritesAccepted),
+        !rep.findings.contains_key(&Property::StaleWritesAccepted)
+            && !rep.findings.contains_key(&Property::LostUpdates),
         "{:?}",
         rep.findings
     );

@@ -250,3 +250,44 @@ async fn slow_replies_are_reported_as_slow_not_as_contention() {
         .unwrap();
     direct.try_lock("x").await.unwrap().release().await.unwrap();
 }
+
+/// Three instances, one dies while a lease is held: the lease keeps being extended on the two
+/// that are left; a second one dying loses it before its validity instant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_lease_survives_one_of_three_instances_dying() {
+    let (Some(a), Some(b), Some(mut c)) = (
+        RedisServer::start("survive_a"),
+        RedisServer::start("survive_b"),
+        RedisServer::start("survive_c"),
+    ) else {
+        return;
+    };
+    let locker = LockerOptions::instances([a.url(), b.url(), c.url()])
+        .ttl(Duration::from_millis(2_000))
+        .build()
+        .await
+        .unwrap();
+    let mut events = locker.subscribe();
+    let lease = locker.try_lock("survivor").await.unwrap();
+    c.kill();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let mut extended = 0;
+    while let Ok(ev) = events.try_recv() {
+        if matches!(ev, leasehold_redis::LockEvent::Extended { .. }) {
+            extended += 1;
+        }
+    }
+    assert!(
+        lease.is_held(),
+        "lost with a majority up after {extended} extensions: {:?}",
+        tokio::time::timeout(Duration::from_millis(1), lease.lost())
+            .await
+            .ok()
+    );
+    assert!(extended >= 2, "{extended} extensions in 2.5 s");
+    b.pause();
+    let lost = tokio::time::timeout(Duration::from_secs(4), lease.lost()).await;
+    b.resume();
+    assert!(lost.is_ok(), "not lost with a majority gone");
+    drop(a);
+}

@@ -422,16 +422,10 @@ fn ctrl_z_suspends_the_command_with_exec_and_a_stale_resume_kills_it() {
 }
 
 /// Three instances: losing one keeps the lease (a majority still extends it); losing a second
-/// stops the command before the lease's validity runs out.
-///
-/// Ignored for now: against fresh servers, about 1 run in 3 acquires with only 2 of the 3 keys
-/// held (the third server has no key moments later), and losing one instance then loses the
-/// lease. Not diagnosed yet: the core keeps a grant that arrives during the fence write-back
-/// (checked with the machine alone: the next extension goes to all three slots), so either the
-/// third reply is lost between the inline acquire and the keeper (`acquire.rs`, e4af2fb) or a
-/// fresh server answered the first script call with an error. Run with `--ignored` once fixed.
+/// stops the command before the lease's validity runs out. (It used to fail about 1 run in 3: a
+/// grant that arrived while the token was written back was deleted as stray, leaving the lease on
+/// two instances; the core now keeps it, `core_late_grant.rs`.)
 #[test]
-#[ignore = "about 1 acquire in 3 keeps only 2 of 3 keys (adapter hand-over); see the doc comment"]
 fn a_majority_of_instances_keeps_the_command_running_and_losing_it_stops_it() {
     let (Some(a), Some(b), Some(mut c)) = (
         RedisServer::start("exec_maj_a"),

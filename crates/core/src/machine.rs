@@ -677,6 +677,16 @@ impl Lock {
             lease.held.insert(p.slot);
             return;
         }
+        // a grant of this round that arrives while its token is written back joins the lease
+        // (deleting it would leave a 3-instance lease on 2 instances, lost when either fails)
+        if let (State::WritingBack(_, round), Reply::Granted { token }) = (&mut self.state, reply)
+            && round.value == p.value
+            && let Some(a) = round.answers.get_mut(p.slot)
+            && matches!(a, SlotAnswer::Waiting | SlotAnswer::Silent)
+        {
+            *a = SlotAnswer::Granted(*token);
+            return;
+        }
         self.stats.late_grants_cleaned += 1;
         self.send(
             now,
