@@ -218,6 +218,15 @@ impl ModelServer {
         self.fence
     }
 
+    /// Set the fence counter's value, keeping its expiry: a differential test's resync after a
+    /// real server derived a token from its own `TIME` a few µs after the time the model was
+    /// given. No-op without a counter.
+    pub fn resync_fence(&mut self, token: u64) {
+        if let Some((_, exp)) = self.fence {
+            self.fence = Some((token, exp));
+        }
+    }
+
     /// Expire the key (and the counter) if their time has come on the server clock `now`; true if
     /// the key was removed.
     pub fn expire(&mut self, now: Instant) -> bool {
@@ -339,8 +348,13 @@ impl ModelServer {
                 Reply::Released { deleted }
             }
             Op::RaiseFence { token, keep_ms } => {
-                let f = fence_now.map_or(token, |f| f.max(token));
-                self.fence = Some((f, keep(now, keep_ms)));
+                // as the Lua: a missing counter reads 0, and raising it to 0 only `PEXPIRE`s a
+                // key that does not exist (found by the differential test against Redis)
+                self.fence = match fence_now {
+                    Some(f) => Some((f.max(token), keep(now, keep_ms))),
+                    None if token > 0 => Some((token, keep(now, keep_ms))),
+                    None => None,
+                };
                 Reply::FenceRaised
             }
             Op::ForceRelease { value, keep_ms } => match cur {
