@@ -54,3 +54,12 @@ check-model *ARGS:
 # then; the one equivalent mutant must yield none).
 check-model-planted:
     cargo run --release -p leasehold-check --features planted-bugs -- --planted
+
+# Mutation testing (`cargo install cargo-mutants --locked`): every mutant of the core (and of the
+# simulator's checker) must be caught by a test or listed in ARCHITECTURE.md ("Mutation testing")
+# as equivalent. CPU heavy (each mutant rebuilds and runs the tests): one job by default; pass
+# cargo-mutants arguments to narrow it, e.g. `just mutants --file crates/core/src/machine.rs
+# --shard 1/8 --sharding round-robin`.
+mutants *ARGS:
+    cargo mutants --package leasehold-core --jobs 1 {{ARGS}}
+    cargo mutants --package leasehold-sim --file 'sim/src/check/**' --jobs 1 {{ARGS}}
