@@ -10,44 +10,50 @@ const SINGLE: SlotLayout = SlotLayout::Single;
 const KEYS: SlotLayout = SlotLayout::KeyMajority { k: 2 };
 const INSTANCES: SlotLayout = SlotLayout::Instances { n: 3 };
 
-/// The full suite: every layout, each fault on its own, sized to finish within minutes.
-#[must_use]
-pub fn full() -> Vec<Setup> {
-    let mut v = Vec::new();
-    let mut s = Setup::new("single-loss", SINGLE, 2);
-    s.drops = 1;
-    v.push(s);
-    let mut s = Setup::new("single-restart", SINGLE, 2);
-    s.restarts = 1;
-    v.push(s);
-    let mut s = Setup::new("single-force", SINGLE, 2);
-    s.force_releases = 1;
-    v.push(s);
-    let mut s = Setup::new("single-pause", SINGLE, 2);
-    s.pauses = 1;
-    v.push(s);
-    let mut s = Setup::new("single-wait", SINGLE, 2);
-    s.wait = Some(Duration::from_millis(60));
-    v.push(s);
-    let mut s = Setup::new("keys-loss", KEYS, 2);
-    s.drops = 1;
-    v.push(s);
-    let mut s = Setup::new("instances-loss", INSTANCES, 2);
-    s.drops = 1;
-    v.push(s);
-    let mut s = Setup::new("instances-restart", INSTANCES, 2);
-    s.restarts = 1;
-    v.push(s);
-    v
+fn world(
+    name: &'static str,
+    layout: SlotLayout,
+    clients: usize,
+    depth: usize,
+    f: impl FnOnce(&mut Setup),
+) -> Setup {
+    let mut s = Setup::new(name, layout, clients);
+    s.max_depth = Some(depth);
+    f(&mut s);
+    s
 }
 
-/// The CI suite: the same worlds with a depth bound.
+/// The full suite: every layout, each fault on its own, each world's depth bound chosen so it
+/// finishes within about three minutes on a 2-core machine.
 #[must_use]
-pub fn reduced(depth: usize) -> Vec<Setup> {
+pub fn full() -> Vec<Setup> {
+    vec![
+        world("single-loss", SINGLE, 2, 18, |s| s.drops = 1),
+        world("single-restart", SINGLE, 2, 18, |s| s.restarts = 1),
+        world("single-force-release", SINGLE, 2, 18, |s| {
+            s.force_releases = 1
+        }),
+        world("single-pause", SINGLE, 2, 17, |s| s.pauses = 1),
+        world("single-wait", SINGLE, 2, 18, |s| {
+            s.wait = Some(Duration::from_millis(60));
+        }),
+        world("keys-1-client-loss", KEYS, 1, 16, |s| s.drops = 1),
+        world("keys-restart", KEYS, 2, 10, |s| s.restarts = 1),
+        world("instances-1-client-restart", INSTANCES, 1, 15, |s| {
+            s.restarts = 1
+        }),
+        world("instances-delays", INSTANCES, 2, 10, |_| {}),
+        world("instances-restart", INSTANCES, 2, 9, |s| s.restarts = 1),
+    ]
+}
+
+/// The CI suite: the same worlds, each `cut` steps shallower.
+#[must_use]
+pub fn reduced(cut: usize) -> Vec<Setup> {
     full()
         .into_iter()
         .map(|mut s| {
-            s.max_depth = Some(depth);
+            s.max_depth = s.max_depth.map(|d| d.saturating_sub(cut).max(1));
             s
         })
         .collect()
@@ -139,7 +145,7 @@ pub fn planted() -> Vec<Control> {
             },
         ));
         v.push(Control {
-            bounds: vec![10],
+            bounds: vec![8],
             expect: Err("the bound `p.slot < MAX_SLOTS` guards an index that is always below the layout's slot count, itself at most MAX_SLOTS (validated); `<=` differs only at p.slot == MAX_SLOTS, which no request has"),
             ..control("mutant-handle-reply-le", INSTANCES, Planted::Core(Mutant::HandleReplyLe), |s| {
                 s.clients = 2;

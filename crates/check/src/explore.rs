@@ -112,11 +112,33 @@ impl Search<'_> {
     }
 }
 
+/// Switches the world's core mutant on for this thread while it lives (feature `planted-bugs`).
+struct MutantGuard;
+
+impl MutantGuard {
+    fn new(setup: &Setup) -> Self {
+        #[cfg(feature = "planted-bugs")]
+        if let Some(crate::setup::Planted::Core(m)) = setup.planted {
+            leasehold_core::planted::set(Some(m));
+        }
+        let _ = setup;
+        MutantGuard
+    }
+}
+
+impl Drop for MutantGuard {
+    fn drop(&mut self) {
+        #[cfg(feature = "planted-bugs")]
+        leasehold_core::planted::set(None);
+    }
+}
+
 /// Explore every schedule of `setup` up to `bound` steps (and `setup.max_depth`).
 /// `stop_at_first`: return at the first violation instead of the shortest.
 #[must_use]
 pub fn check_bounded(setup: &Setup, bound: usize, stop_at_first: bool) -> Outcome {
     let started = WallInstant::now();
+    let _mutant = MutantGuard::new(setup);
     let bound = setup.max_depth.map_or(bound, |m| m.min(bound));
     let mut search = Search {
         setup,
@@ -184,6 +206,7 @@ pub fn find_shortest(setup: &Setup, bounds: &[usize]) -> Outcome {
 /// then what the servers, the machines and the resource did.
 #[must_use]
 pub fn narrate(setup: &Setup, schedule: &[Action]) -> Vec<String> {
+    let _mutant = MutantGuard::new(setup);
     let mut out = Vec::new();
     let mut w = match World::new(setup) {
         Ok(w) => w,

@@ -1,6 +1,7 @@
 //! `leasehold-check`: run the model checker's worlds and print their numbers.
 //!
-//! `leasehold-check` runs the full suite, `--reduced DEPTH` the CI suite, `--planted` the negative
+//! `leasehold-check` runs the full suite, `--reduced CUT` the CI suite (every world's depth bound
+//! lowered by CUT steps), `--planted` the negative
 //! controls (build with `--features planted-bugs` for the core mutants), `--only NAME` one world.
 //! Exit 0 when every promised property held (or, with `--planted`, when every control that must
 //! yield a counterexample did), 1 otherwise, 2 for bad usage.
@@ -60,7 +61,7 @@ fn main() -> ExitCode {
                 match args.get(i).and_then(|a| a.parse().ok()) {
                     Some(d) => reduced = Some(d),
                     None => {
-                        eprintln!("--reduced needs a depth");
+                        eprintln!("--reduced needs a number of steps");
                         return ExitCode::from(2);
                     }
                 }
@@ -72,7 +73,7 @@ fn main() -> ExitCode {
             }
             other => {
                 eprintln!(
-                    "unknown argument {other}; usage: leasehold-check [--reduced DEPTH] [--planted] [--only NAME]"
+                    "unknown argument {other}; usage: leasehold-check [--reduced CUT] [--planted] [--only NAME]"
                 );
                 return ExitCode::from(2);
             }
@@ -114,14 +115,8 @@ fn run_planted(keep: &dyn Fn(&str) -> bool) -> ExitCode {
     {
         let setup = &control.setup;
         println!("# {}: {}", setup.name, setup.describe());
-        #[cfg(feature = "planted-bugs")]
-        if let Some(leasehold_check::Planted::Core(m)) = setup.planted {
-            leasehold_core::planted::set(Some(m));
-        }
         let out = explore::find_shortest(setup, &control.bounds);
         print_outcome(setup, &out);
-        #[cfg(feature = "planted-bugs")]
-        leasehold_core::planted::set(None);
         match (&control.expect, &out.counterexample) {
             (Ok(()), Some(_)) => println!("  ok: the planted bug yields a counterexample"),
             (Ok(()), None) => {

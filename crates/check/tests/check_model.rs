@@ -22,12 +22,12 @@ fn a_tiny_world_is_explored_exhaustively_without_violation() {
     assert!(out.stats.depth >= 8, "{:?}", out.stats);
 }
 
-/// Two clients on three instances, bounded depth: no violation, and the search reached both
+/// Two clients on three instances, bounded depth: no violation, and the search reached
 /// acquisitions (depth) and many states.
 #[test]
-fn two_clients_on_three_instances_hold_every_property_to_depth_9() {
+fn two_clients_on_three_instances_hold_every_property_to_depth_8() {
     let mut s = Setup::new("instances", SlotLayout::Instances { n: 3 }, 2);
-    s.max_depth = Some(9);
+    s.max_depth = Some(8);
     let out = check(&s);
     assert!(out.counterexample.is_none(), "{:?}", out.counterexample);
     assert!(out.stats.distinct > 10_000, "{:?}", out.stats);
@@ -51,6 +51,22 @@ fn a_counter_restarting_from_zero_yields_a_token_order_counterexample() {
         "{trace:#?}"
     );
     // without the planted bug the same world is clean to the same depth
+    s.planted = None;
+    s.max_depth = Some(cx.schedule.len());
+    assert!(check(&s).counterexample.is_none());
+}
+
+/// A core mutant (feature `planted-bugs`): reporting `Contended` whenever any slot answered
+/// `Held`. With three instances, one `Held`, one granted and one silent is `SlowReplies`.
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn the_contended_on_any_held_mutant_yields_a_misclassification() {
+    use leasehold_core::planted::Mutant;
+    let mut s = Setup::new("mutant", SlotLayout::Instances { n: 3 }, 2);
+    s.planted = Some(Planted::Core(Mutant::ContendedOnAnyHeld));
+    let out = find_shortest(&s, &[6, 8]);
+    let cx = out.counterexample.expect("a counterexample");
+    assert_eq!(cx.violation.property, "misclassified");
     s.planted = None;
     s.max_depth = Some(cx.schedule.len());
     assert!(check(&s).counterexample.is_none());

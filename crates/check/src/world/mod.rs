@@ -13,12 +13,17 @@ use std::fmt;
 
 use leasehold_core::testkit::{ModelServer, Owner};
 use leasehold_core::{
-    AcquireError, AcquireMode, Command, Event, ForceOutcome, HolderId, Instant, Lock, LockName, Op,
-    Phase, Reply, RequestId,
+    AcquireMode, Command, ForceOutcome, HolderId, Instant, Lock, LockName, Op, Phase, Reply,
+    RequestId,
 };
 
 use crate::props::{Resource, RoundSeen, Section, Tenure, Violation};
 use crate::setup::{Planted, Setup};
+
+mod fingerprint;
+mod judge;
+
+use judge::{event_text, op_name, owner_text, reply_text};
 
 /// How long a restarting server serves nothing: a restart is never instantaneous, the fence
 /// token rule's assumption that the outage outlasts any backward clock step (here: none, so
@@ -197,45 +202,6 @@ impl World {
             },
             lock_fp: vec![None; setup.clients],
         })
-    }
-
-    /// The state's fingerprint: a 128-bit hash of its `Debug` text, except three parts of each
-    /// machine that cannot change what happens next: its configuration, name and key names
-    /// (the same in every state), its `Stats` counters (read by nothing in the machine), and
-    /// the reply times it measured (read only to fill `SlowReplies::observed`, a diagnostic no
-    /// property and no decision reads). `scratch` is reused between calls.
-    pub fn fingerprint(&mut self, scratch: &mut String) -> u128 {
-        use std::fmt::Write as _;
-        let mut h = Fingerprint::default();
-        for (lock, fp) in self.locks.iter().zip(self.lock_fp.iter_mut()) {
-            let part = *fp.get_or_insert_with(|| {
-                scratch.clear();
-                let _ = write!(scratch, "{lock:?}");
-                let from = scratch.find(", slots: ").unwrap_or(0);
-                let to = scratch.find(", last_reply_time: ").unwrap_or(scratch.len());
-                let mut one = Fingerprint::default();
-                one.write(&scratch.as_bytes()[from..to]);
-                one.finish()
-            });
-            h.write(&part.to_le_bytes());
-        }
-        scratch.clear();
-        let _ = write!(
-            scratch,
-            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
-            self.now,
-            self.apps,
-            self.keys,
-            self.restarted_at,
-            self.requests,
-            self.replies,
-            self.resource,
-            self.tenures,
-            self.op_seq,
-            self.budget
-        );
-        h.write(scratch.as_bytes());
-        h.finish()
     }
 
     fn conn(&self, c: usize, slot: usize) -> usize {
@@ -595,172 +561,6 @@ impl World {
         Ok(())
     }
 
-    fn on_event(&mut self, setup: &Setup, c: usize, ev: Event) -> Result<(), Violation> {
-        match ev {
-            Event::Acquired {
-                token,
-                validity,
-                sent_at,
-                ..
-            } => {
-                let issued = self.issued_span(c);
-                let tenure = Tenure {
-                    client: c,
-                    token,
-                    issued,
-                };
-                if promised(setup, "token_order") {
-                    crate::props::check_token_order(&self.tenures, &tenure)?;
-                }
-                self.tenures.push(tenure);
-                if promised(setup, "mutual_exclusion")
-                    && let Some(other) = (0..self.locks.len())
-                        .find(|o| *o != c && self.locks[*o].phase() == Phase::Held)
-                {
-                    return Err(Violation::new(
-                        "mutual_exclusion",
-                        format!("c{c} acquired while c{other} holds the lease"),
-                    ));
-                }
-                let mut trusted = validity;
-                if setup.planted == Some(Planted::ValidityFromReply) {
-                    trusted = trusted + self.now.saturating_since(sent_at);
-                }
-                self.check_oracle(setup, c, trusted)?;
-                self.apps[c].section = Some(Section {
-                    token,
-                    issued,
-                    read: None,
-                });
-            }
-            Event::Extended { validity, .. } => self.check_oracle(setup, c, validity)?,
-            Event::AcquireFailed(err) => {
-                if promised(setup, "misclassified") {
-                    self.check_classification(setup, c, &err)?;
-                }
-            }
-            Event::Lost { .. } | Event::Released { .. } => self.apps[c].section = None,
-        }
-        Ok(())
-    }
-
-    /// The first and last server operation that issued client `c`'s new lease (its winning
-    /// round's grants and the fence write-backs after the first of them), as the simulator does.
-    fn issued_span(&mut self, c: usize) -> (u64, u64) {
-        let nonce = self.locks[c].lease_value().map(|v| v.nonce);
-        let log = std::mem::take(&mut self.apps[c].issue_log);
-        let first = log
-            .iter()
-            .filter(|(n, _)| n.is_some() && *n == nonce)
-            .map(|(_, s)| *s)
-            .min()
-            .unwrap_or(self.op_seq);
-        let last = log
-            .iter()
-            .filter(|(n, s)| (n.is_some() && *n == nonce) || (n.is_none() && *s >= first))
-            .map(|(_, s)| *s)
-            .max()
-            .unwrap_or(first);
-        (first, last)
-    }
-
-    /// The servers keep the key on a quorum of the holder's slots at least until `validity`.
-    fn check_oracle(&self, setup: &Setup, c: usize, validity: Instant) -> Result<(), Violation> {
-        if !promised(setup, "validity_oracle") {
-            return Ok(());
-        }
-        let lock = &self.locks[c];
-        let Some(value) = lock.lease_value() else {
-            return Ok(());
-        };
-        let me = Owner { client: c, value };
-        let covering = lock
-            .held_slots()
-            .iter()
-            .filter(
-                |s| matches!(self.keys[*s].stored(), Some((o, exp)) if o == me && exp >= validity),
-            )
-            .count();
-        if covering < lock.quorum() {
-            return Err(Violation::new(
-                "validity_oracle",
-                format!(
-                    "c{c} trusts its lease until {} but only {covering}/{} slots keep the key that long",
-                    at(validity),
-                    lock.quorum()
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// A failed round's cause must follow from what the client was told in that round:
-    /// `Contended` only when the `Held` answers alone rule out a quorum, `QuorumUnreachable`
-    /// only after an error, `SlowReplies` naming a slow slot and never when `Held` answers
-    /// ruled out a quorum.
-    fn check_classification(
-        &self,
-        setup: &Setup,
-        c: usize,
-        err: &AcquireError,
-    ) -> Result<(), Violation> {
-        let slots = setup.layout.slots();
-        let slack = slots - setup.layout.quorum();
-        let seen = &self.apps[c].round;
-        let held = seen.held_count();
-        let wrong = match err {
-            AcquireError::Contended { .. } => held <= slack,
-            AcquireError::QuorumUnreachable { .. } => !seen.error,
-            AcquireError::SlowReplies { slots, .. } => held > slack || slots.is_empty(),
-            _ => false,
-        };
-        if wrong {
-            return Err(Violation::new(
-                "misclassified",
-                format!(
-                    "c{c} reported {} after its round saw {held} Held of {slots} slots{}",
-                    err.reason(),
-                    if seen.error {
-                        " and an error"
-                    } else {
-                        ", no error"
-                    }
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// The section's read; false when the resource rejected it (the section ends).
-    fn read(&mut self, setup: &Setup, c: usize, log: &mut Log) -> bool {
-        let Some(sec) = self.apps[c].section.as_mut() else {
-            return false;
-        };
-        let fencing = setup.planted != Some(Planted::NoFencing);
-        let value = self.resource.read(sec.token, fencing);
-        log.note(|| match value {
-            Some(v) => format!("  resource: c{c} reads {v} with token {}", sec.token),
-            None => format!("  resource: rejects c{c}'s read with token {}", sec.token),
-        });
-        match value {
-            Some(v) => sec.read = Some(v),
-            None => self.apps[c].section = None,
-        }
-        value.is_some()
-    }
-
-    fn write(&mut self, setup: &Setup, c: usize, log: &mut Log) -> Result<(), Violation> {
-        let Some(sec) = self.apps[c].section.take() else {
-            return Ok(());
-        };
-        let fencing = setup.planted != Some(Planted::NoFencing);
-        let outcome = self.resource.write(c, &sec, fencing, log);
-        match outcome {
-            Err(v) if promised(setup, v.property) => Err(v),
-            _ => Ok(()),
-        }
-    }
-
     fn restart(&mut self, setup: &Setup, s: usize, log: &mut Log) -> Result<(), Violation> {
         self.budget.restarts -= 1;
         self.restarted_at[s] = Some(self.now);
@@ -813,78 +613,4 @@ impl World {
 /// Whether `setup`'s fault model promises `property`.
 pub fn promised(setup: &Setup, property: &str) -> bool {
     setup.promised().contains(&property)
-}
-
-fn owner_text(o: Option<Owner>) -> String {
-    match o {
-        Some(o) => format!("c{}", o.client),
-        None => "nobody".into(),
-    }
-}
-
-fn op_name(op: &Op) -> &'static str {
-    match op {
-        Op::Acquire { .. } => "acquire",
-        Op::Extend { .. } => "extend",
-        Op::Check { .. } => "check",
-        Op::Release { .. } => "release",
-        Op::RaiseFence { .. } => "raise_fence",
-        Op::ForceRelease { .. } => "force_release",
-    }
-}
-
-fn reply_text(r: &Reply) -> String {
-    match r {
-        Reply::Granted { token } => format!("granted token {token}"),
-        Reply::Held { holder, .. } => format!("held by {}", holder.as_deref().unwrap_or("?")),
-        Reply::Error(e) => format!("error ({})", e.kind),
-        other => format!("{other:?}"),
-    }
-}
-
-fn event_text(ev: &Event) -> String {
-    match ev {
-        Event::Acquired {
-            token, validity, ..
-        } => {
-            format!("Acquired token {token}, valid until {}", at(*validity))
-        }
-        Event::Extended { validity, .. } => format!("Extended, valid until {}", at(*validity)),
-        Event::AcquireFailed(e) => format!("AcquireFailed {}", e.reason()),
-        Event::Lost { reason, .. } => format!("Lost ({})", reason.reason()),
-        Event::Released { .. } => "Released".into(),
-    }
-}
-
-/// A fast 128-bit hash of byte strings (two multiply-rotate lanes over 8-byte words and a
-/// SplitMix64 finish), good enough for non-adversarial state texts.
-#[derive(Default)]
-struct Fingerprint {
-    a: u64,
-    b: u64,
-}
-
-impl Fingerprint {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            let x = u64::from_le_bytes(w);
-            self.a = (self.a ^ x)
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                .rotate_left(29);
-            self.b = (self.b.rotate_left(17) ^ x).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
-        }
-        self.a ^= bytes.len() as u64;
-        self.b = self.b.wrapping_add(bytes.len() as u64);
-    }
-
-    fn finish(&self) -> u128 {
-        fn mix(mut z: u64) -> u64 {
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-        (u128::from(mix(self.a ^ self.b.rotate_left(32))) << 64) | u128::from(mix(self.b))
-    }
 }
