@@ -25,5 +25,8 @@ fn a_steady_state_cycle_allocates_nothing() {
         assert!(bench_cycle(&mut l, &mut t));
     }
     let allocs = counting_alloc::allocations() - before;
-    assert_eq!(allocs, 0, "{allocs} allocations in 10,000 steady-state cycles");
+    assert_eq!(
+        allocs, 0,
+        "{allocs} allocations in 10,000 steady-state cycles"
+    );
 }

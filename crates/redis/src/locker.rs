@@ -737,7 +737,11 @@ async fn publish_events(shared: Arc<Shared>, mut rx: broadcast::Receiver<LockEve
         let conn = instance.borrow().clone();
         if let Some(mut conn) = conn {
             let mut cmd = redis::cmd("XADD");
-            cmd.arg(&stream).arg("MAXLEN").arg("~").arg(ev_wire::MAXLEN).arg("*");
+            cmd.arg(&stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(ev_wire::MAXLEN)
+                .arg("*");
             for (k, v) in &fields {
                 cmd.arg(*k).arg(v);
             }
