@@ -166,3 +166,101 @@ fn a_failed_write_back_names_the_silent_fences_and_is_never_contention() {
     log.sent(&acquire(0, 20, 43));
     assert!(log.judge(&slow(&[0, 1, 2])).is_ok());
 }
+
+#[test]
+fn a_drop_while_backing_off_cuts_the_round_the_machine_starts_while_handling_it() {
+    // the machine's timers fire first inside handle_disconnected: a new round starts and its
+    // request to the dropped slot fails at once, before the driver has seen the round
+    let mut log = RoundLog::new(1, 1);
+    log.cut(Phase::Backoff, 0);
+    log.sent(&acquire(0, 1, 7));
+    log.settled();
+    assert!(log.judge(&unreachable()).is_ok());
+    assert!(
+        log.judge(&slow(&[0])).is_ok(),
+        "or the round timed out first"
+    );
+    // once settled, a later round sees the drop only through its replies
+    let mut later = RoundLog::new(1, 1);
+    later.cut(Phase::Backoff, 0);
+    later.settled();
+    later.sent(&acquire(0, 2, 8));
+    assert!(later.judge(&unreachable()).is_err());
+    // a drop after the round ended does not touch it
+    let mut over = round(&[(0, held())]);
+    over.cut(Phase::Backoff, 1);
+    assert!(over.judge(&unreachable()).is_err());
+}
+
+#[test]
+fn a_duplicate_never_overwrites_the_first_reply() {
+    let mut log = round(&[(0, held()), (1, held())]);
+    log.delivered_in(Phase::Acquiring, RequestId(1), &Reply::Granted { token: 3 });
+    log.delivered_in(Phase::Acquiring, RequestId(2), &error());
+    assert!(log.judge(&contended()).is_ok(), "still two Held of three");
+    // an unknown request is ignored
+    log.delivered_in(Phase::Acquiring, RequestId(99), &held());
+    assert!(log.judge(&slow(&[2])).is_err());
+}
+
+#[test]
+fn a_drop_during_the_write_back_counts_only_for_a_slot_asked_to_raise() {
+    let mut log = round(&[
+        (0, Reply::Granted { token: 1 }),
+        (1, Reply::Granted { token: 2 }),
+    ]);
+    log.sent(&fence(0, 10));
+    log.sent(&fence(1, 11));
+    log.delivered_in(Phase::WritingBack, RequestId(10), &Reply::FenceRaised);
+    log.cut(Phase::WritingBack, 2);
+    assert!(
+        log.judge(&unreachable()).is_err(),
+        "slot 2 was never asked to raise"
+    );
+    log.cut(Phase::WritingBack, 1);
+    assert!(log.judge(&unreachable()).is_ok());
+    assert!(
+        log.judge(&slow(&[1])).is_ok(),
+        "or the write-back timed out first"
+    );
+}
+
+#[test]
+fn a_reply_after_the_round_s_wait_is_over_does_not_count() {
+    use leasehold_core::{AcquireMode, HolderId, Instant, Lock, LockConfig, LockName, SlotLayout};
+    let cfg = LockConfig {
+        layout: SlotLayout::Instances { n: 3 },
+        slot_wait: Duration::from_millis(20),
+        ..LockConfig::default()
+    };
+    let mut lock = Lock::new(
+        cfg,
+        LockName::new("jobs").unwrap(),
+        HolderId::new("me").unwrap(),
+        1,
+    )
+    .unwrap();
+    let t0 = Instant::from_millis(10_000);
+    lock.acquire(t0, AcquireMode::Try).unwrap();
+    let mut log = RoundLog::new(3, lock.quorum());
+    let cmds: Vec<Command> = std::iter::from_fn(|| lock.poll_command()).collect();
+    for c in &cmds {
+        log.sent(c);
+    }
+    let early = t0 + Duration::from_millis(1);
+    log.delivered(&lock, early, cmds[0].request, &held());
+    lock.handle_reply(early, cmds[0].request, held());
+    // slot 1's Held arrives after the round's wait: the machine times out first
+    let late = t0 + Duration::from_millis(25);
+    log.delivered(&lock, late, cmds[1].request, &held());
+    lock.handle_reply(late, cmds[1].request, held());
+    let err = std::iter::from_fn(|| lock.poll_event())
+        .find_map(|e| match e {
+            leasehold_core::Event::AcquireFailed(err) => Some(err),
+            _ => None,
+        })
+        .unwrap();
+    assert!(matches!(err, AcquireError::SlowReplies { .. }), "{err:?}");
+    assert!(log.judge(&err).is_ok(), "{:?}", log.judge(&err));
+    assert!(log.judge(&contended()).is_err());
+}

@@ -81,11 +81,13 @@ impl RoundLog {
                     };
                 }
                 self.requests.push((cmd.request, cmd.slot, false));
-                if self.cut_next.contains(cmd.slot) && cmd.slot < MAX_SLOTS {
-                    self.acquire[cmd.slot] = Seen::Cut;
+                if self.cut_next.contains(cmd.slot)
+                    && let Some(seen) = self.acquire.get_mut(cmd.slot)
+                {
+                    *seen = Seen::Cut;
                 }
             }
-            Op::RaiseFence { .. } if self.nonce.is_some() => {
+            Op::RaiseFence { .. } => {
                 self.fence_sent.insert(cmd.slot);
                 self.requests.push((cmd.request, cmd.slot, true));
             }
@@ -114,14 +116,18 @@ impl RoundLog {
         } else {
             (phase == Phase::Acquiring, &mut self.acquire)
         };
-        if !open || slot >= MAX_SLOTS || table[slot] != Seen::Nothing {
+        if !open {
             return;
         }
-        table[slot] = match (fence, reply) {
-            (false, Reply::Granted { .. }) | (true, Reply::FenceRaised) => Seen::Granted,
-            (false, Reply::Held { .. }) => Seen::Held,
-            _ => Seen::Failed,
-        };
+        if let Some(seen) = table.get_mut(slot)
+            && *seen == Seen::Nothing
+        {
+            *seen = match (fence, reply) {
+                (false, Reply::Granted { .. }) | (true, Reply::FenceRaised) => Seen::Granted,
+                (false, Reply::Held { .. }) => Seen::Held,
+                _ => Seen::Failed,
+            };
+        }
     }
 
     /// The connection to `slot` is dropping and the machine, in `phase`, is about to be told
@@ -129,16 +135,17 @@ impl RoundLog {
     /// never get one, and neither will one of a round the machine starts while handling the
     /// drop. Call [`RoundLog::settled`] once the machine's commands are drained.
     pub fn cut(&mut self, phase: Phase, slot: usize) {
-        if slot >= MAX_SLOTS {
-            return;
-        }
         self.cut_next.insert(slot);
-        let waiting = |fence: bool| self.requests.iter().any(|r| r.1 == slot && r.2 == fence);
-        if phase == Phase::Acquiring && waiting(false) && self.acquire[slot] == Seen::Nothing {
-            self.acquire[slot] = Seen::Cut;
-        }
-        if phase == Phase::WritingBack && waiting(true) && self.fence[slot] == Seen::Nothing {
-            self.fence[slot] = Seen::Cut;
+        // an acquire round asks every slot; a write-back only the slots that granted
+        let table = match phase {
+            Phase::Acquiring => &mut self.acquire,
+            Phase::WritingBack if self.fence_sent.contains(slot) => &mut self.fence,
+            _ => return,
+        };
+        if let Some(seen) = table.get_mut(slot)
+            && *seen == Seen::Nothing
+        {
+            *seen = Seen::Cut;
         }
     }
 
@@ -197,7 +204,8 @@ impl RoundLog {
         let failed = Self::count(table, Seen::Failed) + Self::count(table, Seen::Cut);
         let silent = Self::set(table, Seen::Nothing, sent);
         let cut = Self::set(table, Seen::Cut, sent);
-        let contended = granted < self.quorum && held > slack;
+        // (a failed write-back has a quorum of grants, so at most `slack` Held answers)
+        let contended = held > slack;
         match cause {
             AcquireError::Contended { .. } if !contended => Err(format!(
                 "reported Contended, but {held} of {} slot(s) answered Held and {granted} granted: a quorum of {} is ruled out by Held answers only when more than {slack} answer Held",
@@ -217,7 +225,7 @@ impl RoundLog {
                 let named = *slots;
                 let fits = !named.is_empty()
                     && named.0 & silent.0 == silent.0
-                    && named.0 & !(silent.0 | cut.0) == 0;
+                    && named.0 & !silent.0 & !cut.0 == 0;
                 if fits {
                     Ok(())
                 } else {
