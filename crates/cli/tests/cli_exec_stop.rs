@@ -369,8 +369,12 @@ fn ctrl_z_suspends_the_command_with_exec_and_a_stale_resume_kills_it() {
         let exec_pid = i32::try_from(child.id()).unwrap();
         let pgid = read_pid(&pidfile, Duration::from_secs(1));
         let start = Instant::now();
+        // 'D' (uninterruptible sleep, e.g. an append to the stamp file on a loaded disk) runs no
+        // user code and stops as soon as the kernel returns to it
         while !(state(exec_pid) == Some('T')
-            && group_members(pgid).iter().all(|p| state(*p) == Some('T')))
+            && group_members(pgid)
+                .iter()
+                .all(|p| matches!(state(*p), Some('T' | 'D'))))
         {
             if let Ok(Some(status)) = child.try_wait() {
                 let mut err = String::new();

@@ -346,6 +346,9 @@ impl NameGates {
     #[must_use]
     pub fn get(&self, name: &str) -> NameGate {
         let mut m = lock(&self.map);
+        if let Some(g) = m.get(name) {
+            return g.clone();
+        }
         if m.len() > self.prune_above {
             m.retain(|_, g| !g.unused());
         }
