@@ -166,23 +166,18 @@ async fn measure(
         report.call_styles.insert(style.key().to_owned(), c);
     }
     // headline figures: the worse call style
-    if let Some(worst) = report
-        .call_styles
-        .values()
-        .max_by(|a, b| a.cycle_ratio.total_cmp(&b.cycle_ratio))
-    {
-        report.floor = worst.floor;
-        report.cycle = worst.cycle;
-        report.cycle_ratio = worst.cycle_ratio;
+    let worst = |ratio: fn(&report::CallStyle) -> f64| {
+        report
+            .call_styles
+            .values()
+            .max_by(|a, b| ratio(a).total_cmp(&ratio(b)))
+            .cloned()
+    };
+    if let Some(w) = worst(|c| c.cycle_ratio) {
+        (report.floor, report.cycle, report.cycle_ratio) = (w.floor, w.cycle, w.cycle_ratio);
     }
-    if let Some(worst) = report
-        .call_styles
-        .values()
-        .max_by(|a, b| a.cycle3_ratio.total_cmp(&b.cycle3_ratio))
-    {
-        report.floor3 = worst.floor3;
-        report.cycle3 = worst.cycle3;
-        report.cycle3_ratio = worst.cycle3_ratio;
+    if let Some(w) = worst(|c| c.cycle3_ratio) {
+        (report.floor3, report.cycle3, report.cycle3_ratio) = (w.floor3, w.cycle3, w.cycle3_ratio);
     }
     if let Some(sp) = report.call_styles.get("spawned") {
         report.throughput.leasehold_ops = sp.leasehold_ops;
