@@ -695,3 +695,57 @@ fn one_held_one_error_is_not_contention() {
         other => panic!("expected QuorumUnreachable, got {other:?}"),
     }
 }
+
+/// The phase names are what dashboards and logs print.
+#[test]
+fn phases_have_stable_names() {
+    let names: Vec<&str> = [
+        Phase::Idle,
+        Phase::Acquiring,
+        Phase::WritingBack,
+        Phase::Backoff,
+        Phase::Held,
+    ]
+    .into_iter()
+    .map(Phase::name)
+    .collect();
+    assert_eq!(
+        names,
+        ["idle", "acquiring", "writing_back", "backoff", "held"]
+    );
+}
+
+/// The getters a caller reads: the held lease's token (none before or after), and the reply
+/// time a caller hands in (`note_reply_time`) feeding the `slot_wait` suggestion.
+#[test]
+fn token_getter_and_noted_reply_times() {
+    let mut l = lock(SlotLayout::Single);
+    assert_eq!(l.token(), None);
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = sent(&mut l);
+    l.handle_reply(T0 + ms(1), c[0].1, Reply::Granted { token: 7 });
+    let _ = events(&mut l);
+    assert_eq!(l.token(), Some(7));
+    l.release(T0 + ms(2)).unwrap();
+    assert_eq!(l.token(), None);
+
+    let mut l = lock(SlotLayout::Single);
+    l.note_reply_time(0, ms(35));
+    l.note_reply_time(99, ms(500)); // no such slot: ignored
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let _ = sent(&mut l);
+    l.handle_timeout(T0 + ms(20));
+    match &events(&mut l)[..] {
+        [
+            Event::AcquireFailed(AcquireError::SlowReplies {
+                observed,
+                suggested,
+                ..
+            }),
+        ] => {
+            assert_eq!(*observed, Some(ms(35)));
+            assert_eq!(*suggested, Some(ms(70)));
+        }
+        other => panic!("{other:?}"),
+    }
+}
