@@ -33,8 +33,8 @@ pub fn full() -> Vec<Setup> {
         world("single-force-release", SINGLE, 2, 18, |s| {
             s.force_releases = 1
         }),
-        world("single-pause", SINGLE, 2, 17, |s| s.pauses = 1),
-        world("single-wait", SINGLE, 2, 18, |s| {
+        world("single-pause", SINGLE, 2, 18, |s| s.pauses = 1),
+        world("single-wait", SINGLE, 2, 15, |s| {
             s.wait = Some(Duration::from_millis(60));
         }),
         world("keys-1-client-loss", KEYS, 1, 16, |s| s.drops = 1),

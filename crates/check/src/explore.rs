@@ -224,7 +224,13 @@ pub fn narrate(setup: &Setup, schedule: &[Action]) -> Vec<String> {
         } else {
             format!("t={} -> {}", at(before), at(w.now))
         };
-        out.push(format!("{:>3}. [{when}] {a}", i + 1));
+        let what = match a {
+            Action::Read(c) if !setup.split_sections() => {
+                format!("c{c} runs its critical section (read, write) and releases")
+            }
+            other => other.to_string(),
+        };
+        out.push(format!("{:>3}. [{when}] {what}", i + 1));
         out.append(&mut log.lines);
         if let Err(v) = result {
             out.push(format!("     VIOLATION {}: {}", v.property, v.detail));

@@ -68,10 +68,7 @@ impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Action::Acquire(c) => write!(f, "c{c} starts an acquire"),
-            Action::Read(c) => write!(
-                f,
-                "c{c} reads the resource (and writes and releases if sections are one step)"
-            ),
+            Action::Read(c) => write!(f, "c{c} reads the resource"),
             Action::Write(c) => write!(f, "c{c} writes the resource and releases"),
             Action::Exec(c, s) => write!(f, "slot {s} executes c{c}'s oldest request"),
             Action::DropRequest(c, s) => {
