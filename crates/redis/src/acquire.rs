@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::cell::{GateGuard, LeaseCell};
 use crate::conn::InstanceEvent;
 use crate::drive::{EchoFlag, Entry, Machine};
-use crate::keeper::{KeeperHandle, KeeperMsg};
+use crate::keeper::{KeeperHandle, KeeperMsg, TICK};
 use crate::lease::Lease;
 use crate::locker::Shared;
 use crate::observe::LockEvent;
@@ -174,11 +174,27 @@ impl Acquisition {
             pushes.push(slot);
         }
         let inflight: Vec<Request> = std::mem::take(&mut self.inflight).into_iter().collect();
-        self.keeper.send(KeeperMsg::Adopt {
+        // the keeper must hear at once when it has requests to feed, pushes to look at, or a
+        // timer due before its next look; otherwise its next wake-up (at most a TICK away) is
+        // soon enough, and a lease released before then never wakes it at all
+        let first_timer = entry
+            .machine()
+            .lock
+            .poll_timeout()
+            .map(|t| self.shared.tokio_instant(t));
+        let urgent = !inflight.is_empty()
+            || !pushes.is_empty()
+            || first_timer.is_none_or(|t| t <= tokio::time::Instant::now() + 2 * TICK);
+        let m = KeeperMsg::Adopt {
             entry: entry.clone(),
             inflight,
             pushes,
-        });
+        };
+        if urgent {
+            self.keeper.send(m);
+        } else {
+            self.keeper.send_lazily(m);
+        }
         Some(entry)
     }
 

@@ -37,15 +37,38 @@ pub(crate) enum KeeperMsg {
     Release(u64),
 }
 
+/// How often the keeper looks at its unhurried messages (see [`KeeperHandle::send_lazily`]).
+pub(crate) const TICK: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The keeper's channels, as the locker and its leases hold them.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct KeeperHandle {
-    pub msgs: mpsc::UnboundedSender<KeeperMsg>,
+    msgs: mpsc::UnboundedSender<KeeperMsg>,
+    /// Messages that can wait for the keeper's next wake-up (at most [`TICK`] away): a lease
+    /// whose first timer is further off than that, a finished release. Taking them costs no
+    /// wake-up of the keeper's task, which on a busy 2-core machine is most of a short lease's
+    /// overhead.
+    lazy: Arc<std::sync::Mutex<Vec<KeeperMsg>>>,
+}
+
+impl std::fmt::Debug for KeeperHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeeperHandle").finish_non_exhaustive()
+    }
 }
 
 impl KeeperHandle {
+    /// Tell the keeper now (it wakes up).
     pub fn send(&self, m: KeeperMsg) {
         let _ = self.msgs.send(m);
+    }
+
+    /// Tell the keeper at its next wake-up, at most [`TICK`] from now.
+    pub fn send_lazily(&self, m: KeeperMsg) {
+        self.lazy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(m);
     }
 }
 
@@ -54,6 +77,7 @@ type Tagged = std::pin::Pin<Box<dyn Future<Output = (u64, Answer)> + Send>>;
 struct Keeper {
     shared: Weak<Shared>,
     msgs: mpsc::UnboundedReceiver<KeeperMsg>,
+    lazy: Arc<std::sync::Mutex<Vec<KeeperMsg>>>,
     pushes: mpsc::UnboundedReceiver<(u64, usize)>,
     events: broadcast::Receiver<InstanceEvent>,
     leases: HashMap<u64, Held>,
@@ -74,9 +98,11 @@ pub(crate) fn spawn(
     pushes: mpsc::UnboundedReceiver<(u64, usize)>,
 ) -> KeeperHandle {
     let (tx, rx) = mpsc::unbounded_channel();
+    let lazy = Arc::new(std::sync::Mutex::new(Vec::new()));
     let keeper = Keeper {
         shared: Arc::downgrade(shared),
         msgs: rx,
+        lazy: lazy.clone(),
         pushes,
         events: shared.events.subscribe(),
         leases: HashMap::new(),
@@ -85,7 +111,7 @@ pub(crate) fn spawn(
         closed: false,
     };
     tokio::spawn(keeper.run());
-    KeeperHandle { msgs: tx }
+    KeeperHandle { msgs: tx, lazy }
 }
 
 fn tag(id: u64, r: Request) -> Tagged {
@@ -94,9 +120,19 @@ fn tag(id: u64, r: Request) -> Tagged {
 
 impl Keeper {
     async fn run(mut self) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            self.take_lazy();
             if self.closed && self.leases.is_empty() && self.inflight.is_empty() {
-                return;
+                let left = self
+                    .lazy
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .is_empty();
+                if left {
+                    return;
+                }
             }
             let next = self.timers.first().map(|(t, _)| *t);
             tokio::select! {
@@ -105,29 +141,16 @@ impl Keeper {
                     self.answer(id, answer);
                 }
                 m = self.msgs.recv(), if !self.closed => match m {
-                    Some(KeeperMsg::Adopt { entry, inflight, pushes }) => {
-                        let id = entry.id;
-                        let n = inflight.len();
-                        for r in inflight {
-                            self.inflight.push(tag(id, r));
-                        }
-                        self.leases.insert(id, Held { entry, timer: None, inflight: n });
-                        for slot in pushes {
-                            self.push(id, slot);
-                        }
-                        self.pump(id);
-                    }
-                    Some(KeeperMsg::Poke(id)) => self.pump(id),
-                    Some(KeeperMsg::Release(id)) => {
-                        if let (Some(h), Some(shared)) = (self.leases.get(&id), self.shared.upgrade()) {
-                            let now = shared.core_now();
-                            let _ = h.entry.machine().lock.release(now);
-                        }
-                        self.pump(id);
+                    Some(m) => {
+                        // what was left lazily happened before this (an adoption before a release)
+                        self.take_lazy();
+                        self.message(m);
                     }
                     None => self.closed = true,
                 },
+                _ = tick.tick() => {} // the lazy messages are taken at the top of the loop
                 Some((id, slot)) = self.pushes.recv() => {
+                    self.take_lazy(); // the push may be about a lease left to adopt lazily
                     // every reply that came before the push on the wire is complete by now
                     while let Some(Some((rid, answer))) = self.inflight.next().now_or_never() {
                         self.answer(rid, answer);
@@ -140,7 +163,59 @@ impl Keeper {
                         None => std::future::pending().await,
                     }
                 } => self.fire(),
-                ev = self.events.recv() => self.instance_event(ev),
+                ev = self.events.recv() => {
+                    self.take_lazy();
+                    self.instance_event(ev);
+                }
+            }
+        }
+    }
+
+    /// Handle what was left for the keeper's next wake-up, in the order it was left.
+    fn take_lazy(&mut self) {
+        let lazy = std::mem::take(
+            &mut *self
+                .lazy
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for m in lazy {
+            self.message(m);
+        }
+    }
+
+    fn message(&mut self, m: KeeperMsg) {
+        match m {
+            KeeperMsg::Adopt {
+                entry,
+                inflight,
+                pushes,
+            } => {
+                let id = entry.id;
+                let n = inflight.len();
+                for r in inflight {
+                    self.inflight.push(tag(id, r));
+                }
+                self.leases.insert(
+                    id,
+                    Held {
+                        entry,
+                        timer: None,
+                        inflight: n,
+                    },
+                );
+                for slot in pushes {
+                    self.push(id, slot);
+                }
+                self.pump(id);
+            }
+            KeeperMsg::Poke(id) => self.pump(id),
+            KeeperMsg::Release(id) => {
+                if let (Some(h), Some(shared)) = (self.leases.get(&id), self.shared.upgrade()) {
+                    let now = shared.core_now();
+                    let _ = h.entry.machine().lock.release(now);
+                }
+                self.pump(id);
             }
         }
     }

@@ -155,9 +155,10 @@ impl Drop for Outstanding<'_> {
     fn drop(&mut self) {
         let left = self.left.load(Ordering::Acquire);
         self.entry.external.fetch_sub(left, Ordering::AcqRel);
-        // the releases are answered: the next local waiter may go, the keeper may forget it
+        // the releases are answered: the next local waiter may go, and the keeper may forget the
+        // lease at its next wake-up (nothing about it is urgent any more)
         self.entry.open_gate();
-        self.keeper.send(KeeperMsg::Poke(self.entry.id));
+        self.keeper.send_lazily(KeeperMsg::Poke(self.entry.id));
     }
 }
 
