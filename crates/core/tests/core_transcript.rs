@@ -749,3 +749,67 @@ fn token_getter_and_noted_reply_times() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A reply time equal to the round's wait is no evidence that a longer wait would have helped.
+#[test]
+fn a_reply_time_equal_to_the_wait_suggests_nothing() {
+    let mut l = lock(SlotLayout::Single);
+    l.note_reply_time(0, ms(20));
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let _ = sent(&mut l);
+    l.handle_timeout(T0 + ms(20));
+    match &events(&mut l)[..] {
+        [
+            Event::AcquireFailed(AcquireError::SlowReplies {
+                observed: None,
+                suggested: None,
+                ..
+            }),
+        ] => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Bookkeeping of requests is pruned only when the table is full, and then only of requests
+/// older than two ttls: a grant that comes back four seconds late (ttl 3 s) after a hundred
+/// silent rounds is still recognised and cleaned up.
+#[test]
+fn late_grants_are_recognised_until_two_ttls_even_with_a_full_table() {
+    let mut l = Lock::new(
+        LockConfig {
+            backoff_min: ms(1),
+            backoff_max: ms(5),
+            ..config(SlotLayout::Single)
+        },
+        LockName::new("jobs").unwrap(),
+        HolderId::new("me").unwrap(),
+        1,
+    )
+    .unwrap();
+    l.acquire(
+        T0,
+        AcquireMode::Wait {
+            deadline: T0 + ms(60_000),
+        },
+    )
+    .unwrap();
+    let first = sent(&mut l);
+    assert_eq!(names(&first), ["0:acquire"]);
+    // every round stays silent until four seconds have passed
+    let mut now = T0;
+    let mut rounds = 0;
+    while now < T0 + ms(4_000) {
+        now = l.poll_timeout().unwrap();
+        l.handle_timeout(now);
+        rounds += names(&sent(&mut l))
+            .iter()
+            .filter(|n| **n == "0:acquire")
+            .count();
+        let _ = events(&mut l);
+    }
+    assert!(rounds > 60, "{rounds} rounds");
+    let before = l.stats().late_grants_cleaned;
+    l.handle_reply(now, first[0].1, Reply::Granted { token: 3 });
+    assert_eq!(l.stats().late_grants_cleaned, before + 1);
+    assert!(names(&sent(&mut l)).contains(&"0:release"));
+}
