@@ -813,3 +813,42 @@ fn late_grants_are_recognised_until_two_ttls_even_with_a_full_table() {
     assert_eq!(l.stats().late_grants_cleaned, before + 1);
     assert!(names(&sent(&mut l)).contains(&"0:release"));
 }
+
+/// The write-back gives up as soon as a quorum of acknowledgements is impossible (one fence
+/// error of a quorum's worth of fences), and not before: acknowledgements short of a quorum
+/// keep it going.
+#[test]
+fn a_write_back_fails_once_a_quorum_of_acknowledgements_is_impossible() {
+    let mut l = lock(SlotLayout::Instances { n: 5 });
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = sent(&mut l);
+    for (_, id) in &c[..3] {
+        l.handle_reply(T0 + ms(1), *id, Reply::Granted { token: 10 });
+    }
+    let fences = sent(&mut l);
+    assert_eq!(
+        names(&fences),
+        ["0:raise_fence", "1:raise_fence", "2:raise_fence"]
+    );
+    l.handle_reply(T0 + ms(2), fences[0].1, Reply::FenceRaised);
+    assert!(events(&mut l).is_empty(), "one of three acknowledged");
+    assert_eq!(l.phase(), Phase::WritingBack);
+    l.handle_reply(
+        T0 + ms(3),
+        fences[1].1,
+        Reply::Error(leasehold_core::SlotError::new(
+            leasehold_core::SlotErrorKind::Server,
+            "ERR boom",
+        )),
+    );
+    match &events(&mut l)[..] {
+        [
+            Event::AcquireFailed(AcquireError::QuorumUnreachable {
+                granted: 1,
+                quorum: 3,
+                ..
+            }),
+        ] => {}
+        other => panic!("expected QuorumUnreachable at once, got {other:?}"),
+    }
+}
