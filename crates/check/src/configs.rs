@@ -37,6 +37,7 @@ pub fn full() -> Vec<Setup> {
         world("single-wait", SINGLE, 2, 15, |s| {
             s.wait = Some(Duration::from_millis(60));
         }),
+        world("single-3-clients", SINGLE, 3, 15, |_| {}),
         world("keys-1-client-loss", KEYS, 1, 16, |s| s.drops = 1),
         world("keys-restart", KEYS, 2, 10, |s| s.restarts = 1),
         world("instances-1-client-restart", INSTANCES, 1, 15, |s| {
