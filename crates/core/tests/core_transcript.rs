@@ -384,6 +384,8 @@ fn hold_cap_stops_extensions() {
     }
     assert_eq!(lost, Some(LostReason::HoldCapReached));
     assert!(now <= T0 + ms(5_000), "held past the cap: {now:?}");
+    // and it extended while the cap was still ahead: validity reached at least 4 s
+    assert!(now >= T0 + ms(4_000), "stopped extending early: {now:?}");
 }
 
 #[test]
