@@ -854,3 +854,68 @@ fn a_write_back_fails_once_a_quorum_of_acknowledgements_is_impossible() {
         other => panic!("expected QuorumUnreachable at once, got {other:?}"),
     }
 }
+
+/// `write_value` renders the lock value of a command (what the adapter sends).
+#[test]
+fn write_value_renders_the_holder_s_value() {
+    let l = lock(SlotLayout::Single);
+    let mut out = String::from(">");
+    l.write_value(leasehold_core::LeaseValue { nonce: 0xab }, &mut out);
+    assert_eq!(out, ">lh1:00000000000000ab:me");
+}
+
+/// A failed extension (an error, not a loss) keeps the old validity and retries after a
+/// quarter of the extension interval; a key change on a slot the lease does not hold is not
+/// re-checked.
+#[test]
+fn a_failed_extension_retries_soon_and_foreign_slots_are_not_rechecked() {
+    let mut l = lock(SlotLayout::Instances { n: 3 });
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = sent(&mut l);
+    for (_, id) in &c[..2] {
+        l.handle_reply(T0, *id, Reply::Granted { token: 5 });
+    }
+    let fences = sent(&mut l);
+    for (_, id) in &fences {
+        l.handle_reply(T0, *id, Reply::FenceRaised);
+    }
+    let _ = events(&mut l);
+    assert_eq!(l.phase(), Phase::Held);
+    l.handle_key_changed(T0 + ms(1), 2);
+    assert!(sent(&mut l).is_empty(), "slot 2 is not held");
+    l.handle_timeout(T0 + ms(1_000));
+    let ext = sent(&mut l);
+    assert_eq!(names(&ext), ["0:extend", "1:extend"]);
+    let err = || {
+        Reply::Error(leasehold_core::SlotError::new(
+            leasehold_core::SlotErrorKind::Server,
+            "ERR busy",
+        ))
+    };
+    l.handle_reply(T0 + ms(1_001), ext[0].1, err());
+    l.handle_reply(T0 + ms(1_001), ext[1].1, err());
+    assert_eq!(l.phase(), Phase::Held);
+    assert_eq!(l.poll_timeout(), Some(T0 + ms(1_001) + ms(250)));
+}
+
+/// The request table is pruned only when full (60 entries): with fewer, a grant that comes
+/// back seven seconds late (more than two ttls) is still recognised and cleaned up.
+#[test]
+fn a_table_short_of_full_is_never_pruned() {
+    let mut l = lock(SlotLayout::Single);
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let first = sent(&mut l);
+    l.handle_timeout(T0 + ms(20));
+    let _ = (sent(&mut l), events(&mut l));
+    // ten more silent rounds after two ttls: 22 requests pending, fewer than 60
+    for i in 0..10 {
+        let at = T0 + ms(6_500 + 100 * i);
+        l.acquire(at, AcquireMode::Try).unwrap();
+        let _ = sent(&mut l);
+        l.handle_timeout(at + ms(20));
+        let _ = (sent(&mut l), events(&mut l));
+    }
+    let before = l.stats().late_grants_cleaned;
+    l.handle_reply(T0 + ms(7_600), first[0].1, Reply::Granted { token: 3 });
+    assert_eq!(l.stats().late_grants_cleaned, before + 1);
+}
