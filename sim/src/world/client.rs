@@ -5,6 +5,7 @@
 //! every failed acquire is judged against the round as delivered
 //! ([`leasehold_core::testkit::classify`]), every lease against the servers' keys.
 
+use leasehold_core::testkit::IssueLog;
 use leasehold_core::testkit::classify::RoundLog;
 use leasehold_core::{
     AcquireError, AcquireMode, Event, Instant, Lock, Op, Reply, RequestId, SlotError, SlotErrorKind,
@@ -37,7 +38,7 @@ pub(super) struct PerLock {
     timer_at: Option<u64>,
     /// Server operations that issued the current acquisition (`Some(nonce)` for a grant, `None`
     /// for a fence write-back) and their true times, for `token_order`.
-    issue_log: Vec<(Option<u64>, u64)>,
+    issue_log: IssueLog,
     /// The current acquire round as delivered, to judge its classification.
     round: RoundLog,
 }
@@ -65,7 +66,7 @@ impl Client {
                     machine,
                     timer_gen: 0,
                     timer_at: None,
-                    issue_log: Vec::new(),
+                    issue_log: IssueLog::default(),
                 })
                 .collect(),
             pause_until: 0,
@@ -77,9 +78,9 @@ impl Client {
         }
     }
 
-    /// A grant (`Some(nonce)`) or a fence write-back (`None`) of lock `l` executed at true `at`.
-    pub(super) fn issued(&mut self, l: usize, nonce: Option<u64>, at: u64) {
-        self.locks[l].issue_log.push((nonce, at));
+    /// The grants and fence write-backs that issued lock `l`'s current acquisition.
+    pub(super) fn issue_log(&mut self, l: usize) -> &mut IssueLog {
+        &mut self.locks[l].issue_log
     }
 
     /// The connection to `slot` is dropping: the open round of lock `l` (or one its machine
@@ -384,20 +385,7 @@ impl World {
     fn issued_span(&mut self, c: usize, l: usize) -> (u64, u64) {
         let pl = &mut self.clients[c].locks[l];
         let nonce = pl.machine.lease_value().map(|v| v.nonce);
-        let log = std::mem::take(&mut pl.issue_log);
-        let first = log
-            .iter()
-            .filter(|(n, _)| n.is_some() && *n == nonce)
-            .map(|(_, t)| *t)
-            .min()
-            .unwrap_or(self.now);
-        let last = log
-            .iter()
-            .filter(|(n, t)| (n.is_some() && *n == nonce) || (n.is_none() && *t >= first))
-            .map(|(_, t)| *t)
-            .max()
-            .unwrap_or(first);
-        (first, last)
+        pl.issue_log.take_span(nonce, self.now)
     }
 
     /// With no clock jump and drift within bounds, the servers keep the key on a quorum at least

@@ -111,10 +111,10 @@ impl World {
                     self.history.fences_recreated += 1;
                 }
                 self.servers[s].fenced[key] = true;
-                self.clients[c].issued(l, Some(value.nonce), self.now);
+                self.clients[c].issue_log(l).grant(value.nonce, self.now);
             }
             (Op::RaiseFence { .. }, Reply::FenceRaised) => {
-                self.clients[c].issued(l, None, self.now);
+                self.clients[c].issue_log(l).write_back(self.now);
             }
             _ => {}
         }

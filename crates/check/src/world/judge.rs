@@ -64,20 +64,7 @@ impl World {
     /// round's grants and the fence write-backs after the first of them), as the simulator does.
     fn issued_span(&mut self, c: usize) -> (u64, u64) {
         let nonce = self.locks[c].lease_value().map(|v| v.nonce);
-        let log = std::mem::take(&mut self.apps[c].issue_log);
-        let first = log
-            .iter()
-            .filter(|(n, _)| n.is_some() && *n == nonce)
-            .map(|(_, s)| *s)
-            .min()
-            .unwrap_or(self.op_seq);
-        let last = log
-            .iter()
-            .filter(|(n, s)| (n.is_some() && *n == nonce) || (n.is_none() && *s >= first))
-            .map(|(_, s)| *s)
-            .max()
-            .unwrap_or(first);
-        (first, last)
+        self.apps[c].issue_log.take_span(nonce, self.op_seq)
     }
 
     /// The servers keep the key on a quorum of the holder's slots at least until `validity`.

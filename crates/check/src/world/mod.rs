@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use leasehold_core::testkit::{ModelServer, Owner};
+use leasehold_core::testkit::{IssueLog, ModelServer, Owner};
 use leasehold_core::{
     AcquireMode, Command, ForceOutcome, HolderId, Instant, Lock, LockName, Op, Phase, Reply,
     RequestId,
@@ -102,7 +102,7 @@ struct App {
     round: RoundSeen,
     /// Server operations that may have issued the current acquisition: (nonce of a grant, or
     /// `None` for a fence write-back; operation sequence number).
-    issue_log: Vec<(Option<u64>, u64)>,
+    issue_log: IssueLog,
 }
 
 /// Fault budgets left.
@@ -462,9 +462,9 @@ impl World {
                 ));
             }
             (Op::Acquire { value, .. }, Reply::Granted { .. }) => {
-                self.apps[c].issue_log.push((Some(value.nonce), seq));
+                self.apps[c].issue_log.grant(value.nonce, seq);
             }
-            (Op::RaiseFence { .. }, Reply::FenceRaised) => self.apps[c].issue_log.push((None, seq)),
+            (Op::RaiseFence { .. }, Reply::FenceRaised) => self.apps[c].issue_log.write_back(seq),
             _ => {}
         }
         if self.keys[slot].stored().map(|(o, _)| o) != before {

@@ -17,6 +17,9 @@
 //! - nothing panics (the caller observes a panic as a test failure).
 
 pub mod classify;
+pub mod issue;
+
+pub use issue::IssueLog;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
