@@ -28,22 +28,14 @@ pub async fn command_counts(c: &mut MultiplexedConnection) -> Result<(u64, u64),
         .query_async(c)
         .await
         .map_err(|e| format!("INFO commandstats: {e}"))?;
+    // the dashboard's doctor parses INFO; one parser for both
+    let mut parsed = leasehold_tui::doctor::Info::default();
+    parsed.absorb(&info);
     let (mut all, mut scripts) = (0, 0);
-    for line in info.lines() {
-        let Some((name, rest)) = line
-            .strip_prefix("cmdstat_")
-            .and_then(|l| l.split_once(':'))
-        else {
-            continue;
-        };
-        let calls = rest
-            .split(',')
-            .find_map(|kv| kv.strip_prefix("calls="))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        all += calls;
-        if name == "evalsha" || name == "eval" {
-            scripts += calls;
+    for stat in parsed.commandstats() {
+        all += stat.calls;
+        if stat.command == "evalsha" || stat.command == "eval" {
+            scripts += stat.calls;
         }
     }
     Ok((all, scripts))

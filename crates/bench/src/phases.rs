@@ -188,7 +188,7 @@ pub async fn fenced_scripts(floor: &MultiplexedConnection, phase: Duration) -> f
             let acq = redis::Script::new(leasehold_core::wire::ACQUIRE.source);
             let rel = redis::Script::new(leasehold_core::wire::RELEASE.source);
             let key = format!("{}:{{sc{i}}}", crate::FLOOR_PREFIX);
-            let fence = format!("{key}:fence");
+            let fence = leasehold_core::wire::keys::fence_key_of(&key);
             let mut n = 0;
             while Instant::now() < end {
                 let a: redis::RedisResult<redis::Value> = acq
