@@ -120,7 +120,6 @@ impl Lease {
             let mut m = self.entry.machine();
             m.feed(&self.shared, answer);
             apply_events(&self.shared, &self.entry, &mut m);
-            outstanding.answered();
         }
         drop(outstanding);
         Ok(())
@@ -128,33 +127,23 @@ impl Lease {
 }
 
 /// Requests a releasing caller awaits: the keeper keeps the entry (and the gate stays closed)
-/// until they are answered or the caller gives up on them (its future dropped).
+/// until they are all answered or the caller gives up on them (its future dropped).
 struct Outstanding<'a> {
     entry: &'a Arc<Entry>,
     keeper: &'a KeeperHandle,
-    left: std::sync::atomic::AtomicUsize,
+    n: usize,
 }
 
 impl<'a> Outstanding<'a> {
     fn new(entry: &'a Arc<Entry>, keeper: &'a KeeperHandle, n: usize) -> Self {
         entry.external.fetch_add(n, Ordering::AcqRel);
-        Outstanding {
-            entry,
-            keeper,
-            left: std::sync::atomic::AtomicUsize::new(n),
-        }
-    }
-
-    fn answered(&self) {
-        self.left.fetch_sub(1, Ordering::AcqRel);
-        self.entry.external.fetch_sub(1, Ordering::AcqRel);
+        Outstanding { entry, keeper, n }
     }
 }
 
 impl Drop for Outstanding<'_> {
     fn drop(&mut self) {
-        let left = self.left.load(Ordering::Acquire);
-        self.entry.external.fetch_sub(left, Ordering::AcqRel);
+        self.entry.external.fetch_sub(self.n, Ordering::AcqRel);
         // the releases are answered: the next local waiter may go, and the keeper may forget the
         // lease at its next wake-up (nothing about it is urgent any more)
         self.entry.open_gate();
