@@ -7,7 +7,7 @@ use clap::Args;
 use leasehold_tui::layout::{LockRow, Targets, classify};
 use leasehold_tui::model::{Effect, Input, Model};
 use leasehold_tui::scan::{Budget, scan};
-use leasehold_tui::source::redis::RedisSource;
+use leasehold_tui::source::redis::{RedisSource, TokenWindow};
 use leasehold_tui::view::{Theme, render};
 use serde_json::json;
 
@@ -288,6 +288,7 @@ async fn watch_sim(a: WatchArgs, scenario: String) -> ExitCode {
 async fn watch_redis(a: WatchArgs, url: String) -> ExitCode {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Input>();
     let (refresh_tx, refresh_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (tokens_tx, tokens_rx) = tokio::sync::watch::channel(TokenWindow::new());
     let src = RedisSource {
         url: url.clone(),
         targets: a.source.targets(),
@@ -299,20 +300,30 @@ async fn watch_redis(a: WatchArgs, url: String) -> ExitCode {
         src,
         tx.clone(),
         refresh_rx,
+        tokens_rx,
         Instant::now(),
     ));
     let mut model = Model::new(leasehold_redis::redact(&url), a.refresh);
     model.allow_writes = a.allow_writes;
-    run_ui(model, rx, refresh_tx, Some((url, tx)), a.mouse).await
+    run_ui(model, rx, refresh_tx, Some((url, tx, tokens_tx)), a.mouse).await
 }
 
+/// What the UI tells the Redis source: the URL for force-releases, where their outcome goes, and
+/// the rows on screen (whose tokens the source reads).
+type Writer = (
+    String,
+    tokio::sync::mpsc::UnboundedSender<Input>,
+    tokio::sync::watch::Sender<TokenWindow>,
+);
+
 /// The UI loop: draw, then wait for one input (a source message, a key, a tick or SIGTERM).
-/// `writer`: the Redis URL for force-releases, and where their outcome goes.
+/// `writer`: the Redis URL for force-releases, where their outcome goes, and where the rows on
+/// screen are told (the source reads only their tokens).
 async fn run_ui(
     mut model: Model,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Input>,
     refresh_tx: tokio::sync::mpsc::UnboundedSender<()>,
-    writer: Option<(String, tokio::sync::mpsc::UnboundedSender<Input>)>,
+    writer: Option<Writer>,
     mouse: bool,
 ) -> ExitCode {
     // keys come from a blocking reader thread
@@ -360,8 +371,18 @@ async fn run_ui(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let t = now();
-        if terminal.draw(|f| render(f, &model, t, theme)).is_err() {
+        let Ok(frame) = terminal.draw(|f| render(f, &model, t, theme)) else {
             break;
+        };
+        if let Some((_, _, tokens)) = &writer {
+            let window = model.token_window(t, usize::from(frame.area.height));
+            tokens.send_if_modified(|w| {
+                let changed = *w != window;
+                if changed {
+                    *w = window;
+                }
+                changed
+            });
         }
         let effect = tokio::select! {
             Some(input) = rx.recv() => model.update(input, now()),
@@ -378,7 +399,7 @@ async fn run_ui(
                 let _ = refresh_tx.send(());
             }
             Effect::ForceRelease(row) => {
-                if let Some((url, tx)) = writer.clone() {
+                if let Some((url, tx, _)) = writer.clone() {
                     tokio::spawn(async move {
                         let outcome = match leasehold_tui::source::connect(&url).await {
                             Ok(mut conn) => {

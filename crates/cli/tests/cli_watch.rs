@@ -280,7 +280,9 @@ fn watch_runs_in_a_terminal_and_survives_a_server_restart() {
         "30",
         &cmd,
     ]);
-    let screen = wait_for(&session, "payroll", Duration::from_secs(10));
+    wait_for(&session, "payroll", Duration::from_secs(10));
+    // the token is read once the row is on screen (fence counters are read for visible rows)
+    let screen = wait_for(&session, "41", Duration::from_secs(10));
     assert!(
         screen.contains("batch-7") && screen.contains("held") && screen.contains("41"),
         "{screen}"

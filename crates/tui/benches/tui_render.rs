@@ -163,7 +163,10 @@ async fn measure(
         budget: Budget::default(),
         every: refresh,
     };
-    let task = tokio::spawn(run(src, tx, refresh_rx, Instant::now()));
+    // the UI's side: a 40-line screen, whose rows' tokens the source reads (as `watch` does)
+    let (tokens_tx, tokens_rx) = tokio::sync::watch::channel(Default::default());
+    let mut model = Model::new(url, refresh);
+    let task = tokio::spawn(run(src, tx, refresh_rx, tokens_rx, Instant::now()));
     let start = Instant::now();
     let mut last = commands(c).await;
     let first_count = last;
@@ -178,7 +181,11 @@ async fn measure(
                 () = &mut tick => break,
                 Some(i) = rx.recv() => match i {
                     In::Scan(f) if passes.last() != Some(&f) && f.pass_commands > 0 => passes.push(f),
-                    In::Snapshot { rows: r, .. } => rows = r.len(),
+                    In::Snapshot { rows: r, commands, rtt } => {
+                        rows = r.len();
+                        model.update(In::Snapshot { rows: r, commands, rtt }, 0);
+                        tokens_tx.send_replace(model.token_window(0, 40));
+                    }
                     _ => {}
                 },
             }

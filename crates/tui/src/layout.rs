@@ -360,7 +360,10 @@ fn single_key_row(
 
 /// `prefix:{name}` / `prefix:{name#i}` (+ `:fence`) -> (prefix, name, slot, is_fence), parsed by
 /// the wire's own key layout (`wire::keys::parse_key`); a `prefix:{name}` key is slot 0.
-fn leasehold_key<'p>(prefixes: &'p [String], key: &str) -> Option<(&'p str, String, u32, bool)> {
+pub(crate) fn leasehold_key<'p>(
+    prefixes: &'p [String],
+    key: &str,
+) -> Option<(&'p str, String, u32, bool)> {
     prefixes.iter().find_map(|p| {
         let k = keys::parse_key(p, key)?;
         let slot = u32::try_from(k.slot.unwrap_or(0)).ok()?;

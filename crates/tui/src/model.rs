@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::keys::{Action, Key, action_for};
-use crate::layout::LockRow;
+use crate::layout::{Layout, LockRow};
 
 /// How a lock looks at `now`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -426,6 +426,26 @@ impl Model {
             || self
                 .observed_ms
                 .is_some_and(|t| now_ms.saturating_sub(t) > limit)
+    }
+
+    /// The leasehold locks whose tokens a screen of `rows` lines needs, as (prefix, name): the
+    /// first `rows` rows and those within `rows` of the selection (the table scrolls only to keep
+    /// the selection in view, so what is on screen always lies inside). The Redis source reads
+    /// only their fence counters.
+    #[must_use]
+    pub fn token_window(
+        &self,
+        now_ms: u64,
+        rows: usize,
+    ) -> std::collections::BTreeSet<(String, String)> {
+        let v = self.visible(now_ms);
+        let near = self.selected.saturating_sub(rows.saturating_sub(1))
+            ..self.selected.saturating_add(rows);
+        v.iter()
+            .enumerate()
+            .filter(|(i, r)| (*i < rows || near.contains(i)) && r.layout == Layout::Leasehold)
+            .map(|(_, r)| (r.prefix.clone(), r.name.clone()))
+            .collect()
     }
 
     /// Rows after filter and sort, as shown at `_now_ms` (the order does not depend on the time:

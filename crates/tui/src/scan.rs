@@ -13,13 +13,18 @@
 //!   it, or when its `PTTL` departs from the countdown predicted from the last read (a re-`SET`,
 //!   an extension, a delete and re-create). Otherwise a pass costs one `PTTL` per lock key, none
 //!   per fence counter or per hash that is not a lock, plus the `SCAN` pages.
+//! - **Tokens on demand**: a fence counter is read only when its lock's token is wanted
+//!   ([`Tokens`]): every one for `inspect`, only the rows on or near the screen for `watch`. A
+//!   counter whose lock changed hands while it was not wanted is forgotten (shown as unknown) and
+//!   read again when it is. So the first pass of `watch` costs `PTTL` + `GETRANGE` per lock key
+//!   and nothing per fence counter off screen.
 //! - **Budget**: every command goes through one [`TokenBucket`] shared with the server-stats and
 //!   event reads, across passes: pipelines are at most the bucket's capacity.
 //!
 //! The [`Scanner`] keeps what it has read between passes and advances one pipeline per
 //! [`Scanner::step`], so the caller can show progress and interleave early reads.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use leasehold_core::wire::keys;
@@ -27,7 +32,7 @@ use redis::Value;
 use redis::aio::MultiplexedConnection;
 
 use crate::bucket::TokenBucket;
-use crate::layout::{LockRow, MAX_VALUE, RawKey, Role, Targets, classify, role_of};
+use crate::layout::{LockRow, MAX_VALUE, RawKey, Role, Targets, classify, leasehold_key, role_of};
 
 /// Pacing and batch sizes.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +79,27 @@ pub struct ScanStats {
     pub last_pass: Option<Cost>,
     /// Bytes of the largest single reply read (one command's reply).
     pub largest_reply: usize,
+}
+
+/// Which fence counters (tokens) the scanner reads.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Tokens {
+    /// Every leasehold lock's (`inspect`, one-shot reads).
+    #[default]
+    All,
+    /// Only these leasehold locks' (prefix, name): the rows on or near the screen.
+    Of(BTreeSet<(String, String)>),
+}
+
+impl Tokens {
+    /// Whether the fence counter `key` is wanted.
+    fn wants(&self, prefixes: &[String], key: &str) -> bool {
+        match self {
+            Tokens::All => true,
+            Tokens::Of(locks) => leasehold_key(prefixes, key)
+                .is_some_and(|(prefix, name, _, _)| locks.contains(&(prefix.to_owned(), name))),
+        }
+    }
 }
 
 /// Placeholder `pttl` of a key not read yet.
@@ -196,6 +222,7 @@ pub struct Scanner {
     pass_commands: u64,
     pass_rtt: Option<Duration>,
     stats: ScanStats,
+    tokens: Tokens,
 }
 
 /// Escape glob metacharacters so `s` matches only itself.
@@ -276,6 +303,28 @@ impl Scanner {
             pass_commands: 0,
             pass_rtt: None,
             stats: ScanStats::default(),
+            tokens: Tokens::All,
+        }
+    }
+
+    /// Read these locks' tokens from now on (the default is [`Tokens::All`]). Counters newly
+    /// wanted and not known are read soon, as [`Scanner::read_soon`] does.
+    pub fn set_tokens(&mut self, tokens: Tokens) {
+        if tokens == self.tokens {
+            return;
+        }
+        self.tokens = tokens;
+        for (k, e) in &self.entries {
+            if e.role == Role::Fence
+                && e.value.is_none()
+                && self.tokens.wants(&self.targets.leasehold, k)
+            {
+                self.queue.push_front((k.clone(), Op::Range));
+            }
+        }
+        if matches!(self.phase, Phase::Idle) && !self.queue.is_empty() {
+            self.full = false;
+            self.phase = Phase::Read;
         }
     }
 
@@ -337,7 +386,12 @@ impl Scanner {
             let Some(e) = self.entries.get(k) else {
                 continue;
             };
-            if e.is_string() {
+            if e.role == Role::Fence && !self.tokens.wants(&self.targets.leasehold, k) {
+                // not wanted now: forget the old count, read it when it is wanted
+                if let Some(e) = self.entries.get_mut(k) {
+                    e.value = None;
+                }
+            } else if e.is_string() {
                 if e.role != Role::Fence {
                     self.queue.push_front((k.clone(), Op::Pttl));
                 }
@@ -374,9 +428,6 @@ impl Scanner {
                 _ => true,
             };
             if lockish && (e.pttl == UNREAD || e.pttl == -2) {
-                continue;
-            }
-            if !lockish && e.value.is_none() {
                 continue;
             }
             let pttl = match (lockish, e.read_at) {
@@ -481,7 +532,9 @@ impl Scanner {
             let fresh = e.pttl == UNREAD;
             match e.role {
                 Role::Fence => {
-                    if e.value.is_none() || revalidate(e) {
+                    if (e.value.is_none() || revalidate(e))
+                        && self.tokens.wants(&self.targets.leasehold, k)
+                    {
                         self.queue.push_back((k.clone(), Op::Range));
                     }
                 }
@@ -662,9 +715,14 @@ impl Scanner {
         }
         if fence_dirty {
             let fence = keys::fence_key_of(key);
-            // a fence not read yet is queued already
-            if self.entries.get(&fence).is_some_and(|f| f.value.is_some()) {
-                self.queue.push_front((fence, Op::Range));
+            let wanted = self.tokens.wants(&self.targets.leasehold, &fence);
+            if let Some(f) = self.entries.get_mut(&fence) {
+                if !wanted {
+                    f.value = None; // stale: read again when wanted
+                } else if f.value.is_some() {
+                    // (a fence not read yet is queued already)
+                    self.queue.push_front((fence, Op::Range));
+                }
             }
         }
     }

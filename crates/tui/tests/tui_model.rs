@@ -331,3 +331,41 @@ fn force_release_prompt_names_holder_token_and_prefix_and_a_changed_holder_abort
     assert!(m.confirm.is_none());
     assert!(m.message.clone().unwrap().contains("not held"));
 }
+
+#[test]
+fn token_window_covers_the_screen_around_the_selection_and_only_leasehold_rows() {
+    let mut m = Model::new("redis://127.0.0.1:6379", Duration::from_millis(500));
+    let mut rows: Vec<LockRow> = (0..1_000)
+        .map(|i| row(&format!("job-{i:04}"), Some(60_000), 1))
+        .collect();
+    rows[2].layout = Layout::Plain;
+    m.update(
+        Input::Snapshot {
+            rows,
+            commands: 0,
+            rtt: Duration::from_micros(150),
+        },
+        0,
+    );
+    m.update(Input::Key(Key::Char('s')), 0); // sort by name: row i is job-i
+    let names = |w: &std::collections::BTreeSet<(String, String)>| {
+        w.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>()
+    };
+    let w = m.token_window(0, 40);
+    assert_eq!(w.len(), 39, "the first 40 rows but the plain one");
+    assert!(w.iter().all(|(p, _)| p == "leasehold"));
+    assert!(!names(&w).contains(&"job-0002".to_owned()));
+    for _ in 0..500 {
+        m.update(Input::Key(Key::Down), 0);
+    }
+    let sel = m.selected_row(0).unwrap().name.clone();
+    let w = names(&m.token_window(0, 40));
+    assert!(w.contains(&sel));
+    let at = |i: usize| format!("job-{i:04}");
+    let s: usize = sel["job-".len()..].parse().unwrap();
+    // whichever way the table scrolled, the screen lies within 40 rows of the selection
+    assert!(w.contains(&at(s - 39)) && w.contains(&at(s + 39)));
+    assert!(!w.contains(&at(s - 40)) && !w.contains(&at(s + 40)));
+    assert!(w.contains(&at(0)), "the top rows stay wanted");
+    assert_eq!(w.len(), 39 + 79);
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use leasehold_tests::RedisServer;
 use leasehold_tui::layout::{Layout, Targets, classify};
-use leasehold_tui::scan::{Budget, Scanner, scan};
+use leasehold_tui::scan::{Budget, Scanner, Tokens, scan};
 use redis::aio::MultiplexedConnection;
 
 async fn conn(r: &RedisServer) -> MultiplexedConnection {
@@ -359,5 +359,117 @@ fn inspect_style_one_shot_scan_and_pattern_with_brackets() {
         names.sort();
         assert_eq!(names, ["lock:a", "lock:x1"]);
         assert!(cost.commands > 0 && cost.elapsed < Duration::from_secs(60));
+    });
+}
+
+/// Run reads (early ones, after `set_tokens`) until the scanner is idle.
+async fn drain(s: &mut Scanner, c: &mut MultiplexedConnection) {
+    while s.in_pass() {
+        s.step(c).await.unwrap();
+    }
+}
+
+fn token_of(s: &Scanner, name: &str) -> Option<u64> {
+    s.rows(Instant::now())
+        .into_iter()
+        .find(|r| r.name == name)
+        .and_then(|r| r.token)
+}
+
+#[test]
+fn tokens_are_read_only_for_the_locks_on_screen_and_never_shown_stale() {
+    let Some(redis) = RedisServer::start("tui_tokens") else {
+        return;
+    };
+    rt().block_on(async {
+        let mut c = conn(&redis).await;
+        let mut p = redis::pipe();
+        for i in 0..50 {
+            p.cmd("SET")
+                .arg(format!("leasehold:{{job-{i}}}"))
+                .arg(format!("lh1:{i:016x}:worker-{i}"))
+                .arg("PX")
+                .arg(600_000)
+                .ignore();
+            p.cmd("SET")
+                .arg(format!("leasehold:{{job-{i}}}:fence"))
+                .arg(1_000 + i)
+                .ignore();
+        }
+        let _: () = p.query_async(&mut c).await.unwrap();
+        let t = Targets {
+            redisson: false,
+            ..Targets::default()
+        };
+        let want = |names: &[&str]| {
+            Tokens::Of(
+                names
+                    .iter()
+                    .map(|n| ("leasehold".to_owned(), (*n).to_owned()))
+                    .collect(),
+            )
+        };
+        let mut s = Scanner::new(t, unlimited());
+        s.set_tokens(want(&[]));
+
+        // nothing on screen: no fence counter is read, yet every lock is a row
+        let before = commandstats(&mut c).await;
+        run_pass(&mut s, &mut c).await;
+        let used = delta(&before, &commandstats(&mut c).await);
+        assert_eq!(
+            used.get("getrange"),
+            Some(&50),
+            "lock values only: {used:?}"
+        );
+        let rows = s.rows(Instant::now());
+        assert_eq!(rows.len(), 50);
+        assert!(rows.iter().all(|r| r.token.is_none() && r.keys_held == 1));
+
+        // one row comes on screen: exactly its counter is read, at once (no pass needed)
+        let before = commandstats(&mut c).await;
+        s.set_tokens(want(&["job-7", "job-3"]));
+        drain(&mut s, &mut c).await;
+        let used = delta(&before, &commandstats(&mut c).await);
+        assert_eq!(used.get("getrange"), Some(&2), "{used:?}");
+        assert_eq!(token_of(&s, "job-7"), Some(1_007));
+        assert_eq!(token_of(&s, "job-3"), Some(1_003));
+        assert_eq!(token_of(&s, "job-8"), None);
+
+        // job-3 scrolls off, then changes hands: its old token must not come back with it
+        s.set_tokens(want(&["job-7"]));
+        let _: () = redis::pipe()
+            .cmd("SET")
+            .arg("leasehold:{job-3}")
+            .arg("lh1:00000000000000ff:worker-new")
+            .arg("PX")
+            .arg(300_000)
+            .ignore()
+            .cmd("SET")
+            .arg("leasehold:{job-3}:fence")
+            .arg(2_000)
+            .ignore()
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        run_pass(&mut s, &mut c).await;
+        let row = s
+            .rows(Instant::now())
+            .into_iter()
+            .find(|r| r.name == "job-3")
+            .unwrap();
+        assert_eq!(row.holder.as_deref(), Some("worker-new"));
+        assert_eq!(
+            row.token, None,
+            "the old token 1003 belongs to the old holder"
+        );
+        s.set_tokens(want(&["job-3"]));
+        drain(&mut s, &mut c).await;
+        assert_eq!(token_of(&s, "job-3"), Some(2_000));
+
+        // inspect's default: every token
+        s.set_tokens(Tokens::All);
+        drain(&mut s, &mut c).await;
+        let rows = s.rows(Instant::now());
+        assert!(rows.iter().all(|r| r.token.is_some()), "{rows:?}");
     });
 }

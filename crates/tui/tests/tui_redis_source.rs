@@ -67,7 +67,13 @@ fn a_push_shows_a_new_lock_before_the_next_pass() {
             budget: Budget::default(),
             every: Duration::from_secs(3_600), // one pass, then only pushes
         };
-        let task = tokio::spawn(run(src, tx, refresh_rx, Instant::now()));
+        // the UI has the lock "pushed" on screen: its token is read too
+        let (_tokens_tx, tokens_rx) = tokio::sync::watch::channel(
+            [("leasehold".to_owned(), "pushed".to_owned())]
+                .into_iter()
+                .collect(),
+        );
+        let task = tokio::spawn(run(src, tx, refresh_rx, tokens_rx, Instant::now()));
         until(&mut rx, Duration::from_secs(10), |r| r.is_empty()).await;
         // give the tracking connection a moment after the first pass
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -82,11 +88,16 @@ fn a_push_shows_a_new_lock_before_the_next_pass() {
             .await
             .unwrap();
         let _: () = redis
+            .cmd(&["SET", "leasehold:{pushed}:fence", "42"])
+            .await
+            .unwrap();
+        let _: () = redis
             .cmd(&["SET", "lock:pushed", "plain-early", "PX", "60000"])
             .await
             .unwrap();
         until(&mut rx, Duration::from_secs(10), |rows| {
-            rows.iter().any(|r| r.holder.as_deref() == Some("early"))
+            rows.iter()
+                .any(|r| r.holder.as_deref() == Some("early") && r.token == Some(42))
                 && rows
                     .iter()
                     .any(|r| r.holder.as_deref() == Some("plain-early"))
@@ -132,7 +143,8 @@ fn the_budget_holds_across_passes_with_no_refresh_period() {
         };
         let before = commands(&mut c).await;
         let started = Instant::now();
-        let task = tokio::spawn(run(src, tx, refresh_rx, Instant::now()));
+        let (_tokens_tx, tokens_rx) = tokio::sync::watch::channel(Default::default());
+        let task = tokio::spawn(run(src, tx, refresh_rx, tokens_rx, Instant::now()));
         let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
         tokio::time::sleep(Duration::from_secs(3)).await;
         task.abort();

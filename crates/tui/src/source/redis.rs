@@ -8,10 +8,11 @@ use leasehold_core::wire::keys::events;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::watch;
 
 use crate::layout::Targets;
 use crate::model::{EventLine, Input, ScanFigures};
-use crate::scan::{Budget, Scanner};
+use crate::scan::{Budget, Scanner, Tokens};
 
 use super::connect;
 
@@ -138,16 +139,23 @@ impl Emitter {
     }
 }
 
-/// Run the Redis source until the UI goes away (`tx` closed). Never returns an error: failures
-/// become [`Input::Disconnected`] and a reconnect with backoff (200 ms doubling to 5 s).
-/// `refresh` asks for a pass now; `origin` is the UI clock's zero (event times are mapped to it).
+/// The locks whose tokens the UI shows, as (prefix, name) ([`crate::model::Model::token_window`]).
+pub type TokenWindow = std::collections::BTreeSet<(String, String)>;
+
+/// Run the Redis source until the UI goes away (`tx` closed, or `tokens`' sender dropped). Never
+/// returns an error: failures become [`Input::Disconnected`] and a reconnect with backoff (200 ms
+/// doubling to 5 s). `refresh` asks for a pass now; `tokens` names the locks whose fence counters
+/// to read (the rows on or near the screen); `origin` is the UI clock's zero (event times are
+/// mapped to it).
 pub async fn run(
     src: RedisSource,
     tx: UnboundedSender<Input>,
     mut refresh: UnboundedReceiver<()>,
+    mut tokens: watch::Receiver<TokenWindow>,
     origin: Instant,
 ) {
     let mut scanner = Scanner::new(src.targets.clone(), src.budget);
+    scanner.set_tokens(Tokens::Of(tokens.borrow_and_update().clone()));
     let mut out = Emitter {
         tx: tx.clone(),
         sent_before: 0,
@@ -203,6 +211,9 @@ pub async fn run(
                         scanner.read_soon(&keys);
                     }
                 }
+                if tokens.has_changed().unwrap_or(false) {
+                    scanner.set_tokens(Tokens::Of(tokens.borrow_and_update().clone()));
+                }
                 if let Err(e) = scanner.step(&mut conn).await {
                     break 'passes e;
                 }
@@ -254,6 +265,20 @@ pub async fn run(
                             return;
                         }
                         break;
+                    }
+                    r = tokens.changed() => {
+                        if r.is_err() {
+                            return; // the UI has gone
+                        }
+                        scanner.set_tokens(Tokens::Of(tokens.borrow_and_update().clone()));
+                        while scanner.in_pass() {
+                            if let Err(e) = scanner.step(&mut conn).await {
+                                break 'passes e;
+                            }
+                        }
+                        if !out.snapshot(&scanner) {
+                            return;
+                        }
                     }
                     Some(p) = push_rx.recv() => {
                         // coalesce a burst of invalidations into one read
