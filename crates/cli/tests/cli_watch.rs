@@ -198,6 +198,17 @@ fn inspect_patterns_follow_redis_glob_rules() {
     assert_eq!(names, ["lock:a", "lock:x1"]);
 }
 
+/// Kills the tmux session (and the dashboard in it) when the test ends, also on a failed assert.
+struct KillOnDrop(String);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .output();
+    }
+}
+
 fn tmux(args: &[&str]) -> String {
     let out = Command::new("tmux").args(args).output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -264,6 +275,7 @@ fn watch_runs_in_a_terminal_and_survives_a_server_restart() {
             .unwrap();
     });
     let session = format!("lh-watch-{}", std::process::id());
+    let _cleanup = KillOnDrop(session.clone());
     let cmd = format!(
         "{} watch --redis {} --refresh 200ms",
         env!("CARGO_BIN_EXE_leasehold"),
@@ -361,6 +373,7 @@ fn watch_without_redis_shows_a_live_simulation() {
         return;
     }
     let session = format!("lh-sim-{}", std::process::id());
+    let _cleanup = KillOnDrop(session.clone());
     let cmd = format!("{} watch", env!("CARGO_BIN_EXE_leasehold"));
     tmux(&[
         "new-session",
@@ -424,6 +437,7 @@ fn watch_replay_shows_the_lanes_and_jumps_to_a_finding() {
         .unwrap()
         .to_owned();
     let session = format!("lh-replay-{}", std::process::id());
+    let _cleanup = KillOnDrop(session.clone());
     let cmd = format!(
         "{} watch --replay '{line}' --speed 2",
         env!("CARGO_BIN_EXE_leasehold")
