@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod cluster;
+pub use cluster::RedisCluster;
+
 /// A `redis-server` child process on a free loopback port, killed on drop.
 #[derive(Debug)]
 pub struct RedisServer {
@@ -20,7 +23,7 @@ pub struct RedisServer {
     tls: bool,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

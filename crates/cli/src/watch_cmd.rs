@@ -7,6 +7,7 @@ use clap::Args;
 use leasehold_tui::layout::{LockRow, Targets, classify};
 use leasehold_tui::model::{Effect, Input, Model};
 use leasehold_tui::scan::{Budget, scan};
+use leasehold_tui::source::cluster;
 use leasehold_tui::source::redis::{RedisSource, TokenWindow};
 use leasehold_tui::view::{Theme, render};
 use serde_json::json;
@@ -121,6 +122,13 @@ pub fn inspect(a: InspectArgs) -> ExitCode {
     };
     let result = rt.block_on(async {
         let mut conn = crate::connect(&url).await?;
+        // a cluster node: read every primary (SCAN sees one node's keys only)
+        if let Ok(Some(urls)) = cluster::primaries(&url).await
+            && urls.len() > 1
+        {
+            let (keys, _) = cluster::scan(&urls, &a.source.targets(), a.source.budget()).await?;
+            return Ok(classify(&a.source.targets(), &keys));
+        }
         let (keys, _) = scan(&mut conn, &a.source.targets(), a.source.budget())
             .await
             .map_err(|e| format!("reading locks failed: {e}"))?;
@@ -295,14 +303,29 @@ async fn watch_redis(a: WatchArgs, url: String) -> ExitCode {
         budget: a.source.budget(),
         every: a.refresh,
     };
-    // the Redis source runs as a task and only sends messages; nothing blocks inside a draw
-    tokio::spawn(leasehold_tui::source::redis::run(
-        src,
-        tx.clone(),
-        refresh_rx,
-        tokens_rx,
-        Instant::now(),
-    ));
+    // the Redis source runs as a task and only sends messages; nothing blocks inside a draw. On a
+    // cluster, one source per primary within the one budget, merged.
+    match cluster::primaries(&url).await {
+        Ok(Some(urls)) if urls.len() > 1 => {
+            tokio::spawn(cluster::run(
+                src,
+                urls,
+                tx.clone(),
+                refresh_rx,
+                tokens_rx,
+                Instant::now(),
+            ));
+        }
+        _ => {
+            tokio::spawn(leasehold_tui::source::redis::run(
+                src,
+                tx.clone(),
+                refresh_rx,
+                tokens_rx,
+                Instant::now(),
+            ));
+        }
+    }
     let mut model = Model::new(leasehold_redis::redact(&url), a.refresh);
     model.allow_writes = a.allow_writes;
     run_ui(model, rx, refresh_tx, Some((url, tx, tokens_tx)), a.mouse).await
@@ -401,17 +424,12 @@ async fn run_ui(
             Effect::ForceRelease(row) => {
                 if let Some((url, tx, _)) = writer.clone() {
                     tokio::spawn(async move {
-                        let outcome = match leasehold_tui::source::connect(&url).await {
-                            Ok(mut conn) => {
-                                leasehold_tui::source::release::force_release(
-                                    &mut conn,
-                                    &row,
-                                    leasehold_tui::source::release::fence_keep_ms(),
-                                )
-                                .await
-                            }
-                            Err(e) => leasehold_tui::model::ReleaseOutcome::Failed(e.to_string()),
-                        };
+                        let outcome = leasehold_tui::source::release::force_release_at(
+                            &url,
+                            &row,
+                            leasehold_tui::source::release::fence_keep_ms(),
+                        )
+                        .await;
                         let _ = tx.send(Input::Released { row, outcome });
                     });
                 }

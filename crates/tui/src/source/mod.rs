@@ -3,9 +3,12 @@
 //!
 //! - [`redis`]: the live Redis source (reconnects, client-tracking pushes, paced passes, server
 //!   stats, the events stream).
+//! - [`cluster`]: a Redis Cluster: one [`redis`] source per primary within one budget, rows
+//!   merged from every primary's keys.
 //! - [`release`]: the force-release: compare-and-delete of exactly the values shown.
 //! - [`sim`]: a recorded simulator seed for `watch --scenario`/`--replay`.
 
+pub mod cluster;
 pub mod redis;
 pub mod release;
 pub mod sim;

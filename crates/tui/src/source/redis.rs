@@ -105,19 +105,56 @@ fn since(origin: Instant) -> u64 {
     u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Where a source's messages go: straight to the UI, or to a cluster's merger (one source per
+/// primary; rows are built there from every primary's keys, since one lock's keys may live on
+/// several primaries).
+pub(crate) enum Sink {
+    /// The UI.
+    Ui(UnboundedSender<Input>),
+    /// The merger of a cluster's sources, tagged with this primary's index.
+    Node {
+        /// Index of this primary.
+        node: usize,
+        /// The merger.
+        tx: UnboundedSender<(usize, NodeMsg)>,
+    },
+}
+
+/// What one primary's source tells the cluster merger.
+pub(crate) enum NodeMsg {
+    /// The keys as read on this primary, with the commands sent since the last message.
+    Keys {
+        keys: Vec<crate::layout::RawKey>,
+        commands: u64,
+        rtt: Duration,
+        figures: ScanFigures,
+    },
+    /// Anything else, as the UI would get it.
+    Other(Input),
+}
+
+impl Sink {
+    /// Send `input`; false once the receiver has gone.
+    fn send(&self, input: Input) -> bool {
+        match self {
+            Sink::Ui(tx) => tx.send(input).is_ok(),
+            Sink::Node { node, tx } => tx.send((*node, NodeMsg::Other(input))).is_ok(),
+        }
+    }
+}
+
 struct Emitter {
-    tx: UnboundedSender<Input>,
+    sink: Sink,
     sent_before: u64,
     budget: u32,
 }
 
 impl Emitter {
-    /// Send the rows as of now; false once the UI has gone.
+    /// Send the rows (or, to a merger, the keys) as of now; false once the receiver has gone.
     fn snapshot(&mut self, s: &Scanner) -> bool {
         let stats = s.stats();
         let commands = stats.commands - self.sent_before;
         self.sent_before = stats.commands;
-        let rows = s.rows(Instant::now());
         let rtt = stats.last_pass.map(|c| c.rtt).unwrap_or_default();
         let figures = ScanFigures {
             keys: stats.last_pass.map_or(0, |c| c.keys),
@@ -128,14 +165,29 @@ impl Emitter {
             largest_reply: stats.largest_reply,
             budget: self.budget,
         };
-        self.tx
-            .send(Input::Snapshot {
-                rows,
-                commands,
-                rtt,
-            })
-            .is_ok()
-            && self.tx.send(Input::Scan(figures)).is_ok()
+        match &self.sink {
+            Sink::Ui(tx) => {
+                let rows = s.rows(Instant::now());
+                tx.send(Input::Snapshot {
+                    rows,
+                    commands,
+                    rtt,
+                })
+                .is_ok()
+                    && tx.send(Input::Scan(figures)).is_ok()
+            }
+            Sink::Node { node, tx } => tx
+                .send((
+                    *node,
+                    NodeMsg::Keys {
+                        keys: s.raw_keys(Instant::now()),
+                        commands,
+                        rtt,
+                        figures,
+                    },
+                ))
+                .is_ok(),
+        }
     }
 }
 
@@ -150,6 +202,17 @@ pub type TokenWindow = std::collections::BTreeSet<(String, String)>;
 pub async fn run(
     src: RedisSource,
     tx: UnboundedSender<Input>,
+    refresh: UnboundedReceiver<()>,
+    tokens: watch::Receiver<TokenWindow>,
+    origin: Instant,
+) {
+    run_into(src, Sink::Ui(tx), refresh, tokens, origin).await;
+}
+
+/// [`run`], sending to `sink`.
+pub(crate) async fn run_into(
+    src: RedisSource,
+    sink: Sink,
     mut refresh: UnboundedReceiver<()>,
     mut tokens: watch::Receiver<TokenWindow>,
     origin: Instant,
@@ -157,7 +220,7 @@ pub async fn run(
     let mut scanner = Scanner::new(src.targets.clone(), src.budget);
     scanner.set_tokens(Tokens::Of(tokens.borrow_and_update().clone()));
     let mut out = Emitter {
-        tx: tx.clone(),
+        sink,
         sent_before: 0,
         budget: src.budget.commands_per_sec,
     };
@@ -167,12 +230,9 @@ pub async fn run(
         let mut conn = match connect(&src.url).await {
             Ok(c) => c,
             Err(e) => {
-                if tx
-                    .send(Input::Disconnected {
-                        error: e.to_string(),
-                    })
-                    .is_err()
-                {
+                if !out.sink.send(Input::Disconnected {
+                    error: e.to_string(),
+                }) {
                     return;
                 }
                 tokio::time::sleep(backoff).await;
@@ -230,7 +290,7 @@ pub async fn run(
             backoff = Duration::from_millis(200);
             scanner.bucket().spend(1).await;
             if let Ok((ops, expired)) = server_stats(&mut conn).await {
-                let _ = tx.send(Input::Server {
+                let _ = out.sink.send(Input::Server {
                     ops_per_sec: ops,
                     expired_keys: expired,
                     mode: mode.clone(),
@@ -250,7 +310,7 @@ pub async fn run(
                             detail: e.detail,
                         })
                         .collect();
-                    if !lines.is_empty() && tx.send(Input::Events(lines)).is_err() {
+                    if !lines.is_empty() && !out.sink.send(Input::Events(lines)) {
                         return;
                     }
                 }
@@ -308,12 +368,9 @@ pub async fn run(
             }
         };
         drop(tracking);
-        if tx
-            .send(Input::Disconnected {
-                error: error.to_string(),
-            })
-            .is_err()
-        {
+        if !out.sink.send(Input::Disconnected {
+            error: error.to_string(),
+        }) {
             return;
         }
         tokio::time::sleep(backoff).await;

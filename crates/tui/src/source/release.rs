@@ -85,14 +85,16 @@ async fn release_key(
     layout: Layout,
     k: &HeldKey,
     fence_keep_ms: u64,
-) -> Result<KeyResult, String> {
-    let reply: Value = match (&k.shown, layout) {
-        (Shown::TooLarge(n), _) => {
-            return Err(format!(
+) -> Result<Value, redis::RedisError> {
+    match (&k.shown, layout) {
+        (Shown::TooLarge(n), _) => Err(redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "value too large to compare",
+            format!(
                 "{} holds a {n}-byte value, too large to have been read and compared; not released",
                 k.key
-            ));
-        }
+            ),
+        ))),
         (Shown::Value(v), Layout::Leasehold) => {
             let fence = k
                 .fence
@@ -121,8 +123,39 @@ async fn release_key(
                 .await
         }
     }
-    .map_err(|e| e.to_string())?;
-    decode(&reply)
+}
+
+/// [`release_key`], following a cluster's `MOVED` redirection once when `seed` (the URL the
+/// dashboard was given) says how to reach other nodes.
+async fn release_key_routed(
+    conn: &mut MultiplexedConnection,
+    seed: Option<&str>,
+    layout: Layout,
+    k: &HeldKey,
+    fence_keep_ms: u64,
+) -> Result<KeyResult, String> {
+    let reply = match release_key(conn, layout, k, fence_keep_ms).await {
+        Err(e) if seed.is_some() && e.redirect_node().is_some() => {
+            let target = e
+                .redirect_node()
+                .and_then(|(addr, _)| addr.rsplit_once(':'))
+                .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)));
+            let url = target.and_then(|(h, p)| super::cluster::node_url(seed?, &h, p));
+            let Some(url) = url else {
+                return Err(format!("{}: {e}", k.key));
+            };
+            let mut node = super::connect(&url).await.map_err(|e| e.to_string())?;
+            release_key(&mut node, layout, k, fence_keep_ms).await
+        }
+        r => r,
+    };
+    match reply {
+        Ok(v) => decode(&v),
+        Err(e) => Err(e
+            .detail()
+            .filter(|_| e.kind() == redis::ErrorKind::Client)
+            .map_or_else(|| e.to_string(), str::to_owned)),
+    }
 }
 
 /// Force-release `row` as shown: each held key is deleted only if it still holds the value the
@@ -133,6 +166,24 @@ pub async fn force_release(
     row: &LockRow,
     fence_keep_ms: u64,
 ) -> ReleaseOutcome {
+    force_release_with(conn, None, row, fence_keep_ms).await
+}
+
+/// [`force_release`] through a connection to `url`; on a cluster, a key another primary owns is
+/// released there (its `MOVED` redirection is followed).
+pub async fn force_release_at(url: &str, row: &LockRow, fence_keep_ms: u64) -> ReleaseOutcome {
+    match super::connect(url).await {
+        Ok(mut conn) => force_release_with(&mut conn, Some(url), row, fence_keep_ms).await,
+        Err(e) => ReleaseOutcome::Failed(e.to_string()),
+    }
+}
+
+async fn force_release_with(
+    conn: &mut MultiplexedConnection,
+    seed: Option<&str>,
+    row: &LockRow,
+    fence_keep_ms: u64,
+) -> ReleaseOutcome {
     if row.held.is_empty() {
         return ReleaseOutcome::Gone;
     }
@@ -140,7 +191,7 @@ pub async fn force_release(
     let mut gone = 0;
     let mut token = None;
     for k in &row.held {
-        match release_key(conn, row.layout, k, fence_keep_ms).await {
+        match release_key_routed(conn, seed, row.layout, k, fence_keep_ms).await {
             Ok(KeyResult::Deleted(t)) => {
                 released += 1;
                 token = token.max(t);
