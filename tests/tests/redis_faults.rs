@@ -251,6 +251,39 @@ async fn slow_replies_are_reported_as_slow_not_as_contention() {
     direct.try_lock("x").await.unwrap().release().await.unwrap();
 }
 
+/// A try right after a slow round: the round's grant arrives late (the link was cut, so the
+/// acquire reached Redis only after the round gave up). The next try of the name must not find
+/// that late grant of ours and report it as someone else's contention: it waits for the cleanup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_try_right_after_a_slow_round_does_not_take_its_late_grant_for_contention() {
+    let Some(redis) = RedisServer::start("late_own_grant") else {
+        return;
+    };
+    let proxy = LatencyProxy::start(redis.port, Duration::ZERO)
+        .await
+        .unwrap();
+    let locker = LockerOptions::new(proxy.url())
+        .ttl(Duration::from_secs(5))
+        .slot_wait(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    for round in 0..3 {
+        proxy.partition();
+        let first = locker.try_lock("y").await.unwrap_err();
+        assert!(
+            matches!(first, LockError::Acquire(AcquireError::SlowReplies { .. })),
+            "round {round}: {first:?}"
+        );
+        proxy.heal(); // the held acquire reaches Redis now and is granted, too late
+        let second = locker.try_lock("y").await;
+        let lease = second.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        lease.release().await.unwrap();
+    }
+    let v: Option<String> = redis.cmd(&["GET", "leasehold:{y}"]).await.unwrap();
+    assert_eq!(v, None, "no key left behind");
+}
+
 /// Three instances, one dies while a lease is held: the lease keeps being extended on the two
 /// that are left; a second one dying loses it before its validity instant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -223,29 +223,35 @@ impl Acquisition {
             reason: e.reason(),
             latency: self.started.elapsed(),
         });
-        // let the next local waiter in now; only cleanup releases remain
-        drop(self.gate.take());
-        self.clean_up();
+        // the gate stays closed while a grant may still come for this attempt: the next acquire
+        // of the name would find our own late grant and report it as someone else's contention
+        let gate = self.gate.take();
+        self.clean_up(gate);
         e
     }
 
     /// After a failure or a cancel: what the machine still has to send (cleanup releases of late
     /// grants) goes out now; if anything is in flight the keeper feeds it and forgets the machine,
-    /// otherwise the routes go at once.
-    fn clean_up(&mut self) {
+    /// and keeps the per-name `gate` closed (marked as a cleanup) until then; otherwise the routes
+    /// and the gate go at once.
+    fn clean_up(&mut self, gate: Option<GateGuard>) {
         if let Some(m) = self.machine.as_mut() {
             while let Some(cmd) = m.lock.poll_command() {
                 self.inflight.push(request(&self.shared, &m.lock, cmd));
             }
         }
         if self.inflight.is_empty() {
+            drop(gate);
             self.shared.router.unregister_all(self.id);
             self.machine = None;
             return;
         }
+        if let Some(g) = &gate {
+            g.cleaning();
+        }
         let cell = LeaseCell::new(0, 0);
         cell.set_released();
-        self.hand_over(cell, None);
+        self.hand_over(cell, gate);
     }
 }
 
@@ -261,7 +267,7 @@ impl Drop for Acquisition {
             m.lock.cancel(now);
             while m.lock.poll_event().is_some() {}
         }
-        drop(self.gate.take());
-        self.clean_up();
+        let gate = self.gate.take();
+        self.clean_up(gate);
     }
 }

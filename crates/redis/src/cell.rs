@@ -157,6 +157,9 @@ struct Waiter {
 #[derive(Debug, Default)]
 struct GateInner {
     held: bool,
+    /// The holder is only cleaning up after a failed or cancelled attempt (deleting a grant that
+    /// came too late), not holding a lease.
+    cleaning: bool,
     queue: VecDeque<Arc<Mutex<Waiter>>>,
 }
 
@@ -172,6 +175,14 @@ pub struct NameGate {
 #[derive(Debug)]
 pub struct GateGuard {
     gate: NameGate,
+}
+
+impl GateGuard {
+    /// Say that the gate is now held only by the cleanup of a failed or cancelled attempt (its
+    /// late grants are being deleted), until this guard is dropped.
+    pub fn cleaning(&self) {
+        lock(&self.gate.inner).cleaning = true;
+    }
 }
 
 impl Drop for GateGuard {
@@ -218,6 +229,14 @@ impl NameGate {
         }
     }
 
+    /// Whether the gate is held only by a cleanup ([`GateGuard::cleaning`]), which ends as soon as
+    /// the late replies it waits for are answered.
+    #[must_use]
+    pub fn cleaning(&self) -> bool {
+        let g = lock(&self.inner);
+        g.held && g.cleaning
+    }
+
     /// Whether someone holds the gate or waits for it.
     #[must_use]
     pub fn busy(&self) -> bool {
@@ -237,6 +256,7 @@ impl NameGate {
     fn hand_on(&self) {
         let waker = {
             let mut g = lock(&self.inner);
+            g.cleaning = false;
             loop {
                 match g.queue.pop_front() {
                     Some(w) => {
@@ -365,5 +385,28 @@ impl NameGates {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(all(test, not(leasehold_loom)))]
+mod tests {
+    use super::NameGate;
+
+    #[test]
+    fn a_cleanup_mark_lasts_until_the_gate_is_handed_on() {
+        let gate = NameGate::new();
+        let g = gate.try_enter().expect("open");
+        assert!(!gate.cleaning(), "a plain holder is not a cleanup");
+        g.cleaning();
+        assert!(gate.cleaning());
+        assert!(
+            gate.try_enter().is_none(),
+            "a cleanup keeps the gate closed"
+        );
+        drop(g);
+        assert!(!gate.cleaning());
+        let next = gate.try_enter().expect("open again");
+        assert!(!gate.cleaning(), "the next holder is not marked");
+        drop(next);
     }
 }

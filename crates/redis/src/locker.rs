@@ -547,10 +547,31 @@ impl Locker {
                 Some(g) => Some(g),
                 None if mode == AcquireMode::Force => None,
                 None => {
-                    return Err(LockError::Acquire(AcquireError::Contended {
-                        holder: Some(format!("{} (this process)", self.shared.holder.as_str())),
-                        remaining: None,
-                    }));
+                    // an earlier attempt of ours that failed is deleting a grant that came too
+                    // late: give it up to a slot_wait to finish, rather than report our own key
+                    // as someone else's
+                    let cleaning = gate.cleaning();
+                    let waited = if cleaning {
+                        tokio::time::timeout(self.shared.config.slot_wait, gate.enter())
+                            .await
+                            .ok()
+                    } else {
+                        None
+                    };
+                    match waited {
+                        Some(g) => Some(g),
+                        None => {
+                            let what = if cleaning {
+                                "this process: an earlier attempt's late grant is still being deleted"
+                            } else {
+                                "this process"
+                            };
+                            return Err(LockError::Acquire(AcquireError::Contended {
+                                holder: Some(format!("{} ({what})", self.shared.holder.as_str())),
+                                remaining: None,
+                            }));
+                        }
+                    }
                 }
             }
         };
