@@ -10,7 +10,7 @@
 //! writes is deleted at the end ([`cleanup::delete_bench_keys`]).
 
 pub mod cleanup;
-mod floor;
+pub mod floor;
 pub mod hold;
 mod local;
 mod phases;
