@@ -79,3 +79,41 @@ impl serde::Serialize for Property {
         s.serialize_str(self.name())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{PROPERTIES, Property};
+
+    #[test]
+    fn names_are_the_user_facing_ones_and_parse_back() {
+        let names: Vec<&str> = PROPERTIES.iter().map(|p| p.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "mutual_exclusion",
+                "stale_writes_accepted",
+                "lost_updates",
+                "token_order",
+                "liveness",
+                "misclassified",
+                "validity_oracle",
+                "stale_extension",
+            ]
+        );
+        for p in PROPERTIES {
+            assert_eq!(Property::from_name(p.name()), Some(p));
+        }
+        assert_eq!(Property::from_name("mutual exclusion"), None);
+        assert_eq!(Property::from_name(""), None);
+        assert_eq!(
+            format!("[{:<18}]", Property::TokenOrder),
+            "[token_order       ]"
+        );
+        assert_eq!(
+            serde_json::to_string(&Property::LostUpdates)
+                .ok()
+                .as_deref(),
+            Some("\"lost_updates\"")
+        );
+    }
+}
