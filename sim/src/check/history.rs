@@ -260,3 +260,60 @@ impl History {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{History, MAX_TENURES, Property};
+
+    #[test]
+    fn violations_are_kept_up_to_20_per_property_each() {
+        let mut h = History::new(1, 0);
+        for i in 0..25 {
+            h.violation(Property::MutualExclusion, i, format!("m{i}"));
+        }
+        h.violation(Property::TokenOrder, 99, "t".into());
+        let count = |p| h.violations.iter().filter(|v| v.property == p).count();
+        assert_eq!(count(Property::MutualExclusion), 20);
+        assert_eq!(
+            count(Property::TokenOrder),
+            1,
+            "another property has its own 20"
+        );
+        assert_eq!(
+            h.violations[19].detail, "m19",
+            "the first 20 are the ones kept"
+        );
+    }
+
+    #[test]
+    fn acquisitions_are_counted_and_a_release_closes_that_clients_lease_of_that_lock() {
+        let mut h = History::new(2, 0);
+        h.acquired(0, 0, 1, 1, (1, 1));
+        h.acquired(1, 0, 1, 2, (2, 2));
+        assert_eq!(h.outcomes.get("acquired"), Some(&2));
+        assert_eq!(h.acquisitions(), 2);
+        // client 0 releases lock 0 (not its lease of lock 1), then client 1 takes lock 0
+        h.released(0, 0, 5);
+        h.acquired(0, 1, 2, 10, (10, 10));
+        h.finish(100);
+        assert!(h.violations.is_empty(), "{:?}", h.violations);
+        // whereas a client taking lock 1, still held by client 0, overlaps
+        let mut h2 = h.clone();
+        h2.acquired(1, 1, 2, 20, (20, 20));
+        h2.finish(100);
+        assert_eq!(h2.violations.len(), 1, "{:?}", h2.violations);
+        assert_eq!(h2.violations[0].property, Property::MutualExclusion);
+    }
+
+    #[test]
+    fn a_history_is_full_at_max_tenures() {
+        let mut h = History::new(1, 0);
+        for i in 0..MAX_TENURES as u64 - 1 {
+            h.acquired(0, 0, i, i, (i, i));
+            h.released(0, 0, i);
+        }
+        assert!(!h.full());
+        h.acquired(0, 0, 0, 0, (0, 0));
+        assert!(h.full());
+    }
+}
