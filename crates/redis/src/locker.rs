@@ -4,14 +4,16 @@ use std::sync::atomic::AtomicU8;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use leasehold_core::wire::compat as compat_wire;
 use leasehold_core::{
-    AcquireError, AcquireMode, HolderId, Instant as CoreInstant, Lock, LockConfig, LockName,
-    LostReason, SlotLayout,
+    AcquireError, AcquireMode, Dialect, HolderId, Instant as CoreInstant, Lock, LockConfig,
+    LockName, LostReason, SlotLayout,
 };
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::acquire::Acquisition;
 use crate::cell::{NameGate, NameGates};
+use crate::compat::Compat;
 use crate::conn::{Instance, InstanceEvent, Router, Supervisor, WakeMode};
 use crate::error::{LockError, permanent, permanent_acquire, redact};
 use crate::keeper::KeeperHandle;
@@ -90,6 +92,25 @@ impl LockerOptions {
         self
     }
 
+    /// Speak another library's wire protocol instead of leasehold's own, so this locker and
+    /// that library's clients exclude each other on the same lock names. Sets the key layout
+    /// (`key_majority`), the prefix and the dialect; keep one URL (the deployment the other
+    /// clients use). What this costs is [`Compat::gives_up`]: above all, no fencing token.
+    #[must_use]
+    pub fn compat(mut self, compat: Compat) -> Self {
+        match compat {
+            Compat::Rueidislock {
+                key_majority,
+                prefix,
+            } => {
+                self.key_majority = Some(key_majority);
+                self.lock.prefix = prefix;
+                self.lock.dialect = Dialect::Rueidislock;
+            }
+        }
+        self
+    }
+
     /// Connect. Fails at once, with a permanent [`LockError`], for invalid options, malformed
     /// URLs, one server given twice (the same address, or the same `run_id` under two addresses),
     /// and what Redis rejects for good: credentials, ACL permissions, the database number, TLS
@@ -114,6 +135,11 @@ pub(crate) struct Scripts {
     pub check: redis::Script,
     pub release: redis::Script,
     pub raise_fence: redis::Script,
+    /// The rueidislock dialect's acquire, force and extend (its release is `release`).
+    pub compat_acquire: redis::Script,
+    pub compat_force: redis::Script,
+    pub compat_extend: redis::Script,
+    pub compat_check: redis::Script,
 }
 
 pub(crate) struct Shared {
@@ -141,6 +167,18 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Give `lock` this process's wall clock now, for the rueidislock dialect's absolute
+    /// expiries (rueidislock reads the wall clock at every acquire and extension; so do we).
+    pub fn stamp_wall_clock(&self, lock: &mut Lock) {
+        if lock.config().dialect == Dialect::Leasehold {
+            return;
+        }
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        lock.set_wall_clock(self.core_now(), unix_ms);
+    }
+
     pub fn core_now(&self) -> CoreInstant {
         let d = tokio::time::Instant::now().saturating_duration_since(self.origin);
         CoreInstant::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
@@ -429,8 +467,16 @@ impl Locker {
                 acquire: redis::Script::new(leasehold_core::wire::ACQUIRE.source),
                 extend: redis::Script::new(leasehold_core::wire::EXTEND.source),
                 check: redis::Script::new(leasehold_core::wire::CHECK.source),
-                release: redis::Script::new(leasehold_core::wire::RELEASE.source),
+                // the same compare-and-delete in both dialects; rueidislock's own text in its
+                release: redis::Script::new(match config.dialect {
+                    Dialect::Leasehold => leasehold_core::wire::RELEASE.source,
+                    Dialect::Rueidislock => compat_wire::DELKEY.source,
+                }),
                 raise_fence: redis::Script::new(leasehold_core::wire::RAISE_FENCE.source),
+                compat_acquire: redis::Script::new(compat_wire::ACQUIRE.source),
+                compat_force: redis::Script::new(compat_wire::FORCE.source),
+                compat_extend: redis::Script::new(compat_wire::EXTEND.source),
+                compat_check: redis::Script::new(compat_wire::CHECK.source),
             },
             origin: tokio::time::Instant::now(),
             config,
@@ -560,6 +606,7 @@ impl Locker {
             self.shared.holder.clone(),
             self.shared.next_seed(),
         )?;
+        self.shared.stamp_wall_clock(&mut lock);
         if let Ok(times) = self.shared.reply_times.lock() {
             for slot in 0..self.shared.slots {
                 if let Some(Some(t)) = times.get(self.shared.instance_of(slot)) {
