@@ -225,9 +225,14 @@ async fn exec(a: ExecArgs, name: String, t: Timing) -> u8 {
         Signal::SIGTSTP as i32,
     ))
     .ok();
+    // no token at all under --compat (the dialect has none): a command that needs one fails
+    // on the missing variable instead of fencing with a constant
     let env = [
-        ("LEASEHOLD_TOKEN", lease.token().to_string()),
-        ("LEASEHOLD_NAME", name.clone()),
+        (
+            "LEASEHOLD_TOKEN",
+            lease.fencing_token().map(|t| t.to_string()),
+        ),
+        ("LEASEHOLD_NAME", Some(name.clone())),
     ];
     let (child, group) = match child::spawn(&a.command, &env) {
         Ok(c) => c,

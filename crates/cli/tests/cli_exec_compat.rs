@@ -34,12 +34,24 @@ fn exec_holds_rueidislocks_keys_and_a_rueidislock_holder_keeps_it_out() {
     let Some(redis) = RedisServer::start("exec_compat") else {
         return;
     };
-    let holder = exec(
-        &redis.url(),
-        &["--compat", "rueidislock:2"],
-        "shared",
-        &["sleep", "3"],
-    );
+    // no token under --compat: LEASEHOLD_TOKEN is unset (even if inherited), never 0
+    let holder = leasehold()
+        .env("LEASEHOLD_TOKEN", "99")
+        .args([
+            "exec",
+            "--redis",
+            &redis.url(),
+            "--ttl",
+            "3s",
+            "--grace",
+            "300ms",
+        ])
+        .args(["--compat", "rueidislock:2", "shared", "--"])
+        .args(["sh", "-c", "test -z \"${LEASEHOLD_TOKEN+set}\" && sleep 3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(700));
     let mut keys: Vec<String> = block(redis.cmd(&["KEYS", "*"])).unwrap();
     keys.sort();
