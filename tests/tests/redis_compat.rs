@@ -396,3 +396,28 @@ async fn each_side_notices_the_others_release() {
     }
     raw.release("n", &value).await;
 }
+
+#[tokio::test]
+async fn compat_refuses_several_instances_and_an_empty_key_majority() {
+    let e = LockerOptions::instances(["redis://127.0.0.1:1", "redis://127.0.0.1:2"])
+        .compat(Compat::rueidislock())
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, LockError::Options(m) if m.contains("one deployment")),
+        "{e}"
+    );
+    let e = LockerOptions::new("redis://127.0.0.1:1")
+        .compat(Compat::Rueidislock {
+            key_majority: 0,
+            prefix: "rueidislock".into(),
+        })
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        e.is_permanent() && e.to_string().contains("k must be at least 1"),
+        "{e}"
+    );
+}

@@ -12,6 +12,10 @@
 //! Lock value: `lh1:<16 hex digits of nonce>:<holder id>`.
 //!
 //! Keys in both directions (build and parse) and the event stream's fields: [`keys`].
+//!
+//! A second dialect, rueidislock's (keys `<prefix>:<i>:<name>`, `PXAT` expiry, no fence counter),
+//! for fleets shared with rueidislock clients: [`compat`], chosen by
+//! [`crate::LockConfig::dialect`].
 
 pub mod compat;
 pub mod keys;

@@ -302,6 +302,12 @@ pub enum RunOutcome<T> {
 impl Locker {
     async fn connect(opts: LockerOptions) -> Result<Locker, LockError> {
         let mut config = opts.lock.clone();
+        if config.dialect == Dialect::Rueidislock && opts.urls.len() > 1 {
+            return Err(LockError::Options(format!(
+                "compat rueidislock speaks to one deployment (rueidislock has no majority of independent instances), but {} URLs were given; give the one URL the rueidislock clients use",
+                opts.urls.len()
+            )));
+        }
         config.layout = match (opts.urls.len(), opts.key_majority) {
             (0, _) => {
                 return Err(LockError::Options(
