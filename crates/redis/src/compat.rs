@@ -2,6 +2,9 @@
 //! that library's clients on the same locks ([`crate::LockerOptions::compat`]).
 
 use leasehold_core::wire::compat::{DEFAULT_KEY_MAJORITY, DEFAULT_PREFIX, GIVEN_UP};
+use leasehold_core::{Dialect, Lock};
+
+use crate::locker::{LockerOptions, Shared};
 
 pub use leasehold_core::wire::compat::GivenUp;
 
@@ -42,5 +45,40 @@ impl Compat {
         match self {
             Compat::Rueidislock { .. } => &GIVEN_UP,
         }
+    }
+}
+
+impl LockerOptions {
+    /// Speak another library's wire protocol instead of leasehold's own, so this locker and
+    /// that library's clients exclude each other on the same lock names. Sets the key layout
+    /// (`key_majority`), the prefix and the dialect; keep one URL (the deployment the other
+    /// clients use). What this costs is [`Compat::gives_up`]: above all, no fencing token.
+    #[must_use]
+    pub fn compat(mut self, compat: Compat) -> Self {
+        match compat {
+            Compat::Rueidislock {
+                key_majority,
+                prefix,
+            } => {
+                self.key_majority = Some(key_majority);
+                self.lock.prefix = prefix;
+                self.lock.dialect = Dialect::Rueidislock;
+            }
+        }
+        self
+    }
+}
+
+impl Shared {
+    /// Give `lock` this process's wall clock now, for the rueidislock dialect's absolute
+    /// expiries (rueidislock reads the wall clock at every acquire and extension; so do we).
+    pub fn stamp_wall_clock(&self, lock: &mut Lock) {
+        if lock.config().dialect == Dialect::Leasehold {
+            return;
+        }
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        lock.set_wall_clock(self.core_now(), unix_ms);
     }
 }

@@ -13,7 +13,6 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::acquire::Acquisition;
 use crate::cell::{NameGate, NameGates};
-use crate::compat::Compat;
 use crate::conn::{Instance, InstanceEvent, Router, Supervisor, WakeMode};
 use crate::error::{LockError, permanent, permanent_acquire, redact};
 use crate::keeper::KeeperHandle;
@@ -92,25 +91,6 @@ impl LockerOptions {
         self
     }
 
-    /// Speak another library's wire protocol instead of leasehold's own, so this locker and
-    /// that library's clients exclude each other on the same lock names. Sets the key layout
-    /// (`key_majority`), the prefix and the dialect; keep one URL (the deployment the other
-    /// clients use). What this costs is [`Compat::gives_up`]: above all, no fencing token.
-    #[must_use]
-    pub fn compat(mut self, compat: Compat) -> Self {
-        match compat {
-            Compat::Rueidislock {
-                key_majority,
-                prefix,
-            } => {
-                self.key_majority = Some(key_majority);
-                self.lock.prefix = prefix;
-                self.lock.dialect = Dialect::Rueidislock;
-            }
-        }
-        self
-    }
-
     /// Connect. Fails at once, with a permanent [`LockError`], for invalid options, malformed
     /// URLs, one server given twice (the same address, or the same `run_id` under two addresses),
     /// and what Redis rejects for good: credentials, ACL permissions, the database number, TLS
@@ -167,18 +147,6 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Give `lock` this process's wall clock now, for the rueidislock dialect's absolute
-    /// expiries (rueidislock reads the wall clock at every acquire and extension; so do we).
-    pub fn stamp_wall_clock(&self, lock: &mut Lock) {
-        if lock.config().dialect == Dialect::Leasehold {
-            return;
-        }
-        let unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        lock.set_wall_clock(self.core_now(), unix_ms);
-    }
-
     pub fn core_now(&self) -> CoreInstant {
         let d = tokio::time::Instant::now().saturating_duration_since(self.origin);
         CoreInstant::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
