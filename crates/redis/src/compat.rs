@@ -16,7 +16,9 @@ pub enum Compat {
     /// random value per attempt, `PXAT`/`PEXPIREAT` expiry from this process's wall clock,
     /// rueidislock's acquire/extend/delete scripts, no fence counter. A leasehold holder then
     /// excludes rueidislock waiters and the reverse, and each side notices the other's release
-    /// through client tracking. See [`Compat::gives_up`] for what this costs.
+    /// through client tracking. Needs Redis 6.2 or later (`PXAT`), like rueidislock without
+    /// `FallbackSETPX` (fleets on that fallback are not supported). See [`Compat::gives_up`]
+    /// for what this costs.
     Rueidislock {
         /// rueidislock's `KeyMajority` (`K`, 1-8): `2K-1` keys, `K` needed. It must be the
         /// same on every client of a name, rueidislock's included (default 2).
