@@ -63,6 +63,10 @@ pub struct Faults {
     /// Operator force-releases per second in total (DEL the lock key and advance its fence, as
     /// the dashboard's `--allow-writes` action does).
     pub force_releases_per_sec: f64,
+    /// How far each client's *wall* clock is off true time (uniform in `±` this, per client).
+    /// Only the rueidislock dialect reads a wall clock (its `PXAT` expiry); leasehold's own
+    /// layout never does, so this knob changes nothing for it.
+    pub client_wall_skew: Duration,
 }
 
 impl Default for Faults {
@@ -89,6 +93,7 @@ impl Default for Faults {
             failovers_per_sec: 0.0,
             replication_lag: Duration::ZERO,
             force_releases_per_sec: 0.0,
+            client_wall_skew: Duration::ZERO,
         }
     }
 }
@@ -274,6 +279,16 @@ impl SimConfig {
             drop(&mut p, MutualExclusion);
             drop(&mut p, ValidityOracle);
         }
+        if self.compat() {
+            // no fence counter: every lease carries token 0, nothing orders or rejects writes
+            drop(&mut p, TokenOrder);
+            drop(&mut p, StaleWritesAccepted);
+            drop(&mut p, LostUpdates);
+            if self.client_wall_clocks_disagree() {
+                drop(&mut p, MutualExclusion);
+                drop(&mut p, ValidityOracle);
+            }
+        }
         if !self.fencing.checks_writes() {
             drop(&mut p, StaleWritesAccepted);
         }
@@ -281,6 +296,25 @@ impl SimConfig {
             drop(&mut p, LostUpdates);
         }
         p
+    }
+
+    /// Whether the locks speak the rueidislock dialect (`--compat rueidislock[:K]`).
+    #[must_use]
+    pub fn compat(&self) -> bool {
+        self.lock.dialect == leasehold_core::Dialect::Rueidislock
+    }
+
+    /// Whether, in the rueidislock dialect, a client's wall clock (which sets its keys' `PXAT`)
+    /// can disagree with the servers' clocks: a wall skew, client drift, or server clock jumps
+    /// and drift.
+    #[must_use]
+    pub fn client_wall_clocks_disagree(&self) -> bool {
+        let f = &self.faults;
+        self.compat()
+            && (!f.client_wall_skew.is_zero()
+                || f.client_drift_ppm != 0
+                || f.server_drift_ppm != 0
+                || f.clock_jumps_per_sec > 0.0)
     }
 
     /// Whether a backward server clock jump can outlast a fence counter's retention: the counter
@@ -299,6 +333,12 @@ pub fn explain(property: Property, cfg: &SimConfig) -> &'static str {
     use Property::*;
     let f = &cfg.faults;
     match property {
+        TokenOrder | StaleWritesAccepted | LostUpdates if cfg.compat() => {
+            "rueidislock dialect: there is no fence counter, so every lease carries token 0; the resource cannot tell a superseded holder's write from the current one's (what --compat gives up: GivenUp::FencingToken)"
+        }
+        MutualExclusion | ValidityOracle if cfg.client_wall_clocks_disagree() => {
+            "rueidislock dialect: a key expires at PXAT = the writing client's wall clock + ttl, judged on the server's clock; a client clock behind the server's (skew, drift, a jump) makes the key die before the holder's validity ends, and another client is granted it (what --compat gives up: GivenUp::ClientClockExpiry)"
+        }
         MutualExclusion if f.pauses_per_sec > 0.0 => {
             "a paused holder believes it holds until it runs again (Kleppmann 1): no lease lock can prevent this; fencing tokens make its writes harmless"
         }

@@ -359,6 +359,12 @@ pub fn replay_command(cfg: &SimConfig, seed: u64) -> String {
     if !cfg.notifications {
         s.push_str(" --notifications off");
     }
+    if cfg.compat() {
+        s.push_str(&format!(
+            " --compat rueidislock:{}",
+            cfg.lock.layout.quorum()
+        ));
+    }
     if !cfg.drop_faults.is_empty() {
         let mut d = cfg.drop_faults.clone();
         d.sort_unstable();

@@ -39,6 +39,10 @@ pub struct Overrides {
     pub notifications: Option<bool>,
     /// `--drop-faults` (replays of shrunk failures).
     pub drop_faults: Vec<usize>,
+    /// `--compat rueidislock:K`: every lock speaks the rueidislock dialect with `KeyMajority`
+    /// K (keys `rueidislock:<i>:<name>`, PXAT from the client's wall clock, no fence counter).
+    /// In `clock-jump` the clients' wall clocks are also skewed by up to the jump size.
+    pub compat: Option<u8>,
     /// A planted bug in every seed: negative controls in tests only (feature `planted-bugs`,
     /// which no shipping crate enables).
     #[cfg(feature = "planted-bugs")]
@@ -155,6 +159,14 @@ pub fn config_for(scenario: &str, seed: u64, o: &Overrides) -> Result<SimConfig,
         c.lock.slot_wait = w;
     }
     c.drop_faults.clone_from(&o.drop_faults);
+    if let Some(k) = o.compat {
+        c.lock.dialect = leasehold_core::Dialect::Rueidislock;
+        c.lock.layout = SlotLayout::KeyMajority { k };
+        c.lock.prefix = leasehold_core::wire::compat::DEFAULT_PREFIX.to_owned();
+        if scenario == "clock-jump" {
+            c.faults.client_wall_skew = c.faults.clock_jump;
+        }
+    }
     #[cfg(feature = "planted-bugs")]
     {
         c.planted = o.planted;
@@ -281,6 +293,12 @@ pub fn describe(c: &SimConfig) -> String {
     }
     if c.fencing != Fencing::On {
         parts.push(format!("fencing={}", c.fencing.as_str()));
+    }
+    if c.compat() {
+        parts.push(format!("compat=rueidislock({:?})", c.lock.layout));
+    }
+    if !f.client_wall_skew.is_zero() {
+        parts.push(format!("client_wall_skew=±{:?}", f.client_wall_skew));
     }
     parts.join(" ")
 }

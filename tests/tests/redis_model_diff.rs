@@ -3,7 +3,8 @@
 //! `ModelServer` (which the proptest suite, the fuzz target, the model checker and the simulator
 //! all trust), comparing every reply — including expiry (small ttls and fence retentions, real
 //! sleeps), data loss (`FLUSHALL`, and restarts without persistence) and the fence-token rule's
-//! `TIME` floor.
+//! `TIME` floor; and the rueidislock dialect's scripts (absolute `PXAT`/`PEXPIREAT` expiry),
+//! on the same keys.
 //!
 //! Time: before each operation the model is given the server's own `TIME`; a reply that depends
 //! on the instant the script ran (a `TIME`-derived token, a `PTTL`) is accepted within the
@@ -69,6 +70,15 @@ enum OpKind {
     ForceRelease {
         keep_ms: u64,
     },
+    /// The rueidislock dialect's operations, with the absolute expiry `TIME + ttl_ms`.
+    CompatAcquire {
+        ttl_ms: u64,
+        force: bool,
+    },
+    CompatExtend {
+        ttl_ms: u64,
+    },
+    CompatCheck,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +112,10 @@ fn op_kind() -> impl Strategy<Value = OpKind> {
         )
             .prop_map(|(to, keep_ms)| OpKind::Raise { to, keep_ms }),
         1 => keep().prop_map(|keep_ms| OpKind::ForceRelease { keep_ms }),
+        2 => (ttl(), any::<bool>())
+            .prop_map(|(ttl_ms, force)| OpKind::CompatAcquire { ttl_ms, force }),
+        1 => ttl().prop_map(|ttl_ms| OpKind::CompatExtend { ttl_ms }),
+        1 => Just(OpKind::CompatCheck),
     ]
 }
 
@@ -197,6 +211,32 @@ fn decode(op: &Op, v: &Value) -> Result<Reply, String> {
             Some(1) => Reply::FenceRaised,
             _ => return Err(bad()),
         },
+        Op::CompatAcquire { .. } => match v {
+            Value::Okay => Reply::GrantedUnfenced,
+            Value::SimpleString(s) if s == "OK" => Reply::GrantedUnfenced,
+            Value::Nil => Reply::Held {
+                holder: None,
+                remaining: None,
+            },
+            _ => return Err(bad()),
+        },
+        Op::CompatExtend { .. } => match int(v) {
+            Some(1) => Reply::Extended,
+            Some(0) => Reply::Missing {
+                fence_present: true,
+            },
+            _ => return Err(bad()),
+        },
+        Op::CompatCheck { .. } => match first {
+            Some(1) => Reply::StillHeld,
+            Some(0) => Reply::NotOwner {
+                holder: items.get(1).and_then(holder),
+            },
+            Some(-1) => Reply::Missing {
+                fence_present: true,
+            },
+            _ => return Err(bad()),
+        },
         Op::ForceRelease { .. } => match first {
             Some(1) => Reply::ForceReleased(ForceOutcome::Deleted {
                 token: token(items.get(1))?,
@@ -254,6 +294,25 @@ async fn run_script(
             vec![&key, &fence],
             vec![value.to_owned(), keep_ms.to_string()],
         ),
+        Op::CompatAcquire {
+            expire_at_ms,
+            force,
+            ..
+        } => (
+            if force {
+                wire::compat::FORCE
+            } else {
+                wire::compat::ACQUIRE
+            },
+            vec![&key],
+            vec![value.to_owned(), expire_at_ms.to_string()],
+        ),
+        Op::CompatExtend { expire_at_ms, .. } => (
+            wire::compat::EXTEND,
+            vec![&key],
+            vec![value.to_owned(), expire_at_ms.to_string()],
+        ),
+        Op::CompatCheck { .. } => (wire::compat::CHECK, vec![&key], vec![value.to_owned()]),
     };
     let script = redis::Script::new(script.source);
     let mut inv = script.prepare_invoke();
@@ -381,6 +440,18 @@ impl Diff {
                 keep_ms,
             },
             OpKind::ForceRelease { keep_ms } => Op::ForceRelease { value, keep_ms },
+            // PXAT from the model's clock, which is the server's TIME here: the absolute
+            // expiry is then exactly the one the model sets
+            OpKind::CompatAcquire { ttl_ms, force } => Op::CompatAcquire {
+                value,
+                expire_at_ms: wire::compat::expire_at(before.as_nanos() / 1_000_000, ttl_ms),
+                force,
+            },
+            OpKind::CompatExtend { ttl_ms } => Op::CompatExtend {
+                value,
+                expire_at_ms: wire::compat::expire_at(before.as_nanos() / 1_000_000, ttl_ms),
+            },
+            OpKind::CompatCheck => Op::CompatCheck { value },
         };
         let raw = run_script(&mut self.conn, lock, &value_of(client, nonce), &op).await?;
         let after = server_time(&mut self.conn).await?;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use leasehold_core::SlotLayout;
+use leasehold_core::{Dialect, SlotLayout};
 
 use crate::setup::{Planted, Setup};
 
@@ -45,6 +45,13 @@ pub fn full() -> Vec<Setup> {
         }),
         world("instances-delays", INSTANCES, 2, 10, |_| {}),
         world("instances-restart", INSTANCES, 2, 9, |s| s.restarts = 1),
+        world("rueidislock-keys-1-client-loss", KEYS, 1, 18, |s| {
+            s.dialect = Dialect::Rueidislock;
+            s.drops = 1;
+        }),
+        world("rueidislock-keys-2-clients", KEYS, 2, 10, |s| {
+            s.dialect = Dialect::Rueidislock;
+        }),
     ]
 }
 

@@ -100,10 +100,14 @@ impl RoundSeen {
     /// The client is handed `reply` to `op` from `slot`.
     pub fn saw(&mut self, op: Op, reply: &Reply, slot: usize) {
         match (op, reply) {
-            (Op::Acquire { value, .. }, Reply::Held { .. }) if value.nonce == self.nonce => {
+            (Op::Acquire { value, .. } | Op::CompatAcquire { value, .. }, Reply::Held { .. })
+                if value.nonce == self.nonce =>
+            {
                 self.held |= 1 << slot;
             }
-            (Op::Acquire { value, .. }, Reply::Error(_)) if value.nonce == self.nonce => {
+            (Op::Acquire { value, .. } | Op::CompatAcquire { value, .. }, Reply::Error(_))
+                if value.nonce == self.nonce =>
+            {
                 self.error = true;
             }
             (Op::RaiseFence { .. }, Reply::Error(_)) => self.error = true,

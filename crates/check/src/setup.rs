@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use leasehold_core::{LockConfig, SlotLayout};
+use leasehold_core::{Dialect, LockConfig, SlotLayout};
 
 /// Every property the checker judges (the simulator's, minus liveness, plus the core's late-grant
 /// contract).
@@ -69,6 +69,9 @@ pub struct Setup {
     pub max_depth: Option<usize>,
     /// A planted bug, for negative controls.
     pub planted: Option<Planted>,
+    /// The wire dialect (rueidislock's: no fence counter, `PXAT` expiry from the client's
+    /// clock, which here is the one true clock).
+    pub dialect: Dialect,
 }
 
 impl Setup {
@@ -90,6 +93,7 @@ impl Setup {
             tick: None,
             max_depth: None,
             planted: None,
+            dialect: Dialect::Leasehold,
         }
     }
 
@@ -107,6 +111,7 @@ impl Setup {
             backoff_min: Duration::from_millis(5),
             backoff_max: Duration::from_millis(40),
             fence_retention: Duration::from_secs(1),
+            dialect: self.dialect,
             ..LockConfig::default()
         }
     }
@@ -144,6 +149,13 @@ impl Setup {
             drop("mutual_exclusion");
             drop("validity_oracle");
         }
+        if self.dialect == Dialect::Rueidislock {
+            // no fence counter: every lease has token 0 (one true clock, so exclusion and the
+            // validity oracle stay promised)
+            drop("token_order");
+            drop("stale_writes_accepted");
+            drop("lost_updates");
+        }
         p
     }
 
@@ -163,8 +175,13 @@ impl Setup {
             Some(w) => format!("wait {}ms", w.as_millis()),
         };
         format!(
-            "{:?}, {} clients x {} {mode}, drops {}, restarts {}, force-releases {}, pauses {}, notifications {}, horizon {}ms, tick {}",
+            "{:?}{}, {} clients x {} {mode}, drops {}, restarts {}, force-releases {}, pauses {}, notifications {}, horizon {}ms, tick {}",
             self.layout,
+            if self.dialect == Dialect::Rueidislock {
+                " (rueidislock dialect)"
+            } else {
+                ""
+            },
             self.clients,
             self.attempts,
             self.drops,

@@ -12,7 +12,7 @@
 
 mod child;
 mod guard;
-mod options;
+pub(crate) mod options;
 
 use std::io;
 use std::process::ExitCode;
@@ -56,9 +56,15 @@ pub struct ExecArgs {
     /// ttl/2 - 1% of ttl - 2ms - the kill margin (ttl/10 within 100ms..1s).
     #[arg(long, value_parser = parse_duration)]
     grace: Option<Duration>,
-    /// Key prefix.
-    #[arg(long, default_value = "leasehold")]
-    prefix: String,
+    /// Key prefix (default `leasehold`, or `rueidislock` with `--compat rueidislock`).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Speak rueidislock's wire protocol (`rueidislock[:K]`, K = its KeyMajority, 1-8, default
+    /// 2 as rueidislock's; it must equal every rueidislock client's), so this command and
+    /// rueidislock/valkeylock clients exclude each other on the same lock. Gives up fencing
+    /// tokens and server-clock expiry (PXAT from this machine's wall clock).
+    #[arg(long, value_parser = options::parse_compat)]
+    compat: Option<leasehold_redis::Compat>,
     /// Lock name.
     name: String,
     /// The command and its arguments (after `--`).
@@ -182,7 +188,13 @@ async fn exec(a: ExecArgs, name: String, t: Timing) -> u8 {
     } else {
         LockerOptions::instances(a.redis.clone())
     };
-    let opts = opts.ttl(t.ttl).prefix(a.prefix.clone());
+    let mut opts = opts.ttl(t.ttl);
+    if let Some(compat) = a.compat.clone() {
+        opts = opts.compat(compat);
+    }
+    if let Some(prefix) = &a.prefix {
+        opts = opts.prefix(prefix.clone());
+    }
     // --wait bounds the whole wait, connecting included (like `flock -w`); at least one attempt
     let started = Instant::now();
     let locker = tokio::select! {
@@ -213,9 +225,14 @@ async fn exec(a: ExecArgs, name: String, t: Timing) -> u8 {
         Signal::SIGTSTP as i32,
     ))
     .ok();
+    // no token at all under --compat (the dialect has none): a command that needs one fails
+    // on the missing variable instead of fencing with a constant
     let env = [
-        ("LEASEHOLD_TOKEN", lease.token().to_string()),
-        ("LEASEHOLD_NAME", name.clone()),
+        (
+            "LEASEHOLD_TOKEN",
+            lease.fencing_token().map(|t| t.to_string()),
+        ),
+        ("LEASEHOLD_NAME", Some(name.clone())),
     ];
     let (child, group) = match child::spawn(&a.command, &env) {
         Ok(c) => c,

@@ -89,6 +89,11 @@ pub struct SimArgs {
     /// Whether servers push key-change notifications (client tracking) to waiters and holders.
     #[arg(long, value_enum)]
     notifications: Option<OnOff>,
+    /// Run every lock in rueidislock's wire dialect (`rueidislock[:K]`, K its KeyMajority,
+    /// default 2): no fencing tokens, PXAT expiry from each client's wall clock (skewed by up to
+    /// the jump size in `clock-jump`). What that gives up is reported as findings.
+    #[arg(long, value_parser = crate::exec_cmd::options::parse_compat)]
+    compat: Option<leasehold_redis::Compat>,
     /// Per-slot reply wait (try_next_after) for every acquire, e.g. 20ms.
     #[arg(long, value_parser = parse_duration)]
     slot_wait: Option<Duration>,
@@ -131,6 +136,11 @@ pub fn run(a: &SimArgs) -> ExitCode {
         notifications: a.notifications.map(|f| f == OnOff::On),
         slot_wait: a.slot_wait,
         drop_faults: a.drop_faults.clone().map(|f| f.0).unwrap_or_default(),
+        compat: a.compat.as_ref().map(|c| match c {
+            leasehold_redis::Compat::Rueidislock { key_majority, .. } => *key_majority,
+            // a future dialect the simulator does not model yet is refused below
+            _ => 0,
+        }),
         ..Overrides::default()
     };
     if let Some(d) = a.duration

@@ -54,7 +54,9 @@ pub enum ConfigError {
         problem: String,
     },
     /// The slot layout cannot form a majority (zero or an even number of slots, or too many).
-    /// Use an odd number of instances (1, 3, 5, …) or `KeyMajority { k }` with `k >= 1`.
+    /// Use an odd number of instances (1, 3, 5, …) or `KeyMajority { k }` with `k >= 1`. Also
+    /// returned for the rueidislock dialect with any layout but `KeyMajority { k }`: give the
+    /// `k` of the rueidislock fleet's `KeyMajority`.
     #[error("invalid slot layout {layout:?}: {problem}")]
     InvalidLayout {
         /// The rejected layout.
@@ -217,6 +219,21 @@ impl SlotLayout {
     }
 }
 
+/// Which wire protocol a lock speaks: leasehold's own (keys with hash tags, `lh1:` values,
+/// relative `PX` ttls, fence counters) or rueidislock's, for fleets that mix leasehold with
+/// rueidislock/valkeylock clients on the same locks ([`crate::wire::compat`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// Leasehold's own layout and scripts ([`crate::wire`]).
+    #[default]
+    Leasehold,
+    /// rueidislock's: keys `<prefix>:<i>:<name>`, a random value per attempt, `PXAT` expiry from
+    /// the client's wall clock, no fence counter. Needs [`SlotLayout::KeyMajority`] (rueidislock's
+    /// `KeyMajority`, equal on every client). What it gives up:
+    /// [`crate::wire::compat::GIVEN_UP`].
+    Rueidislock,
+}
+
 /// Timing and layout of one lock. Public fields; call [`LockConfig::validate`] (the machine does)
 /// before use.
 #[derive(Debug, Clone, PartialEq)]
@@ -248,6 +265,8 @@ pub struct LockConfig {
     /// `TIME` (see [`crate::wire::ACQUIRE`]); the retention only has to outlast how far the server
     /// clock may step back. At least 1 s, whole milliseconds.
     pub fence_retention: Duration,
+    /// The wire protocol (default [`Dialect::Leasehold`]).
+    pub dialect: Dialect,
 }
 
 impl Default for LockConfig {
@@ -264,6 +283,7 @@ impl Default for LockConfig {
             backoff_min: Duration::from_millis(2),
             backoff_max: Duration::from_millis(500),
             fence_retention: Duration::from_secs(3_600),
+            dialect: Dialect::Leasehold,
         }
     }
 }
@@ -304,6 +324,14 @@ impl LockConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate_name("key prefix", &self.prefix)?;
         self.layout.validate()?;
+        if self.dialect == Dialect::Rueidislock
+            && !matches!(self.layout, SlotLayout::KeyMajority { .. })
+        {
+            return Err(ConfigError::InvalidLayout {
+                layout: self.layout,
+                problem: "the rueidislock dialect needs KeyMajority { k } (rueidislock's KeyMajority: keys <prefix>:0..2k-2:<name> on one deployment)",
+            });
+        }
         let bad = |option, value, problem: String| ConfigError::InvalidDuration {
             option,
             value,

@@ -27,7 +27,9 @@ pub mod wire;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use config::{ConfigError, HolderId, LockConfig, LockName, SlotLayout, recommend_slot_wait};
+pub use config::{
+    ConfigError, Dialect, HolderId, LockConfig, LockName, SlotLayout, recommend_slot_wait,
+};
 pub use machine::{Lock, Phase, Stats};
 pub use outcome::{AcquireError, AcquireMode, Event, LostReason, SlotSet, UsageError};
 pub use time::Instant;

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::config::{ConfigError, HolderId, LockConfig, LockName, MAX_SLOTS};
+use crate::config::{ConfigError, Dialect, HolderId, LockConfig, LockName, MAX_SLOTS};
 use crate::outcome::{AcquireError, AcquireMode, Event, LostReason, SlotSet, UsageError};
 use crate::rng::SplitMix64;
 use crate::time::Instant;
@@ -211,6 +211,8 @@ pub struct Lock {
     disconnected: SlotSet,
     last_reply_time: [Option<Duration>; MAX_SLOTS],
     stats: Stats,
+    /// The client's wall clock: `(at, unix_ms)` read at `at` ([`Lock::set_wall_clock`]).
+    wall: Option<(Instant, u64)>,
 }
 
 impl Lock {
@@ -222,7 +224,7 @@ impl Lock {
         seed: u64,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        let keys = SlotKeys::new(&config.prefix, &name, config.layout);
+        let keys = SlotKeys::for_config(&config, &name);
         let slots = config.layout.slots();
         let quorum = config.layout.quorum();
         let window = config.validity_window();
@@ -245,6 +247,7 @@ impl Lock {
             disconnected: SlotSet::EMPTY,
             last_reply_time: [None; MAX_SLOTS],
             stats: Stats::default(),
+            wall: None,
         })
     }
 
@@ -345,7 +348,38 @@ impl Lock {
 
     /// Append the Redis value string for `value` (as carried in a [`Command`]) to `out`.
     pub fn write_value(&self, value: LeaseValue, out: &mut String) {
-        write_value(out, value, &self.holder);
+        match self.config.dialect {
+            Dialect::Leasehold => write_value(out, value, &self.holder),
+            Dialect::Rueidislock => crate::wire::compat::write_value(out, value),
+        }
+    }
+
+    /// The held lease's fencing token, `None` when not holding *or* when the dialect has no
+    /// fence counter ([`Dialect::Rueidislock`], whose events carry token 0).
+    #[must_use]
+    pub fn fencing_token(&self) -> Option<u64> {
+        self.token().filter(|_| self.config.dialect.has_fence())
+    }
+
+    /// Tell the machine that at `now` the client's wall clock read `unix_ms` (ms since 1970).
+    /// Only the rueidislock dialect uses it: its expiries are absolute (`PXAT`), the wall clock
+    /// at sending plus the ttl, as rueidislock computes them. Call it again whenever the wall
+    /// clock should be re-read (the adapter does before each acquire and extension). Without
+    /// a call, the wall clock is `now` itself (the simulator's clocks).
+    pub fn set_wall_clock(&mut self, now: Instant, unix_ms: u64) {
+        self.wall = Some((now, unix_ms));
+    }
+
+    /// The client's wall clock at `now`, Unix ms.
+    fn wall_ms(&self, now: Instant) -> u64 {
+        let now_ms = now.as_nanos() / 1_000_000;
+        match self.wall {
+            None => now_ms,
+            Some((at, ms)) => {
+                let at_ms = at.as_nanos() / 1_000_000;
+                (ms.saturating_add(now_ms)).saturating_sub(at_ms)
+            }
+        }
     }
 
     // ---- B. Handlers ------------------------------------------------------------------------
@@ -353,6 +387,12 @@ impl Lock {
     /// Feed the reply to request `id`. Unknown and duplicate ids are ignored.
     pub fn handle_reply(&mut self, now: Instant, id: RequestId, reply: Reply) {
         self.handle_timeout(now);
+        // a dialect without fence counters grants without a token; inside the machine that is
+        // token 0 (never exposed as a token: `fencing_token` is `None` then)
+        let reply = match reply {
+            Reply::GrantedUnfenced => Reply::Granted { token: 0 },
+            other => other,
+        };
         let Some(pos) = self.pending.iter().position(|p| p.id == id) else {
             self.stats.ignored_replies += 1;
             return;
@@ -399,7 +439,8 @@ impl Lock {
                 } else {
                     lease.checking.insert(slot);
                     let value = lease.value;
-                    self.send(now, slot, Purpose::Check, value, Op::Check { value });
+                    let op = self.config.dialect.check_op(value);
+                    self.send(now, slot, Purpose::Check, value, op);
                 }
             }
             _ => {}
@@ -596,20 +637,9 @@ impl Lock {
             wait_until = wait_until.min(deadline);
         }
         let force = attempt.mode == AcquireMode::Force;
-        let (ttl_ms, keep_ms) = (self.config.ttl_ms(), self.config.fence_keep_ms());
+        let op = (self.config.dialect).acquire_op(&self.config, value, force, self.wall_ms(now));
         for slot in 0..self.slots {
-            self.send(
-                now,
-                slot,
-                Purpose::Acquire,
-                value,
-                Op::Acquire {
-                    value,
-                    ttl_ms,
-                    force,
-                    keep_ms,
-                },
-            );
+            self.send(now, slot, Purpose::Acquire, value, op);
         }
         let round = Round {
             value,
@@ -727,7 +757,7 @@ impl Lock {
                 .max()
                 .unwrap_or(0);
             round.token = token;
-            if self.slots == 1 {
+            if self.slots == 1 || !self.config.dialect.has_fence() {
                 self.finish_acquired(now);
             } else {
                 self.start_write_back(now);
@@ -1014,19 +1044,9 @@ impl Lock {
             ok: SlotSet::EMPTY,
         });
         let (held, value) = (lease.held, lease.value);
-        let (ttl_ms, keep_ms) = (self.config.ttl_ms(), self.config.fence_keep_ms());
+        let op = (self.config.dialect).extend_op(&self.config, value, self.wall_ms(now));
         for slot in held.iter() {
-            self.send(
-                now,
-                slot,
-                Purpose::Extend,
-                value,
-                Op::Extend {
-                    value,
-                    ttl_ms,
-                    keep_ms,
-                },
-            );
+            self.send(now, slot, Purpose::Extend, value, op);
         }
     }
 
@@ -1092,7 +1112,8 @@ impl Lock {
             lease.recheck.remove(p.slot);
             lease.checking.insert(p.slot);
             let value = lease.value;
-            self.send(now, p.slot, Purpose::Check, value, Op::Check { value });
+            let op = self.config.dialect.check_op(value);
+            self.send(now, p.slot, Purpose::Check, value, op);
         }
     }
 

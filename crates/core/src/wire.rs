@@ -12,13 +12,18 @@
 //! Lock value: `lh1:<16 hex digits of nonce>:<holder id>`.
 //!
 //! Keys in both directions (build and parse) and the event stream's fields: [`keys`].
+//!
+//! A second dialect, rueidislock's (keys `<prefix>:<i>:<name>`, `PXAT` expiry, no fence counter),
+//! for fleets shared with rueidislock clients: [`compat`], chosen by
+//! [`crate::LockConfig::dialect`].
 
+pub mod compat;
 pub mod keys;
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::config::{HolderId, LockName, SlotLayout};
+use crate::config::{Dialect, HolderId, LockConfig, LockName, SlotLayout};
 
 /// Version tag that starts every lock value written by leasehold.
 pub const VALUE_TAG: &str = "lh1";
@@ -234,6 +239,28 @@ pub enum Op {
         /// The counter's retention from now, ms (the lease's ttl plus the fence retention).
         keep_ms: u64,
     },
+    /// rueidislock dialect: run [`compat::ACQUIRE`] (`force == false`) or [`compat::FORCE`].
+    /// Granted is [`Reply::GrantedUnfenced`]; `Op::Release` releases it ([`compat::DELKEY`]).
+    CompatAcquire {
+        /// Our value for this attempt.
+        value: LeaseValue,
+        /// `PXAT`: the client's wall clock at sending plus the ttl, Unix ms ([`compat::expire_at`]).
+        expire_at_ms: u64,
+        /// Overwrite another holder's value (`SET` without `NX`).
+        force: bool,
+    },
+    /// rueidislock dialect: run [`compat::EXTEND`] (`PEXPIREAT`).
+    CompatExtend {
+        /// Our value.
+        value: LeaseValue,
+        /// `PEXPIREAT`: the client's wall clock at sending plus the ttl, Unix ms.
+        expire_at_ms: u64,
+    },
+    /// rueidislock dialect: run [`compat::CHECK`] (read-only).
+    CompatCheck {
+        /// Our value.
+        value: LeaseValue,
+    },
     /// Run [`FORCE_RELEASE`]: an operator evicts exactly this value. Never emitted by [`crate::Lock`];
     /// tools (the dashboard, the simulator's operator) build it from the value they saw.
     ForceRelease {
@@ -255,6 +282,10 @@ impl Op {
             Op::Release { .. } => RELEASE,
             Op::RaiseFence { .. } => RAISE_FENCE,
             Op::ForceRelease { .. } => FORCE_RELEASE,
+            Op::CompatAcquire { force: false, .. } => compat::ACQUIRE,
+            Op::CompatAcquire { force: true, .. } => compat::FORCE,
+            Op::CompatExtend { .. } => compat::EXTEND,
+            Op::CompatCheck { .. } => compat::CHECK,
         }
     }
 
@@ -267,7 +298,10 @@ impl Op {
             | Op::Extend { value, .. }
             | Op::Check { value }
             | Op::Release { value }
-            | Op::ForceRelease { value, .. } => Some(value),
+            | Op::ForceRelease { value, .. }
+            | Op::CompatAcquire { value, .. }
+            | Op::CompatExtend { value, .. }
+            | Op::CompatCheck { value } => Some(value),
             Op::RaiseFence { .. } => None,
         }
     }
@@ -283,6 +317,10 @@ impl Op {
             Op::Release { .. } => "release",
             Op::RaiseFence { .. } => "raise_fence",
             Op::ForceRelease { .. } => "force_release",
+            Op::CompatAcquire { force: false, .. } => "acqat",
+            Op::CompatAcquire { force: true, .. } => "fcqat",
+            Op::CompatExtend { .. } => "extend_at",
+            Op::CompatCheck { .. } => "check_compat",
         }
     }
 }
@@ -349,6 +387,9 @@ pub enum Reply {
         /// The slot's fence counter after the increment.
         token: u64,
     },
+    /// Acquire in the rueidislock dialect: granted, and there is no fence counter, so no token
+    /// (see [`compat::GivenUp::FencingToken`]).
+    GrantedUnfenced,
     /// Acquire: someone else holds the slot.
     Held {
         /// Holder id parsed from the other value, if it is a leasehold value.
@@ -409,7 +450,23 @@ pub struct SlotKeys {
 }
 
 impl SlotKeys {
-    /// Keys for `name` under `prefix` in `layout`.
+    /// Keys for `name` as `config` lays them out (its prefix, layout and dialect). In the
+    /// rueidislock dialect the keys are `<prefix>:<i>:<name>` and there are no fence keys
+    /// ([`SlotKeys::fence_key`] is empty).
+    #[must_use]
+    pub fn for_config(config: &LockConfig, name: &LockName) -> Self {
+        match config.dialect {
+            Dialect::Leasehold => SlotKeys::new(&config.prefix, name, config.layout),
+            Dialect::Rueidislock => SlotKeys {
+                lock: (0..config.layout.slots())
+                    .map(|i| compat::lock_key(&config.prefix, name.as_str(), i))
+                    .collect(),
+                fence: vec![String::new(); config.layout.slots()],
+            },
+        }
+    }
+
+    /// Keys for `name` under `prefix` in `layout` (leasehold's own dialect).
     #[must_use]
     pub fn new(prefix: &str, name: &LockName, layout: SlotLayout) -> Self {
         let n = layout.slots();

@@ -71,6 +71,32 @@ pub fn decode(op: &Op, v: &Value) -> Reply {
             },
             _ => corrupt(op, v),
         },
+        // rueidislock's acqat/fcqat return the SET reply: OK, or nil when the key exists
+        Op::CompatAcquire { .. } => match v {
+            Value::Okay => Reply::GrantedUnfenced,
+            Value::SimpleString(s) if s == "OK" => Reply::GrantedUnfenced,
+            Value::Nil => Reply::Held {
+                holder: None,
+                remaining: None,
+            },
+            _ => corrupt(op, v),
+        },
+        // PEXPIREAT's 1, or 0 for taken, deleted and expired alike
+        Op::CompatExtend { .. } => match int(v) {
+            Some(1) => Reply::Extended,
+            Some(0) => Reply::Missing {
+                fence_present: true,
+            },
+            _ => corrupt(op, v),
+        },
+        Op::CompatCheck { .. } => match (items.first().and_then(int), items.get(1)) {
+            (Some(1), _) => Reply::StillHeld,
+            (Some(0), Some(h)) => Reply::NotOwner { holder: holder(h) },
+            (Some(-1), _) => Reply::Missing {
+                fence_present: true,
+            },
+            _ => corrupt(op, v),
+        },
         Op::Release { .. } => match int(v) {
             Some(n) => Reply::Released { deleted: n == 1 },
             None => corrupt(op, v),
@@ -113,6 +139,55 @@ mod tests {
         force: false,
         keep_ms: 1_000,
     };
+
+    #[test]
+    fn decodes_the_rueidislock_dialect() {
+        let value = LeaseValue { nonce: 1 };
+        let acq = Op::CompatAcquire {
+            value,
+            expire_at_ms: 1,
+            force: false,
+        };
+        assert_eq!(decode(&acq, &Value::Okay), Reply::GrantedUnfenced);
+        assert_eq!(
+            decode(&acq, &Value::SimpleString("OK".into())),
+            Reply::GrantedUnfenced
+        );
+        assert_eq!(
+            decode(&acq, &Value::Nil),
+            Reply::Held {
+                holder: None,
+                remaining: None
+            }
+        );
+        let ext = Op::CompatExtend {
+            value,
+            expire_at_ms: 1,
+        };
+        assert_eq!(decode(&ext, &Value::Int(1)), Reply::Extended);
+        assert_eq!(
+            decode(&ext, &Value::Int(0)),
+            Reply::Missing {
+                fence_present: true
+            }
+        );
+        let chk = Op::CompatCheck { value };
+        assert_eq!(
+            decode(&chk, &Value::Array(vec![Value::Int(1)])),
+            Reply::StillHeld
+        );
+        for bad in [Value::Int(7), Value::Array(vec![])] {
+            for op in [acq, ext, chk] {
+                assert!(matches!(
+                    decode(&op, &bad),
+                    Reply::Error(SlotError {
+                        kind: SlotErrorKind::Corrupt,
+                        ..
+                    })
+                ));
+            }
+        }
+    }
 
     #[test]
     fn decodes_every_script_shape_and_rejects_garbage() {

@@ -258,7 +258,10 @@ impl Keeper {
                 if let Some(t) = h.timer.take() {
                     self.timers.remove(&(t, id));
                 }
-                h.entry.machine().lock.handle_timeout(shared.core_now());
+                let mut m = h.entry.machine();
+                // an extension is due: its PEXPIREAT reads the wall clock (rueidislock dialect)
+                shared.stamp_wall_clock(&mut m.lock);
+                m.lock.handle_timeout(shared.core_now());
             }
             self.pump(id);
         }
@@ -304,8 +307,10 @@ impl Keeper {
         let (timer, idle) = {
             let mut m = entry.machine();
             while let Some(cmd) = m.lock.poll_command() {
-                if matches!(cmd.op, leasehold_core::Op::Extend { .. })
-                    && !entry.cell.begin_extension()
+                if matches!(
+                    cmd.op,
+                    leasehold_core::Op::Extend { .. } | leasehold_core::Op::CompatExtend { .. }
+                ) && !entry.cell.begin_extension()
                 {
                     continue; // a release was requested: never extend after it
                 }

@@ -55,9 +55,18 @@ impl Lease {
     }
 
     /// The fencing token: strictly greater than every earlier holder's token of this lock.
+    /// Always 0 under [`crate::Compat::Rueidislock`], which has no fence counter: use
+    /// [`Lease::fencing_token`] where a locker may speak a compat dialect.
     #[must_use]
     pub fn token(&self) -> u64 {
         self.entry.cell.snapshot().0
+    }
+
+    /// The fencing token, or `None` when the locker speaks a dialect without one
+    /// ([`crate::Compat::Rueidislock`]: see [`crate::GivenUp::FencingToken`]).
+    #[must_use]
+    pub fn fencing_token(&self) -> Option<u64> {
+        self.shared.config.dialect.has_fence().then(|| self.token())
     }
 
     /// Until when the lease is trusted (moves forward with each extension). `None` once lost or

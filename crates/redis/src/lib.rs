@@ -33,6 +33,7 @@
 
 mod acquire;
 pub mod cell;
+mod compat;
 mod conn;
 mod decode;
 mod drive;
@@ -44,6 +45,7 @@ mod observe;
 mod send;
 mod sync;
 
+pub use compat::{Compat, GivenUp};
 pub use conn::WakeMode;
 pub use error::{LockError, redact};
 pub use lease::Lease;

@@ -4,9 +4,10 @@ use std::sync::atomic::AtomicU8;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use leasehold_core::wire::compat as compat_wire;
 use leasehold_core::{
-    AcquireError, AcquireMode, HolderId, Instant as CoreInstant, Lock, LockConfig, LockName,
-    LostReason, SlotLayout,
+    AcquireError, AcquireMode, Dialect, HolderId, Instant as CoreInstant, Lock, LockConfig,
+    LockName, LostReason, SlotLayout,
 };
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -114,6 +115,11 @@ pub(crate) struct Scripts {
     pub check: redis::Script,
     pub release: redis::Script,
     pub raise_fence: redis::Script,
+    /// The rueidislock dialect's acquire, force and extend (its release is `release`).
+    pub compat_acquire: redis::Script,
+    pub compat_force: redis::Script,
+    pub compat_extend: redis::Script,
+    pub compat_check: redis::Script,
 }
 
 pub(crate) struct Shared {
@@ -264,6 +270,12 @@ pub enum RunOutcome<T> {
 impl Locker {
     async fn connect(opts: LockerOptions) -> Result<Locker, LockError> {
         let mut config = opts.lock.clone();
+        if config.dialect == Dialect::Rueidislock && opts.urls.len() > 1 {
+            return Err(LockError::Options(format!(
+                "compat rueidislock speaks to one deployment (rueidislock has no majority of independent instances), but {} URLs were given; give the one URL the rueidislock clients use",
+                opts.urls.len()
+            )));
+        }
         config.layout = match (opts.urls.len(), opts.key_majority) {
             (0, _) => {
                 return Err(LockError::Options(
@@ -429,8 +441,16 @@ impl Locker {
                 acquire: redis::Script::new(leasehold_core::wire::ACQUIRE.source),
                 extend: redis::Script::new(leasehold_core::wire::EXTEND.source),
                 check: redis::Script::new(leasehold_core::wire::CHECK.source),
-                release: redis::Script::new(leasehold_core::wire::RELEASE.source),
+                // the same compare-and-delete in both dialects; rueidislock's own text in its
+                release: redis::Script::new(match config.dialect {
+                    Dialect::Leasehold => leasehold_core::wire::RELEASE.source,
+                    Dialect::Rueidislock => compat_wire::DELKEY.source,
+                }),
                 raise_fence: redis::Script::new(leasehold_core::wire::RAISE_FENCE.source),
+                compat_acquire: redis::Script::new(compat_wire::ACQUIRE.source),
+                compat_force: redis::Script::new(compat_wire::FORCE.source),
+                compat_extend: redis::Script::new(compat_wire::EXTEND.source),
+                compat_check: redis::Script::new(compat_wire::CHECK.source),
             },
             origin: tokio::time::Instant::now(),
             config,
@@ -581,6 +601,7 @@ impl Locker {
             self.shared.holder.clone(),
             self.shared.next_seed(),
         )?;
+        self.shared.stamp_wall_clock(&mut lock);
         if let Ok(times) = self.shared.reply_times.lock() {
             for slot in 0..self.shared.slots {
                 if let Some(Some(t)) = times.get(self.shared.instance_of(slot)) {

@@ -11,7 +11,8 @@ pub enum LockEvent {
     Acquired {
         /// Lock name.
         name: String,
-        /// Fencing token.
+        /// Fencing token (0 under [`crate::Compat::Rueidislock`], which has none: see
+        /// [`crate::Lease::fencing_token`]).
         token: u64,
         /// Time from the acquire call to the grant.
         latency: Duration,

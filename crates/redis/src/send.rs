@@ -45,6 +45,8 @@ pub(crate) fn wrote_lock_key(op: &Op, reply: &Reply) -> bool {
         (Op::Acquire { .. }, Reply::Granted { .. })
             | (Op::Extend { .. }, Reply::Extended)
             | (Op::Release { .. }, Reply::Released { deleted: true })
+            | (Op::CompatAcquire { .. }, Reply::GrantedUnfenced)
+            | (Op::CompatExtend { .. }, Reply::Extended)
     )
 }
 
@@ -102,6 +104,30 @@ async fn execute(
             Op::RaiseFence { token, keep_ms } => {
                 let mut i = scripts.raise_fence.key(&fence_key);
                 i.arg(token).arg(keep_ms);
+                i
+            }
+            Op::CompatAcquire {
+                expire_at_ms,
+                force,
+                ..
+            } => {
+                let script = if force {
+                    &scripts.compat_force
+                } else {
+                    &scripts.compat_acquire
+                };
+                let mut i = script.key(&lock_key);
+                i.arg(&value).arg(expire_at_ms);
+                i
+            }
+            Op::CompatExtend { expire_at_ms, .. } => {
+                let mut i = scripts.compat_extend.key(&lock_key);
+                i.arg(&value).arg(expire_at_ms);
+                i
+            }
+            Op::CompatCheck { .. } => {
+                let mut i = scripts.compat_check.key(&lock_key);
+                i.arg(&value);
                 i
             }
             Op::ForceRelease { keep_ms, .. } => {

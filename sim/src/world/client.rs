@@ -217,7 +217,7 @@ impl World {
         while let Some(cmd) = self.clients[c].locks[l].machine.poll_command() {
             let s = self.server_of(cmd.slot);
             self.clients[c].locks[l].round.sent(&cmd);
-            if let Op::Acquire { .. } = cmd.op {
+            if let Op::Acquire { .. } | Op::CompatAcquire { .. } = cmd.op {
                 self.clients[c].acquire_sent.push((cmd.request, self.now));
             }
             let li = self.link(c, s);

@@ -21,7 +21,7 @@
 
 use std::time::Duration;
 
-use leasehold_core::{HolderId, Lock, LockName};
+use leasehold_core::{HolderId, Instant, Lock, LockName};
 
 use crate::check::history::History;
 use crate::config::{SimConfig, uniform};
@@ -130,10 +130,20 @@ impl World {
             #[cfg(not(feature = "planted-bugs"))]
             let wall_step_at = None;
             let offset = rng.below_inclusive(1_000_000_000) as i64;
-            clients.push(Client::new(
-                locks,
-                SkewedClock::new(offset, drift_ppm, wall_step_at),
-            ));
+            let clock = SkewedClock::new(offset, drift_ppm, wall_step_at);
+            if cfg.compat() {
+                // the rueidislock dialect's PXAT reads the client's wall clock: true time off
+                // by this client's skew, then moving with its (drifting, jumping) clock. Drawn
+                // only in this dialect, so leasehold's traces are unchanged.
+                let skew = nanos(cfg.faults.client_wall_skew);
+                let skew = rng.below_inclusive(2 * skew) as i64 - skew as i64;
+                let reading = Instant::from_nanos(clock.read(T_START));
+                let wall_ms = ((T_START as i64 + skew).max(0) as u64) / 1_000_000;
+                for lock in &mut locks {
+                    lock.set_wall_clock(reading, wall_ms);
+                }
+            }
+            clients.push(Client::new(locks, clock));
         }
         let servers = (0..nserv)
             .map(|_| {

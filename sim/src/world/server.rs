@@ -94,7 +94,9 @@ impl World {
         let expired_before = self.servers[s].keys[key].clone().expire(now);
         let reply = self.run_script(c, s, key, now, cmd.op);
         // an extension may only ever renew the extender's own key
-        if let (Op::Extend { value, .. }, Reply::Extended) = (cmd.op, &reply) {
+        if let (Op::Extend { value, .. } | Op::CompatExtend { value, .. }, Reply::Extended) =
+            (cmd.op, &reply)
+        {
             let owner = before.filter(|_| !expired_before);
             if owner.is_none_or(|o| o.client != c || o.value != value) {
                 self.history.violation(
@@ -106,6 +108,11 @@ impl World {
         }
         // when the servers issued leases, for token_order
         match (cmd.op, &reply) {
+            // the rueidislock dialect: a grant without a counter (its issue order is still
+            // recorded; the dialect does not promise token_order)
+            (Op::CompatAcquire { value, .. }, Reply::GrantedUnfenced) => {
+                self.clients[c].issue_log(l).grant(value.nonce, self.now);
+            }
             (Op::Acquire { value, .. }, Reply::Granted { .. }) => {
                 if fence_before.is_none() && self.servers[s].fenced[key] {
                     self.history.fences_recreated += 1;
@@ -150,7 +157,10 @@ impl World {
         }
         // Redis's NOLOOP does not cover writes made inside scripts: the writer is notified too
         let wrote = before != after.map(|(o, _)| o)
-            || matches!((cmd.op, &reply), (Op::Extend { .. }, Reply::Extended));
+            || matches!(
+                (cmd.op, &reply),
+                (Op::Extend { .. } | Op::CompatExtend { .. }, Reply::Extended)
+            );
         if wrote {
             self.invalidate(s, l, cmd.slot, None);
         }

@@ -438,6 +438,7 @@ impl World {
         let issuing = matches!(
             (cmd.op, &reply),
             (Op::Acquire { .. }, Reply::Granted { .. })
+                | (Op::CompatAcquire { .. }, Reply::GrantedUnfenced)
                 | (Op::RaiseFence { .. }, Reply::FenceRaised)
         );
         // only issuing operations are numbered: token_order compares nothing else
@@ -450,7 +451,7 @@ impl World {
             )
         });
         match (cmd.op, &reply) {
-            (Op::Extend { value, .. }, Reply::Extended)
+            (Op::Extend { value, .. } | Op::CompatExtend { value, .. }, Reply::Extended)
                 if before != Some(Owner { client: c, value }) =>
             {
                 return Err(Violation::new(
@@ -461,7 +462,8 @@ impl World {
                     ),
                 ));
             }
-            (Op::Acquire { value, .. }, Reply::Granted { .. }) => {
+            (Op::Acquire { value, .. }, Reply::Granted { .. })
+            | (Op::CompatAcquire { value, .. }, Reply::GrantedUnfenced) => {
                 self.apps[c].issue_log.grant(value.nonce, seq);
             }
             (Op::RaiseFence { .. }, Reply::FenceRaised) => self.apps[c].issue_log.write_back(seq),
@@ -509,7 +511,8 @@ impl World {
                 self.drain(setup, c, log)?;
                 self.apps[c].round.saw(op, &reply, slot);
                 let grant = match (op, &reply) {
-                    (Op::Acquire { value, .. }, Reply::Granted { .. }) => Some(value),
+                    (Op::Acquire { value, .. }, Reply::Granted { .. })
+                    | (Op::CompatAcquire { value, .. }, Reply::GrantedUnfenced) => Some(value),
                     _ => None,
                 };
                 self.locks[c].handle_reply(now, id, reply);
@@ -542,7 +545,7 @@ impl World {
     fn drain(&mut self, setup: &Setup, c: usize, log: &mut Log) -> Result<(), Violation> {
         self.lock_fp[c] = None;
         while let Some(cmd) = self.locks[c].poll_command() {
-            if let Op::Acquire { value, .. } = cmd.op
+            if let Op::Acquire { value, .. } | Op::CompatAcquire { value, .. } = cmd.op
                 && self.apps[c].round.nonce != value.nonce
             {
                 self.apps[c].round = RoundSeen::new(value.nonce);

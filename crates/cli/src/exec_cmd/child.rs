@@ -82,12 +82,13 @@ impl Group {
     }
 }
 
-/// Spawn `argv` with `env` as the leader of a new process group. Must be called on the thread
+/// Spawn `argv` with `env` (`None`: removed from the inherited environment) as the leader of a
+/// new process group. Must be called on the thread
 /// that outlives the command (the runtime's `block_on` thread): Linux delivers the parent-death
 /// signal when the thread that forked exits.
 pub fn spawn(
     argv: &[String],
-    env: &[(&str, String)],
+    env: &[(&str, Option<String>)],
 ) -> io::Result<(tokio::process::Child, Group)> {
     let Some((program, args)) = argv.split_first() else {
         return Err(io::Error::new(
@@ -98,7 +99,10 @@ pub fn spawn(
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args).process_group(0);
     for (k, v) in env {
-        cmd.env(k, v);
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
     }
     die_with_parent(&mut cmd);
     let child = cmd.spawn()?;

@@ -50,6 +50,32 @@ pub fn max_grace(ttl: Duration) -> Duration {
         .saturating_sub(kill_margin(ttl))
 }
 
+/// Parse `--compat`: `rueidislock` or `rueidislock:K` with K (rueidislock's `KeyMajority`) in
+/// 1-8 (2K-1 keys, at most 15); the error names the flag and what is accepted.
+pub fn parse_compat(s: &str) -> Result<leasehold_redis::Compat, String> {
+    let usage = "use rueidislock or rueidislock:K with K (rueidislock's KeyMajority) from 1 to 8";
+    let (lib, k) = match s.split_once(':') {
+        Some((lib, k)) => (lib, Some(k)),
+        None => (s, None),
+    };
+    if lib != "rueidislock" {
+        return Err(format!(
+            "invalid --compat {s:?}: unknown protocol {lib:?}; {usage}"
+        ));
+    }
+    let key_majority = match k {
+        None => leasehold_core::wire::compat::DEFAULT_KEY_MAJORITY,
+        Some(k) => match k.parse::<u8>() {
+            Ok(k @ 1..=8) => k,
+            _ => return Err(format!("invalid --compat {s:?}: K = {k:?}; {usage}")),
+        },
+    };
+    Ok(leasehold_redis::Compat::Rueidislock {
+        key_majority,
+        prefix: leasehold_core::wire::compat::DEFAULT_PREFIX.to_owned(),
+    })
+}
+
 /// Check `--ttl`, `--wait` and `--grace` (`None`: the default); the error is the message to
 /// print.
 pub fn check(ttl: Duration, wait: Duration, grace: Option<Duration>) -> Result<Timing, String> {
@@ -95,6 +121,38 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn compat_is_rueidislock_with_an_optional_key_majority() {
+        let k = |s| match parse_compat(s) {
+            Ok(leasehold_redis::Compat::Rueidislock {
+                key_majority,
+                prefix,
+            }) => {
+                assert_eq!(prefix, "rueidislock");
+                Ok(key_majority)
+            }
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(k("rueidislock"), Ok(2));
+        assert_eq!(k("rueidislock:1"), Ok(1));
+        assert_eq!(k("rueidislock:8"), Ok(8));
+        for bad in [
+            "redsync",
+            "rueidislock:0",
+            "rueidislock:9",
+            "rueidislock:",
+            "rueidislock:x",
+            "",
+        ] {
+            let e = k(bad).unwrap_err();
+            assert!(
+                e.starts_with("invalid --compat") && e.contains("1 to 8"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

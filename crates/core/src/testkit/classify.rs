@@ -72,7 +72,7 @@ impl RoundLog {
     /// write-back belongs to the current one; other commands are not about rounds.
     pub fn sent(&mut self, cmd: &Command) {
         match cmd.op {
-            Op::Acquire { value, .. } => {
+            Op::Acquire { value, .. } | Op::CompatAcquire { value, .. } => {
                 if self.nonce != Some(value.nonce) {
                     *self = RoundLog {
                         nonce: Some(value.nonce),
@@ -123,7 +123,8 @@ impl RoundLog {
             && *seen == Seen::Nothing
         {
             *seen = match (fence, reply) {
-                (false, Reply::Granted { .. }) | (true, Reply::FenceRaised) => Seen::Granted,
+                (false, Reply::Granted { .. } | Reply::GrantedUnfenced)
+                | (true, Reply::FenceRaised) => Seen::Granted,
                 (false, Reply::Held { .. }) => Seen::Held,
                 _ => Seen::Failed,
             };

@@ -17,6 +17,7 @@
 //! - nothing panics (the caller observes a panic as a test failure).
 
 pub mod classify;
+mod compat;
 pub mod issue;
 
 pub use issue::IssueLog;
@@ -360,6 +361,16 @@ impl ModelServer {
                 };
                 Reply::FenceRaised
             }
+            Op::CompatAcquire {
+                value,
+                expire_at_ms,
+                force,
+            } => self.compat_acquire(now, client, value, expire_at_ms, force),
+            Op::CompatExtend {
+                value,
+                expire_at_ms,
+            } => self.compat_extend(now, client, value, expire_at_ms),
+            Op::CompatCheck { value } => self.compat_check(now, client, value),
             Op::ForceRelease { value, keep_ms } => match cur {
                 None => Reply::ForceReleased(ForceOutcome::Gone),
                 Some(o) if o != (Owner { client, value }) => {
