@@ -271,3 +271,63 @@ impl Drop for Acquisition {
         self.clean_up(gate);
     }
 }
+
+/// Enter `name`'s per-name gate, or say why not. Waiting tasks (`queue_locally`) queue until
+/// their deadline; a try takes the gate only if it is open, except that a gate held by the cleanup
+/// of an earlier failed attempt (deleting a grant that came too late) is waited for up to
+/// `slot_wait`: our own late grant must not be reported as someone else's contention. `Force`
+/// goes ahead without the gate.
+pub(crate) async fn enter_gate(
+    shared: &Shared,
+    name: &str,
+    mode: AcquireMode,
+    queue_locally: bool,
+    started: tokio::time::Instant,
+) -> Result<Option<GateGuard>, AcquireError> {
+    let gate = shared.gate(name);
+    let this_process = || AcquireError::Contended {
+        holder: Some(format!("{} (this process)", shared.holder.as_str())),
+        remaining: None,
+    };
+    if queue_locally {
+        // tasks of this process waiting for the same name queue here instead of all polling Redis
+        let deadline = match mode {
+            AcquireMode::Wait { deadline } => shared.tokio_instant(deadline),
+            _ => started + std::time::Duration::from_secs(86_400),
+        };
+        return match tokio::time::timeout_at(deadline, gate.enter()).await {
+            Ok(g) => Ok(Some(g)),
+            Err(_) => Err(AcquireError::DeadlineExceeded {
+                waited: started.elapsed(),
+                attempts: 0,
+                last_cause: Some(Box::new(this_process())),
+            }),
+        };
+    }
+    if let Some(g) = gate.try_enter() {
+        return Ok(Some(g));
+    }
+    if mode == AcquireMode::Force {
+        return Ok(None);
+    }
+    if !gate.cleaning() {
+        return Err(this_process());
+    }
+    match tokio::time::timeout(shared.config.slot_wait, gate.enter()).await {
+        Ok(g) => Ok(Some(g)),
+        // still waiting for our own late replies: the cause is slow replies, not contention
+        Err(_) => {
+            let observed = shared
+                .reply_times
+                .lock()
+                .ok()
+                .and_then(|t| t.iter().flatten().max().copied());
+            Err(AcquireError::SlowReplies {
+                slots: leasehold_core::SlotSet::first(shared.slots),
+                waited: shared.config.slot_wait,
+                observed,
+                suggested: observed.map(leasehold_core::recommend_slot_wait),
+            })
+        }
+    }
+}

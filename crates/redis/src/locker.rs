@@ -182,7 +182,7 @@ impl Shared {
         *s
     }
 
-    fn gate(&self, name: &str) -> NameGate {
+    pub(crate) fn gate(&self, name: &str) -> NameGate {
         self.gates.get(name)
     }
 }
@@ -542,59 +542,9 @@ impl Locker {
         // an instance may have (re)connected to a server another URL already reaches
         distinct(&self.shared.instances)?;
         let started = tokio::time::Instant::now();
-        let gate = self.shared.gate(name);
-        let guard = if queue_locally {
-            // tasks of this process waiting for the same name queue here instead of all polling Redis
-            let deadline = match mode {
-                AcquireMode::Wait { deadline } => self.shared.tokio_instant(deadline),
-                _ => started + Duration::from_secs(86_400),
-            };
-            match tokio::time::timeout_at(deadline, gate.enter()).await {
-                Ok(g) => Some(g),
-                Err(_) => {
-                    return Err(LockError::Acquire(AcquireError::DeadlineExceeded {
-                        waited: started.elapsed(),
-                        attempts: 0,
-                        last_cause: Some(Box::new(AcquireError::Contended {
-                            holder: Some(format!("{} (this process)", self.shared.holder.as_str())),
-                            remaining: None,
-                        })),
-                    }));
-                }
-            }
-        } else {
-            match gate.try_enter() {
-                Some(g) => Some(g),
-                None if mode == AcquireMode::Force => None,
-                None => {
-                    // an earlier attempt of ours that failed is deleting a grant that came too
-                    // late: give it up to a slot_wait to finish, rather than report our own key
-                    // as someone else's
-                    let cleaning = gate.cleaning();
-                    let waited = if cleaning {
-                        tokio::time::timeout(self.shared.config.slot_wait, gate.enter())
-                            .await
-                            .ok()
-                    } else {
-                        None
-                    };
-                    match waited {
-                        Some(g) => Some(g),
-                        None => {
-                            let what = if cleaning {
-                                "this process: an earlier attempt's late grant is still being deleted"
-                            } else {
-                                "this process"
-                            };
-                            return Err(LockError::Acquire(AcquireError::Contended {
-                                holder: Some(format!("{} ({what})", self.shared.holder.as_str())),
-                                remaining: None,
-                            }));
-                        }
-                    }
-                }
-            }
-        };
+        let guard = crate::acquire::enter_gate(&self.shared, name, mode, queue_locally, started)
+            .await
+            .map_err(LockError::Acquire)?;
         let mut lock = Lock::new(
             self.shared.config.clone(),
             lock_name,
