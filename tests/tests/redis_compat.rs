@@ -195,6 +195,39 @@ impl Rueidis {
     }
 }
 
+/// A raw `MONITOR` connection (the server echoes every command, those run inside scripts
+/// included, one line each).
+struct Monitor {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::TcpStream>>,
+}
+
+impl Monitor {
+    async fn start(redis: &RedisServer) -> Monitor {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let addr = redis.url().trim_start_matches("redis://").to_owned();
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(b"MONITOR\r\n").await.unwrap();
+        let mut lines = tokio::io::BufReader::new(stream).lines();
+        assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("+OK"));
+        Monitor { lines }
+    }
+
+    /// The next line containing `needle` (within a generous deadline).
+    async fn line_with(&mut self, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("MONITOR showed no {needle}"))
+                .unwrap()
+                .unwrap();
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+}
+
 async fn compat_locker(redis: &RedisServer, k: u8) -> leasehold_redis::Locker {
     LockerOptions::new(redis.url())
         .ttl(TTL)
@@ -213,9 +246,22 @@ async fn keys_values_and_absolute_expiry_are_rueidislocks() {
         return;
     };
     let locker = compat_locker(&redis, 2).await;
+    let mut monitor = Monitor::start(&redis).await;
     let before = wall_ms();
     let lease = locker.try_lock("jobs").await.unwrap();
     let after = wall_ms();
+    // what the acquire script ran on the server, as MONITOR shows commands inside scripts
+    let set = monitor.line_with(r#""SET" "rueidislock:0:jobs""#).await;
+    let parts: Vec<&str> = set.split(' ').collect();
+    let n = parts.len();
+    assert!(
+        n >= 4 && parts[n - 3] == r#""NX""# && parts[n - 2] == r#""PXAT""#,
+        "SET key value NX PXAT <unix ms>, as rueidislock: {set}"
+    );
+    println!("acquire ran: {set}");
+    let at: u64 = parts[n - 1].trim_matches('"').parse().unwrap();
+    let ttl = u64::try_from(TTL.as_millis()).unwrap();
+    assert!((before + ttl..=after + ttl).contains(&at), "{set}");
     assert_eq!(lease.fencing_token(), None, "no fence counter, no token");
     let mut keys: Vec<String> = redis.cmd(&["KEYS", "*"]).await.unwrap();
     keys.sort();
@@ -254,8 +300,22 @@ async fn keys_values_and_absolute_expiry_are_rueidislocks() {
         "a random value, not leasehold's: {}",
         values[0]
     );
+    // the extension (every ttl/3): PEXPIREAT, an absolute instant past the acquire's
+    let ext = monitor.line_with(r#""PEXPIREAT" "rueidislock:"#).await;
+    println!("extension ran: {ext}");
+    let ext_at: u64 = ext
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim_matches('"')
+        .parse()
+        .unwrap();
+    assert!(ext_at > at && ext_at <= wall_ms() + ttl, "{ext}");
+    assert!(ext.contains("lua"), "{ext}");
     // the next attempt draws a new value
     lease.release().await.unwrap();
+    let del = monitor.line_with(r#""DEL" "rueidislock:"#).await;
+    assert!(del.contains("lua"), "released by its script: {del}");
     let keys: Vec<String> = redis.cmd(&["KEYS", "*"]).await.unwrap();
     assert!(keys.is_empty(), "release deletes every key: {keys:?}");
     let lease = locker.try_lock("jobs").await.unwrap();

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use leasehold_core::wire::{ParsedValue, keys, parse_value};
+use leasehold_core::wire::{ParsedValue, compat, keys, parse_value};
 use serde::Serialize;
 
 /// A key as read from Redis: its type (from `SCAN ... TYPE`), `PTTL`, and a bounded read of its
@@ -371,22 +371,13 @@ pub(crate) fn leasehold_key<'p>(
     })
 }
 
-/// `prefix:<i>:<name>` -> (prefix, name, i).
+/// `prefix:<i>:<name>` -> (prefix, name, i), by the core's definition of the rueidislock
+/// layout (`wire::compat`, which leasehold's compatibility dialect writes).
 fn rueidis_key<'p>(prefixes: &'p [String], key: &str) -> Option<(&'p str, String, u32)> {
-    for p in prefixes {
-        let Some(rest) = key
-            .strip_prefix(p.as_str())
-            .and_then(|r| r.strip_prefix(':'))
-        else {
-            continue;
-        };
-        if let Some((i, name)) = rest.split_once(':')
-            && let Ok(i) = i.parse()
-        {
-            return Some((p.as_str(), name.to_owned(), i));
-        }
-    }
-    None
+    prefixes.iter().find_map(|p| {
+        let (name, i) = compat::parse_key(p, key)?;
+        Some((p.as_str(), name.to_owned(), u32::try_from(i).ok()?))
+    })
 }
 
 /// Redisson's lock hash: every field `<id>:<thread id>` with an integer hold count.

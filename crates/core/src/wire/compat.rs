@@ -72,16 +72,14 @@ pub fn lock_key(prefix: &str, name: &str, i: usize) -> String {
 }
 
 /// A rueidislock key read back: `(name, slot)`, or `None` for any other key under `prefix`.
-/// Lock names never contain `:` ([`crate::LockName`]), so the parse is unambiguous.
+/// The slot is digits and the name everything after the colon that follows them, so names a
+/// rueidislock client chose with `:` in them parse too (leasehold's own names never have one);
+/// the dashboard recognises rueidislock fleets' keys with it.
 #[must_use]
 pub fn parse_key<'k>(prefix: &str, key: &'k str) -> Option<(&'k str, usize)> {
     let rest = key.strip_prefix(prefix)?.strip_prefix(':')?;
     let (i, name) = rest.split_once(':')?;
-    if name.is_empty()
-        || name.contains(':')
-        || i.is_empty()
-        || !i.bytes().all(|b| b.is_ascii_digit())
-    {
+    if name.is_empty() || i.is_empty() || !i.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     Some((name, i.parse().ok()?))
@@ -240,13 +238,16 @@ mod tests {
         let k = lock_key("rueidislock", "jobs", 2);
         assert_eq!(k, "rueidislock:2:jobs");
         assert_eq!(parse_key("rueidislock", &k), Some(("jobs", 2)));
+        assert_eq!(
+            parse_key("rueidislock", "rueidislock:10:a:b"),
+            Some(("a:b", 10))
+        );
         for other in [
             "rueidislock",
             "rueidislock:",
             "rueidislock:x:jobs",
             "rueidislock:1:",
             "rueidislock::jobs",
-            "rueidislock:1:a:b",
             "leasehold:{jobs}",
             "rueidislockx:1:jobs",
         ] {
