@@ -495,8 +495,13 @@ impl Diff {
                 },
             ) => {
                 // PTTL in whole ms of Redis's cached command clock (set at the event loop's
-                // turn, a few ms coarser than TIME): within the window plus that coarseness
-                let slack = after.saturating_since(before) + Duration::from_millis(8);
+                // turn, a few ms coarser than TIME), and an expiry the server set somewhere in
+                // the window of the operation that wrote it (the model uses its start): within
+                // this window, the widest window seen (which covers the writing operation's) and
+                // that coarseness. On a loaded machine a window can reach several ms.
+                let slack = after.saturating_since(before)
+                    + Duration::from_nanos(self.window)
+                    + Duration::from_millis(8);
                 mh == rh && *r <= *m + slack && *r + slack >= *m
             }
             (m, r) => m == r,
