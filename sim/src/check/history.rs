@@ -316,4 +316,50 @@ mod tests {
         h.acquired(0, 0, 0, 0, (0, 0));
         assert!(h.full());
     }
+
+    fn liveness(h: &History) -> usize {
+        h.violations
+            .iter()
+            .filter(|v| v.property == Property::Liveness)
+            .count()
+    }
+
+    #[test]
+    fn liveness_is_judged_only_after_faults_and_a_ttl_and_only_for_an_unused_lock() {
+        // faults end at 1,000, ttl 100: waits that start at 1,100 or later are judged
+        let fresh = || History::new(1, 1_000);
+        let mut h = fresh();
+        h.check_liveness(0, 0, 500, 2_000, 100);
+        assert_eq!(liveness(&h), 0, "a wait that began during the faults");
+        h.check_liveness(0, 0, 1_099, 2_000, 100);
+        assert_eq!(
+            liveness(&h),
+            0,
+            "a wait that began before orphaned keys expired"
+        );
+        h.check_liveness(0, 0, 1_100, 2_000, 100);
+        assert_eq!(
+            liveness(&h),
+            1,
+            "from faults' end plus a ttl, an unused lock is a violation"
+        );
+        let mut h = fresh();
+        h.check_liveness(0, 0, 5_000, 6_000, 100);
+        assert_eq!(liveness(&h), 1);
+        // someone acquired during the wait
+        let mut h = fresh();
+        h.acquired(0, 1, 1, 5_500, (5_500, 5_500));
+        h.released(0, 1, 5_600);
+        h.check_liveness(0, 0, 5_000, 6_000, 100);
+        assert_eq!(liveness(&h), 0);
+        // someone acquired before the wait and held through it
+        let mut h = fresh();
+        h.acquired(0, 1, 1, 4_000, (4_000, 4_000));
+        h.check_liveness(0, 0, 5_000, 6_000, 100);
+        assert_eq!(liveness(&h), 0);
+        // ... or released before the wait began: the lock was unused
+        h.released(0, 1, 4_900);
+        h.check_liveness(0, 0, 5_000, 6_000, 100);
+        assert_eq!(liveness(&h), 1);
+    }
 }
