@@ -65,6 +65,15 @@ pub enum ConfigError {
     /// The drift factor was not a finite number in `[0, 0.5)`. Redlock's recommendation is 0.01.
     #[error("invalid drift_factor = {0}: must be a finite number in [0, 0.5); 0.01 is usual")]
     InvalidDriftFactor(f64),
+    /// [`LockConfig::replication`] asked `WAIT` for no replicas or for an absurd number. Ask for
+    /// 1 to 64 replicas, or leave `replication` unset to count writes without `WAIT`.
+    #[error("invalid replication.replicas = {replicas}: {problem}")]
+    InvalidReplicas {
+        /// The rejected number.
+        replicas: u32,
+        /// What was wrong with it.
+        problem: &'static str,
+    },
 }
 
 fn truncate(s: &str) -> String {
@@ -248,6 +257,10 @@ pub struct LockConfig {
     /// `TIME` (see [`crate::wire::ACQUIRE`]); the retention only has to outlast how far the server
     /// clock may step back. At least 1 s, whole milliseconds.
     pub fence_retention: Duration,
+    /// Count a grant, extension or fence write-back only once `WAIT` says this many replicas
+    /// acknowledged it (see [`crate::replication`]). `None` (the default): no `WAIT`, writes
+    /// count when the primary answers, as with any asynchronously replicated Redis.
+    pub replication: Option<crate::replication::Replication>,
 }
 
 impl Default for LockConfig {
@@ -264,6 +277,7 @@ impl Default for LockConfig {
             backoff_min: Duration::from_millis(2),
             backoff_max: Duration::from_millis(500),
             fence_retention: Duration::from_secs(3_600),
+            replication: None,
         }
     }
 }
@@ -397,6 +411,9 @@ impl LockConfig {
                     self.backoff_max
                 ),
             ));
+        }
+        if let Some(r) = &self.replication {
+            r.validate(self.slot_wait)?;
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ use crate::keeper::{KeeperHandle, KeeperMsg, TICK};
 use crate::lease::Lease;
 use crate::locker::Shared;
 use crate::observe::LockEvent;
-use crate::send::{Request, request};
+use crate::send::{Request, drain};
 
 /// One acquisition in progress.
 pub(crate) struct Acquisition {
@@ -95,9 +95,7 @@ impl Acquisition {
             let Some(m) = self.machine.as_mut() else {
                 return Err(AcquireError::Cancelled);
             };
-            while let Some(cmd) = m.lock.poll_command() {
-                self.inflight.push(request(&self.shared, &m.lock, cmd));
-            }
+            drain(&self.shared, &mut m.lock, |_, r| self.inflight.push(r));
             while let Some(ev) = m.lock.poll_event() {
                 match ev {
                     Event::Acquired {
@@ -234,9 +232,7 @@ impl Acquisition {
     /// otherwise the routes go at once.
     fn clean_up(&mut self) {
         if let Some(m) = self.machine.as_mut() {
-            while let Some(cmd) = m.lock.poll_command() {
-                self.inflight.push(request(&self.shared, &m.lock, cmd));
-            }
+            drain(&self.shared, &mut m.lock, |_, r| self.inflight.push(r));
         }
         if self.inflight.is_empty() {
             self.shared.router.unregister_all(self.id);

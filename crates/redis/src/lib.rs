@@ -33,6 +33,7 @@
 
 mod acquire;
 pub mod cell;
+mod confirm;
 mod conn;
 mod decode;
 mod drive;

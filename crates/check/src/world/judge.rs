@@ -190,6 +190,7 @@ pub(super) fn op_name(op: &Op) -> &'static str {
         Op::Release { .. } => "release",
         Op::RaiseFence { .. } => "raise_fence",
         Op::ForceRelease { .. } => "force_release",
+        Op::Wait { .. } => "wait",
     }
 }
 
