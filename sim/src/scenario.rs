@@ -102,7 +102,8 @@ pub fn config_for(scenario: &str, seed: u64, o: &Overrides) -> Result<SimConfig,
             f.replication_lag = ms(50);
             f.replica_stalls_per_sec = 0.2;
             f.replica_stall_len = ms(1_000);
-            c.lock.slot_wait = ms(200);
+            // a timed-out WAIT returns at Redis's next 100 ms tick: the round waits for that
+            c.lock.slot_wait = ms(250);
             c.lock.replication = Some(Replication::new(1, ms(100)));
         }
         "force-release" => {

@@ -408,3 +408,5 @@ impl Drop for LatencyProxy {
         self.task.abort();
     }
 }
+
+pub mod topology;

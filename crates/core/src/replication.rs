@@ -36,7 +36,12 @@ pub struct Replication {
     /// `WAIT`'s `numreplicas`: 1 to [`MAX_REPLICAS`].
     pub replicas: u32,
     /// `WAIT`'s timeout: whole milliseconds, at least 1 ms and shorter than `slot_wait` (the
-    /// `WAIT` reply must arrive while the acquire round still waits for its slot).
+    /// `WAIT` reply must arrive while the acquire round still waits for its slot). Redis
+    /// handles blocked clients' timeouts when its event loop wakes, `hz` times a second (10 by
+    /// default), so an idle server answers a timed-out `WAIT` up to 100 ms late: give
+    /// `slot_wait` at least `timeout + 100 ms` plus a round trip, or an unacknowledged write is
+    /// reported as a slow reply instead of as not replicated. (Acknowledgements are prompt: a
+    /// primary with a client in `WAIT` asks its replicas for an ack at once.)
     pub timeout: Duration,
 }
 

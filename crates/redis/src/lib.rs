@@ -48,6 +48,7 @@ mod sync;
 pub use conn::WakeMode;
 pub use error::{LockError, redact};
 pub use lease::Lease;
-pub use leasehold_core::{AcquireError, LockConfig, LostReason};
+pub use leasehold_core::replication::MAX_REPLICAS;
+pub use leasehold_core::{AcquireError, LockConfig, LostReason, Replication};
 pub use locker::{Locker, LockerOptions, RunOutcome, with_resp3};
 pub use observe::LockEvent;

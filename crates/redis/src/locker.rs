@@ -83,6 +83,21 @@ impl LockerOptions {
         self
     }
 
+    /// Count every grant, extension and fence write-back only once `WAIT replicas timeout`
+    /// confirms that many replicas have it (`leasehold_core::replication`): a lease then
+    /// survives a failover to a replica that acknowledged. A grant not confirmed in time fails
+    /// the acquire with a slot error of kind `NotReplicated` ([`LockError::is_not_replicated`])
+    /// and its key is deleted; an extension not confirmed does not move the lease's validity.
+    /// `timeout` must be whole milliseconds, at least 1 ms and below `slot_wait` (checked at
+    /// [`LockerOptions::build`]). The write and its `WAIT` go out as one pipeline; `WAIT` blocks
+    /// the instance's connection (shared by the locker's leases) until the replicas answer or
+    /// the timeout passes.
+    #[must_use]
+    pub fn replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.lock.replication = Some(leasehold_core::Replication::new(replicas, timeout));
+        self
+    }
+
     /// Set the key prefix.
     #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {

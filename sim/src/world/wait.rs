@@ -15,6 +15,9 @@ use leasehold_core::{Command, Reply, RequestId};
 use super::queue::{Ev, Msg};
 use super::{World, nanos};
 
+/// Redis's default `hz` (10): blocked clients' timeouts are handled on these ticks, ns.
+const HZ_TICK: u64 = 100_000_000;
+
 /// A client blocked in `WAIT` on one server.
 #[derive(Debug, Clone)]
 pub(super) struct Waiter {
@@ -74,7 +77,10 @@ impl World {
             replicas,
             deferred: Vec::new(),
         });
+        // Redis checks blocked clients' timeouts when its event loop wakes, at least `hz` (10)
+        // times a second: an idle server answers a timed-out WAIT at the next 100 ms tick
         let at = self.now + nanos(std::time::Duration::from_millis(timeout_ms));
+        let at = at.div_ceil(HZ_TICK) * HZ_TICK;
         self.push(at, Ev::WaitTimeout { s: s as u32, id });
     }
 
