@@ -11,7 +11,7 @@ use leasehold_tests::RedisServer;
 fn opts(url: &str) -> LockerOptions {
     LockerOptions::new(url)
         .ttl(Duration::from_millis(900))
-        .slot_wait(Duration::from_millis(300))
+        .slot_wait(Duration::from_millis(500))
         .replicas(1, Duration::from_millis(100))
 }
 
@@ -97,9 +97,11 @@ async fn a_primary_without_replicas_never_confirms() {
     let Some(lone) = RedisServer::start("replication_lone") else {
         return;
     };
-    // a timed-out WAIT comes back at the server's next hz tick: up to 100 ms late
+    // a timed-out WAIT comes back at the server's next hz tick, up to 100 ms late, and the
+    // first write of a connection waits twice (NOSCRIPT: the script is loaded and the pipeline
+    // sent again); room for both on a loaded machine
     let locker = LockerOptions::new(lone.url())
-        .slot_wait(Duration::from_millis(200))
+        .slot_wait(Duration::from_millis(600))
         .replicas(1, Duration::from_millis(5))
         .build()
         .await
