@@ -43,6 +43,7 @@ mod lease;
 mod locker;
 mod observe;
 mod send;
+mod sentinel;
 mod sync;
 
 pub use conn::WakeMode;

@@ -305,6 +305,7 @@ impl Locker {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
         let mut clients: Vec<(redis::Client, String, bool)> = Vec::new();
+        let mut sentinels: Vec<Option<Arc<crate::sentinel::SentinelUrl>>> = Vec::new();
         let mut endpoints: Vec<(String, String)> = Vec::new();
         for url in &opts.urls {
             let shown = redact(url);
@@ -316,12 +317,29 @@ impl Locker {
             }
             if !(url.starts_with("redis://")
                 || url.starts_with("rediss://")
-                || url.starts_with("unix://"))
+                || url.starts_with("unix://")
+                || url.starts_with(crate::sentinel::SCHEME))
             {
                 return Err(LockError::InvalidUrl {
                     url: shown,
-                    reason: "the scheme must be redis://, rediss:// or unix://".into(),
+                    reason: "the scheme must be redis://, rediss://, unix:// or redis+sentinel://"
+                        .into(),
                 });
+            }
+            if url.starts_with(crate::sentinel::SCHEME) {
+                let (placeholder, endpoint, s) = crate::sentinel::prepare(url, &shown)?;
+                if let Some((first, _)) = endpoints.iter().find(|(_, e)| *e == endpoint) {
+                    return Err(LockError::DuplicateInstance {
+                        first: first.clone(),
+                        second: shown,
+                        how: format!("the same {endpoint}"),
+                    });
+                }
+                endpoints.push((shown.clone(), endpoint));
+                let resp3 = opts.push && !url.contains("protocol=resp2");
+                sentinels.push(Some(Arc::new(s)));
+                clients.push((placeholder, shown, resp3));
+                continue;
             }
             let target = if opts.push {
                 with_resp3(url)
@@ -354,6 +372,7 @@ impl Locker {
             let resp3 =
                 opts.push && info.redis_settings().protocol() != redis::ProtocolVersion::RESP2;
             clients.push((client, shown, resp3));
+            sentinels.push(None);
         }
         let (events, _) = broadcast::channel(1024);
         let (lock_events, _) = broadcast::channel(1024);
@@ -382,6 +401,7 @@ impl Locker {
                 last_error: last_error.clone(),
                 run_id: run_id.clone(),
                 router: router.clone(),
+                sentinel: sentinels.get(index).cloned().flatten(),
             };
             tokio::spawn(sup.run());
 
