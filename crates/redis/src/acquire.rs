@@ -101,7 +101,12 @@ impl Acquisition {
                     Event::Acquired {
                         token, validity, ..
                     } => return self.acquired(token, validity),
-                    Event::AcquireFailed(e) => return Err(self.failed(e)),
+                    Event::AcquireFailed(e) => {
+                        if e.is_not_replicated() {
+                            self.flush_unreplicated().await;
+                        }
+                        return Err(self.failed(e));
+                    }
                     _ => {}
                 }
             }
@@ -212,6 +217,26 @@ impl Acquisition {
             self.shared.clone(),
             self.keeper.clone(),
         ))
+    }
+
+    /// After a failure because replicas did not confirm a grant: the primary *has* the key, and
+    /// its cleanup release is in flight right behind the `WAIT`'s prompt reply. Await what is in
+    /// flight, at most `slot_wait`, so a caller that exits right after the error (`leasehold
+    /// exec`) leaves no key behind for a ttl; what is not answered by then goes to the keeper as
+    /// before. Other failures hand everything to the keeper at once, as they always did.
+    async fn flush_unreplicated(&mut self) {
+        let Some(m) = self.machine.as_mut() else {
+            return;
+        };
+        drain(&self.shared, &mut m.lock, |_, r| self.inflight.push(r));
+        let until = tokio::time::Instant::now() + self.shared.config.slot_wait;
+        while !self.inflight.is_empty() {
+            match tokio::time::timeout_at(until, self.inflight.next()).await {
+                Ok(Some(answer)) => m.feed(&self.shared, answer),
+                _ => break,
+            }
+            drain(&self.shared, &mut m.lock, |_, r| self.inflight.push(r));
+        }
     }
 
     fn failed(&mut self, e: AcquireError) -> AcquireError {
