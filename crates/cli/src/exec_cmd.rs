@@ -12,7 +12,7 @@
 
 mod child;
 mod guard;
-mod options;
+pub(crate) mod options;
 
 use std::io;
 use std::process::ExitCode;
