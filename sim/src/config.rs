@@ -60,6 +60,11 @@ pub struct Faults {
     pub failovers_per_sec: f64,
     /// Replication lag.
     pub replication_lag: Duration,
+    /// Replica stalls per second in total (a replica cut off from its primary for up to
+    /// `replica_stall_len`; `WAIT` is not acknowledged meanwhile).
+    pub replica_stalls_per_sec: f64,
+    /// Longest replica stall (uniform from a quarter of it).
+    pub replica_stall_len: Duration,
     /// Operator force-releases per second in total (DEL the lock key and advance its fence, as
     /// the dashboard's `--allow-writes` action does).
     pub force_releases_per_sec: f64,
@@ -92,6 +97,8 @@ impl Default for Faults {
             client_drift_ppm: 0,
             failovers_per_sec: 0.0,
             replication_lag: Duration::ZERO,
+            replica_stalls_per_sec: 0.0,
+            replica_stall_len: Duration::ZERO,
             force_releases_per_sec: 0.0,
             client_wall_skew: Duration::ZERO,
         }
@@ -115,6 +122,10 @@ pub enum PlantedBug {
     /// A fence counter restarts from zero after a restart without persistence, and tokens are a
     /// plain `INCR` (no `TIME` floor), so tokens go backwards.
     CounterFromZero,
+    /// The server's `WAIT` answers as many replicas as asked for at once, whatever the replica
+    /// has applied (a driver that sends `WAIT` on another connection, or before its write,
+    /// confirms nothing in the same way).
+    WaitWithoutReplication,
 }
 
 /// What the fenced resource checks tokens on.
@@ -264,7 +275,7 @@ impl SimConfig {
             drop(&mut p, MutualExclusion);
             drop(&mut p, ValidityOracle);
         }
-        if f.failovers_per_sec > 0.0 {
+        if f.failovers_per_sec > 0.0 && self.lock.replication.is_none() {
             for x in [
                 MutualExclusion,
                 ValidityOracle,

@@ -58,6 +58,15 @@ pub enum Fault {
         /// Lock index.
         l: usize,
     },
+    /// Server `s`'s replica is cut off from it for `len`: writes made meanwhile reach the
+    /// replica only after the link heals (in order, as a replica's resync does), so `WAIT` in
+    /// that window is not acknowledged.
+    ReplicaStall {
+        /// Server.
+        s: usize,
+        /// How long.
+        len: Duration,
+    },
 }
 
 impl Fault {
@@ -65,7 +74,9 @@ impl Fault {
     #[must_use]
     pub fn effect_len(&self) -> u64 {
         let d = match self {
-            Fault::Partition { len, .. } | Fault::Pause { len, .. } => *len,
+            Fault::Partition { len, .. }
+            | Fault::Pause { len, .. }
+            | Fault::ReplicaStall { len, .. } => *len,
             Fault::Crash { downtime, .. } => *downtime + Duration::from_millis(200),
             Fault::Reset { .. } | Fault::Failover { .. } | Fault::ForceRelease { .. } => {
                 Duration::from_millis(200)
@@ -179,6 +190,15 @@ pub fn schedule(
         let fault = Fault::ForceRelease {
             s: index(rng, n),
             l: index(rng, cfg.locks),
+        };
+        out.push(FaultEvent { at, fault });
+    }
+    // last, so the draws of every earlier fault kind are the same with or without it
+    for at in arrivals(rng, f.replica_stalls_per_sec, from, to) {
+        let len = uniform(rng, f.replica_stall_len / 4, f.replica_stall_len);
+        let fault = Fault::ReplicaStall {
+            s: index(rng, n),
+            len,
         };
         out.push(FaultEvent { at, fault });
     }

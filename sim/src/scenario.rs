@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use leasehold_core::SlotLayout;
+use leasehold_core::{Replication, SlotLayout};
 
 use crate::config::{Fencing, Latency, SimConfig};
 use crate::rng::{Rng, chance, unit};
 
 /// Every preset, in the order `leasehold sim` runs them.
-pub const SCENARIOS: [&str; 11] = [
+pub const SCENARIOS: [&str; 12] = [
     "calm",
     "latency",
     "partition",
@@ -16,6 +16,7 @@ pub const SCENARIOS: [&str; 11] = [
     "clock-jump",
     "restart-no-fsync",
     "failover",
+    "failover-wait",
     "force-release",
     "fence-expiry",
     "chaos",
@@ -94,6 +95,20 @@ pub fn config_for(scenario: &str, seed: u64, o: &Overrides) -> Result<SimConfig,
         "failover" => {
             f.failovers_per_sec = 0.2;
             f.replication_lag = ms(50);
+        }
+        "failover-wait" => {
+            // `failover`'s faults, with every grant, extension and write-back confirmed by
+            // `WAIT 1 100`, and replicas cut off from their primary now and then (WAIT is not
+            // acknowledged meanwhile). The promoted replica is the one replica, so it has every
+            // acknowledged write: the case where Sentinel promotes a replica that did not
+            // acknowledge is outside the model (see `SimConfig::promised`).
+            f.failovers_per_sec = 0.2;
+            f.replication_lag = ms(50);
+            f.replica_stalls_per_sec = 0.2;
+            f.replica_stall_len = ms(1_000);
+            // a timed-out WAIT returns at Redis's next 100 ms tick: the round waits for that
+            c.lock.slot_wait = ms(250);
+            c.lock.replication = Some(Replication::new(1, ms(100)));
         }
         "force-release" => {
             f.force_releases_per_sec = 0.3;
@@ -287,6 +302,15 @@ pub fn describe(c: &SimConfig) -> String {
     }
     if f.force_releases_per_sec > 0.0 {
         parts.push(format!("force_releases={:.2}/s", f.force_releases_per_sec));
+    }
+    if f.replica_stalls_per_sec > 0.0 {
+        parts.push(format!(
+            "replica_stalls={:.2}/s up to {:?}",
+            f.replica_stalls_per_sec, f.replica_stall_len
+        ));
+    }
+    if let Some(r) = c.lock.replication {
+        parts.push(format!("wait={}x{:?}", r.replicas, r.timeout));
     }
     if c.lock.fence_retention != leasehold_core::LockConfig::default().fence_retention {
         parts.push(format!("fence_retention={:?}", c.lock.fence_retention));

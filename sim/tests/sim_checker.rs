@@ -185,6 +185,12 @@ fn negative_controls_are_caught_within_100_seeds() {
             PlantedBug::ExtendWithoutCompare,
             Property::StaleExtension,
         ),
+        (
+            "failover-wait",
+            quick(),
+            PlantedBug::WaitWithoutReplication,
+            Property::MutualExclusion,
+        ),
     ];
     for (scenario, o, bug, property) in cases {
         let seed = caught(scenario, &o, bug, property);

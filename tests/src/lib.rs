@@ -411,3 +411,5 @@ impl Drop for LatencyProxy {
         self.task.abort();
     }
 }
+
+pub mod topology;

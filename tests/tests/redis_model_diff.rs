@@ -247,6 +247,9 @@ fn decode(op: &Op, v: &Value) -> Result<Reply, String> {
             Some(-1) => Reply::ForceReleased(ForceOutcome::Gone),
             _ => return Err(bad()),
         },
+        Op::Wait { .. } => {
+            Reply::Acked(int(v).and_then(|n| u32::try_from(n).ok()).ok_or_else(bad)?)
+        }
     })
 }
 
@@ -259,6 +262,19 @@ async fn run_script(
 ) -> Result<Value, String> {
     let key = lock_key(lock);
     let fence = keys::fence_key_of(&key);
+    if let Op::Wait {
+        replicas,
+        timeout_ms,
+    } = *op
+    {
+        // not a script: the plain command (a server without replicas answers 0)
+        return redis::cmd("WAIT")
+            .arg(replicas)
+            .arg(timeout_ms)
+            .query_async(c)
+            .await
+            .map_err(|e| format!("wait: {e}"));
+    }
     let (script, keys, args): (Script, Vec<&str>, Vec<String>) = match *op {
         Op::Acquire {
             ttl_ms,
@@ -313,6 +329,7 @@ async fn run_script(
             vec![value.to_owned(), expire_at_ms.to_string()],
         ),
         Op::CompatCheck { .. } => (wire::compat::CHECK, vec![&key], vec![value.to_owned()]),
+        Op::Wait { .. } => return Err("WAIT is not a script".into()),
     };
     let script = redis::Script::new(script.source);
     let mut inv = script.prepare_invoke();

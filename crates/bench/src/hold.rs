@@ -48,6 +48,7 @@ pub async fn hold(
     admin: &mut MultiplexedConnection,
     n: usize,
     hold: Duration,
+    replicas: Option<(u32, Duration)>,
 ) -> Result<Hold, String> {
     let ttl = Duration::from_secs(3);
     // a burst of thousands of acquires on a loaded 2-core machine: replies can take long, and
@@ -57,7 +58,10 @@ pub async fn hold(
         .slot_wait(Duration::from_secs(1))
         .prefix(crate::LOCK_PREFIX);
     o.lock.fence_retention = Duration::from_secs(1);
-    let locker = o.build().await.map_err(|e| e.to_string())?;
+    let locker = crate::with_replicas(o, replicas)
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
     let before = rss_bytes();
     let started = Instant::now();
     let mut leases: Vec<Lease> = Vec::with_capacity(n);

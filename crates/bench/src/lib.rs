@@ -62,6 +62,10 @@ pub struct BenchOptions {
     pub duration: Duration,
     /// Leases to hold in the hold phase (default 1,000 and 10,000).
     pub hold: Vec<usize>,
+    /// `(replicas, timeout)`: every lock write confirmed by `WAIT` (`LockerOptions::replicas`),
+    /// with a per-slot wait of `timeout + 150 ms`; the try-storm phase (which compares two
+    /// per-slot waits) is skipped. `None`: no `WAIT`.
+    pub replicas: Option<(u32, Duration)>,
 }
 
 impl BenchOptions {
@@ -72,7 +76,20 @@ impl BenchOptions {
             url: url.into(),
             duration: Duration::from_secs(16),
             hold: vec![1_000, 10_000],
+            replicas: None,
         }
+    }
+}
+
+/// `l` with every write confirmed by `WAIT` when `replicas` is set, and a per-slot wait that
+/// covers the `WAIT` (Redis answers a timed-out one at its next 100 ms `hz` tick).
+pub(crate) fn with_replicas(l: LockerOptions, replicas: Option<(u32, Duration)>) -> LockerOptions {
+    match replicas {
+        Some((n, timeout)) => {
+            let wait = (timeout + Duration::from_millis(150)).max(l.lock.slot_wait);
+            l.replicas(n, timeout).slot_wait(wait)
+        }
+        None => l,
     }
 }
 
@@ -121,7 +138,7 @@ async fn measure(
             .ttl(Duration::from_secs(10))
             .prefix(LOCK_PREFIX);
         l.lock.fence_retention = Duration::from_secs(1);
-        l
+        with_replicas(l, o.replicas)
     };
     let build = |l: LockerOptions| async move {
         l.build().await.map_err(|e| BenchError::Connect {
@@ -132,6 +149,7 @@ async fn measure(
     let mut report = BenchReport {
         redis: leasehold_redis::redact(url),
         phase_ms: u64::try_from(phase.as_millis()).unwrap_or(u64::MAX),
+        replicas: o.replicas.map_or(0, |(n, _)| n),
         ..BenchReport::default()
     };
 
@@ -202,7 +220,13 @@ async fn measure(
         report.handoff.insert(mode.to_owned(), h);
     }
 
-    for wait in [Duration::from_micros(20), Duration::from_millis(100)] {
+    let storm_waits: &[Duration] = if o.replicas.is_some() {
+        progress("try_storm skipped: its per-slot waits are below the WAIT timeout");
+        &[]
+    } else {
+        &[Duration::from_micros(20), Duration::from_millis(100)]
+    };
+    for &wait in storm_waits {
         progress(&format!(
             "try_storm: 200 tasks, 10 names, slot_wait {wait:?}"
         ));
@@ -218,7 +242,7 @@ async fn measure(
 
     for &n in &o.hold {
         progress(&format!("hold: {n} leases through one locker (ttl 3s)"));
-        let h = hold::hold(url, admin, n, phase.max(Duration::from_secs(4)))
+        let h = hold::hold(url, admin, n, phase.max(Duration::from_secs(4)), o.replicas)
             .await
             .map_err(phase_err("hold"))?;
         report.hold.push(h);

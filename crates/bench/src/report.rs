@@ -132,6 +132,8 @@ pub struct BenchReport {
     pub redis: String,
     /// Length of one phase, ms.
     pub phase_ms: u64,
+    /// Replicas `WAIT` waited for after every lock write (0: none).
+    pub replicas: u32,
     /// `PING` round trips.
     pub rtt: Latency,
     /// The floor in the worse call style (see `call_styles`).
@@ -184,6 +186,13 @@ impl BenchReport {
             )
         };
         let _ = writeln!(o, "leasehold bench against {}", self.redis);
+        if self.replicas > 0 {
+            let _ = writeln!(
+                o,
+                "  every lock write confirmed by WAIT {} (the floor is not)",
+                self.replicas
+            );
+        }
         let _ = writeln!(o, "  rtt          {}", us(&self.rtt));
         for (style, c) in &self.call_styles {
             let _ = writeln!(o, "  [{style}]");

@@ -24,6 +24,13 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the report.
     #[arg(long)]
     json: bool,
+    /// Confirm every lock write with `WAIT` for this many replicas (0: none). Without --redis,
+    /// that many private replicas are started too.
+    #[arg(long, default_value_t = 0)]
+    replicas: u32,
+    /// How long each WAIT may block, 1ms to 300ms (the per-slot wait becomes this plus 150ms).
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
+    replicas_timeout: Duration,
 }
 
 /// A comma-separated list of lease counts.
@@ -55,6 +62,37 @@ impl Drop for OwnRedis {
 }
 
 fn start_redis() -> Result<(OwnRedis, String), String> {
+    start_redis_with(&[])
+}
+
+/// A private primary and `n` private replicas of it, in sync.
+fn start_replicated(n: u32) -> Result<(Vec<OwnRedis>, String), String> {
+    let (primary, url) = start_redis()?;
+    let port = url.rsplit(':').next().unwrap_or_default().to_owned();
+    let mut own = vec![primary];
+    for _ in 0..n {
+        own.push(start_redis_with(&["--replicaof", "127.0.0.1", &port])?.0);
+    }
+    let start = Instant::now();
+    loop {
+        let info = std::process::Command::new("redis-cli")
+            .args(["-p", &port, "INFO", "replication"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        if info.matches("state=online").count() >= n as usize {
+            return Ok((own, url));
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            return Err(format!(
+                "the {n} private replica(s) did not come in sync within 10s"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start_redis_with(extra: &[&str]) -> Result<(OwnRedis, String), String> {
     use std::os::unix::process::CommandExt as _;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -62,6 +100,7 @@ fn start_redis() -> Result<(OwnRedis, String), String> {
         .map_err(|e| format!("no free loopback port: {e}"))?;
     let child = std::process::Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(extra)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .process_group(0)
@@ -117,12 +156,24 @@ pub fn run(a: BenchArgs) -> ExitCode {
         return ExitCode::from(1);
     };
     let mut signals = rt.block_on(async { catch_signals() });
+    let replicas = match crate::exec_cmd::options::check_replicas(a.replicas, a.replicas_timeout) {
+        Ok(r) => r,
+        Err(msg) => {
+            eprintln!("leasehold bench: {msg}");
+            return ExitCode::from(2);
+        }
+    };
     let (own, url) = match &a.redis {
         Some(u) => (None, u.clone()),
-        None => match start_redis() {
+        None => match start_replicated(a.replicas) {
             Ok((own, url)) => {
                 eprintln!(
-                    "bench: started a private redis-server at {url} (pass --redis URL to measure yours)"
+                    "bench: started a private redis-server at {url}{} (pass --redis URL to measure yours)",
+                    if a.replicas > 0 {
+                        format!(" with {} replica(s)", a.replicas)
+                    } else {
+                        String::new()
+                    }
                 );
                 (Some(own), url)
             }
@@ -136,6 +187,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
         url: url.clone(),
         duration: a.duration,
         hold: a.hold.0.clone(),
+        replicas,
     };
     let progress = |what: &str| eprintln!("bench: {what}...");
     let outcome = rt.block_on(async {

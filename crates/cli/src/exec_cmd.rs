@@ -65,6 +65,15 @@ pub struct ExecArgs {
     /// tokens and server-clock expiry (PXAT from this machine's wall clock).
     #[arg(long, value_parser = options::parse_compat)]
     compat: Option<leasehold_redis::Compat>,
+    /// Count the grant and every extension only once `WAIT` says this many replicas have it
+    /// (0: no WAIT). A grant not confirmed within --replicas-timeout is deleted and counts as
+    /// not acquired (exit 75).
+    #[arg(long, default_value_t = 0)]
+    replicas: u32,
+    /// How long each WAIT may block for the replicas, 1ms to 300ms (the per-slot reply wait
+    /// becomes this plus 150ms: Redis answers a timed-out WAIT up to 100ms late).
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
+    replicas_timeout: Duration,
     /// Lock name.
     name: String,
     /// The command and its arguments (after `--`).
@@ -99,7 +108,9 @@ pub fn run(a: ExecArgs) -> ExitCode {
         return guard::run(pgid);
     }
     let name = a.name.clone();
-    let timing = match options::check(a.ttl, a.wait, a.grace) {
+    let timing = match options::check(a.ttl, a.wait, a.grace)
+        .and_then(|t| options::check_replicas(a.replicas, a.replicas_timeout).map(|_| t))
+    {
         Ok(t) => t,
         Err(msg) => {
             eprintln!("leasehold exec: {msg}");
@@ -150,6 +161,11 @@ fn setup_failed(locker: Option<&Locker>, name: &str, t: Timing, e: LockError) ->
                 "leasehold exec: could not acquire {name:?} within --wait {}: {cause}",
                 show(t.wait)
             );
+            if cause.is_not_replicated() {
+                msg.push_str(
+                    " (the primary granted, but too few replicas acknowledged within --replicas-timeout: the grant would not survive a failover and was deleted)",
+                );
+            }
             for (url, err) in locker.map(Locker::connection_errors).unwrap_or_default() {
                 msg.push_str(&format!("; last connection error from {url}: {err}"));
             }
@@ -194,6 +210,11 @@ async fn exec(a: ExecArgs, name: String, t: Timing) -> u8 {
     }
     if let Some(prefix) = &a.prefix {
         opts = opts.prefix(prefix.clone());
+    }
+    if let Ok(Some((n, timeout))) = options::check_replicas(a.replicas, a.replicas_timeout) {
+        opts = opts
+            .replicas(n, timeout)
+            .slot_wait(options::replicas_slot_wait(timeout));
     }
     // --wait bounds the whole wait, connecting included (like `flock -w`); at least one attempt
     let started = Instant::now();

@@ -202,3 +202,39 @@ fn bench_against_an_unreachable_redis_fails_with_the_reason() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot connect"), "{err}");
 }
+
+#[test]
+fn bench_with_replicas_starts_its_own_replica_and_confirms_every_write() {
+    if leasehold_tests::skip_without_redis("bench_replicas") {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_leasehold"))
+        .args([
+            "bench",
+            "--replicas",
+            "1",
+            "--replicas-timeout",
+            "100ms",
+            "--duration",
+            "1200ms",
+            "--hold",
+            "100",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("with 1 replica(s)"), "{err}");
+    assert!(err.contains("try_storm skipped"), "{err}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["replicas"], 1);
+    assert!(pos(&v, "cycle.p50_us") > 0.0);
+    assert_eq!(v["hold"][0]["leases"], 100, "{}", v["hold"]);
+    let bad = Command::new(env!("CARGO_BIN_EXE_leasehold"))
+        .args(["bench", "--replicas", "1", "--replicas-timeout", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid --replicas-timeout"));
+}

@@ -67,6 +67,16 @@ pub enum ConfigError {
     /// The drift factor was not a finite number in `[0, 0.5)`. Redlock's recommendation is 0.01.
     #[error("invalid drift_factor = {0}: must be a finite number in [0, 0.5); 0.01 is usual")]
     InvalidDriftFactor(f64),
+    /// [`LockConfig::replication`] asked `WAIT` for no replicas or for an absurd number, or was
+    /// set together with the rueidislock dialect. Ask for 1 to 64 replicas, or leave
+    /// `replication` unset to count writes without `WAIT`.
+    #[error("invalid replication.replicas = {replicas}: {problem}")]
+    InvalidReplicas {
+        /// The rejected number.
+        replicas: u32,
+        /// What was wrong with it.
+        problem: &'static str,
+    },
 }
 
 fn truncate(s: &str) -> String {
@@ -267,6 +277,10 @@ pub struct LockConfig {
     pub fence_retention: Duration,
     /// The wire protocol (default [`Dialect::Leasehold`]).
     pub dialect: Dialect,
+    /// Count a grant, extension or fence write-back only once `WAIT` says this many replicas
+    /// acknowledged it (see [`crate::replication`]). `None` (the default): no `WAIT`, writes
+    /// count when the primary answers, as with any asynchronously replicated Redis.
+    pub replication: Option<crate::replication::Replication>,
 }
 
 impl Default for LockConfig {
@@ -284,6 +298,7 @@ impl Default for LockConfig {
             backoff_max: Duration::from_millis(500),
             fence_retention: Duration::from_secs(3_600),
             dialect: Dialect::Leasehold,
+            replication: None,
         }
     }
 }
@@ -425,6 +440,15 @@ impl LockConfig {
                     self.backoff_max
                 ),
             ));
+        }
+        if let Some(r) = &self.replication {
+            if self.dialect == Dialect::Rueidislock {
+                return Err(ConfigError::InvalidReplicas {
+                    replicas: r.replicas,
+                    problem: "the rueidislock dialect does not WAIT for replicas (rueidislock never does, and its keys carry no fence to confirm); leave replication unset with compat",
+                });
+            }
+            r.validate(self.slot_wait)?;
         }
         Ok(())
     }

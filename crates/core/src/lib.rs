@@ -20,6 +20,7 @@ mod machine;
 pub mod outcome;
 #[cfg(feature = "planted-bugs")]
 pub mod planted;
+pub mod replication;
 pub mod rng;
 pub mod time;
 pub mod wire;
@@ -32,6 +33,7 @@ pub use config::{
 };
 pub use machine::{Lock, Phase, Stats};
 pub use outcome::{AcquireError, AcquireMode, Event, LostReason, SlotSet, UsageError};
+pub use replication::Replication;
 pub use time::Instant;
 pub use wire::{
     Command, ForceOutcome, LeaseValue, Op, Reply, RequestId, SlotError, SlotErrorKind, SlotKeys,

@@ -1,10 +1,13 @@
 //! The lease state machine: [`Lock`].
 
+mod confirm;
+
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::config::{ConfigError, Dialect, HolderId, LockConfig, LockName, MAX_SLOTS};
 use crate::outcome::{AcquireError, AcquireMode, Event, LostReason, SlotSet, UsageError};
+use crate::replication::Gate;
 use crate::rng::SplitMix64;
 use crate::time::Instant;
 use crate::wire::{
@@ -47,6 +50,10 @@ enum Purpose {
     Extend,
     Check,
     Release,
+    /// The `WAIT` confirming write request `write` (with `LockConfig::replication`).
+    Wait {
+        write: RequestId,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -154,6 +161,8 @@ pub struct Stats {
     pub late_grants_cleaned: u64,
     /// Commands emitted.
     pub commands: u64,
+    /// Grants that `WAIT` did not confirm in time; each got a cleanup release.
+    pub grants_not_replicated: u64,
 }
 
 /// A sans-IO lease lock on one lock name, held over one or more slots with a majority quorum.
@@ -213,6 +222,8 @@ pub struct Lock {
     stats: Stats,
     /// The client's wall clock: `(at, unix_ms)` read at `at` ([`Lock::set_wall_clock`]).
     wall: Option<(Instant, u64)>,
+    /// Write replies awaiting their `WAIT` (empty unless `config.replication` is set).
+    unconfirmed: Gate<Pending>,
 }
 
 impl Lock {
@@ -248,6 +259,7 @@ impl Lock {
             last_reply_time: [None; MAX_SLOTS],
             stats: Stats::default(),
             wall: None,
+            unconfirmed: Gate::default(),
         })
     }
 
@@ -408,12 +420,18 @@ impl Lock {
         if in_table {
             self.last_reply_time[p.slot] = Some(now.saturating_since(p.sent));
         }
+        if let Some(p) = self.gate_reply(now, p, &reply) {
+            self.dispatch(now, p, reply);
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, p: Pending, reply: Reply) {
         match p.purpose {
             Purpose::Acquire => self.on_acquire_reply(now, p, reply),
             Purpose::Fence => self.on_fence_reply(now, p, reply),
             Purpose::Extend => self.on_extend_reply(now, p, reply),
             Purpose::Check => self.on_check_reply(now, p, reply),
-            Purpose::Release => {}
+            Purpose::Release | Purpose::Wait { .. } => {}
         }
     }
 
@@ -427,7 +445,7 @@ impl Lock {
             p.slot == slot
                 && matches!(
                     p.purpose,
-                    Purpose::Acquire | Purpose::Release | Purpose::Extend
+                    Purpose::Acquire | Purpose::Release | Purpose::Extend | Purpose::Wait { .. }
                 )
         });
         match &mut self.state {
@@ -606,6 +624,7 @@ impl Lock {
             slot,
             op,
         });
+        self.send_wait_after(now, id, slot, value, op);
     }
 
     /// Drop bookkeeping for requests that can no longer matter (older than two ttls).
@@ -622,6 +641,9 @@ impl Lock {
         }
         let horizon = now.saturating_sub(self.config.ttl * 2);
         self.pending.retain(|p| p.sent >= horizon);
+        let pending = &self.pending;
+        self.unconfirmed
+            .retain(|write| pending.iter().any(|p| p.purpose == Purpose::Wait { write }));
     }
 
     fn start_round(&mut self, now: Instant) {

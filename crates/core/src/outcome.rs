@@ -174,6 +174,24 @@ impl AcquireError {
         }
     }
 
+    /// Whether the round failed because replicas did not acknowledge its writes in time
+    /// (`LockConfig::replication`): a `QuorumUnreachable` whose slot errors include
+    /// [`crate::SlotErrorKind::NotReplicated`] (also as a passed deadline's last cause). The
+    /// primary granted, the grant would not have survived a failover, and its key was released.
+    #[must_use]
+    pub fn is_not_replicated(&self) -> bool {
+        match self {
+            AcquireError::QuorumUnreachable { errors, .. } => errors
+                .iter()
+                .any(|(_, e)| e.kind == crate::wire::SlotErrorKind::NotReplicated),
+            AcquireError::DeadlineExceeded {
+                last_cause: Some(c),
+                ..
+            } => c.is_not_replicated(),
+            _ => false,
+        }
+    }
+
     /// A stable snake_case name for counting outcomes.
     #[must_use]
     pub fn reason(&self) -> &'static str {

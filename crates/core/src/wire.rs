@@ -269,27 +269,53 @@ pub enum Op {
         /// The counter's retention from now, ms.
         keep_ms: u64,
     },
+    /// Run Redis's `WAIT replicas timeout_ms` (not a script): block until `replicas` replicas
+    /// acknowledged every write this connection made so far, or `timeout_ms` passed, and reply
+    /// with how many did ([`Reply::Acked`]). Emitted by [`crate::Lock`] only with
+    /// [`crate::LockConfig::replication`] set, directly after each grant, extension and fence
+    /// write-back on the same slot; a driver must send it on the *same connection, in order
+    /// after that write* (one pipeline: a `WAIT` on another connection, or before a script the
+    /// driver re-sends on `NOSCRIPT`, would confirm nothing). See [`crate::replication`].
+    Wait {
+        /// `numreplicas`: how many replicas must acknowledge.
+        replicas: u32,
+        /// `timeout` in milliseconds (never 0: `WAIT n 0` blocks forever).
+        timeout_ms: u64,
+    },
 }
 
 impl Op {
-    /// The script that performs this operation.
+    /// The script that performs this operation (`None` for [`Op::Wait`], a plain command).
     #[must_use]
-    pub fn script(&self) -> Script {
+    pub fn script(&self) -> Option<Script> {
         match self {
-            Op::Acquire { .. } => ACQUIRE,
-            Op::Extend { .. } => EXTEND,
-            Op::Check { .. } => CHECK,
-            Op::Release { .. } => RELEASE,
-            Op::RaiseFence { .. } => RAISE_FENCE,
-            Op::ForceRelease { .. } => FORCE_RELEASE,
-            Op::CompatAcquire { force: false, .. } => compat::ACQUIRE,
-            Op::CompatAcquire { force: true, .. } => compat::FORCE,
-            Op::CompatExtend { .. } => compat::EXTEND,
-            Op::CompatCheck { .. } => compat::CHECK,
+            Op::Acquire { .. } => Some(ACQUIRE),
+            Op::Extend { .. } => Some(EXTEND),
+            Op::Check { .. } => Some(CHECK),
+            Op::Release { .. } => Some(RELEASE),
+            Op::RaiseFence { .. } => Some(RAISE_FENCE),
+            Op::ForceRelease { .. } => Some(FORCE_RELEASE),
+            Op::CompatAcquire { force: false, .. } => Some(compat::ACQUIRE),
+            Op::CompatAcquire { force: true, .. } => Some(compat::FORCE),
+            Op::CompatExtend { .. } => Some(compat::EXTEND),
+            Op::CompatCheck { .. } => Some(compat::CHECK),
+            Op::Wait { .. } => None,
         }
     }
 
-    /// The lock value this operation carries (`None` for [`Op::RaiseFence`]). Exhaustive, so a
+    /// Whether the machine must have this write acknowledged by replicas (with
+    /// [`crate::LockConfig::replication`] set): a grant, an extension or a fence write-back.
+    /// Releases and checks are not confirmed (a release that is lost in a failover only delays
+    /// the next holder by the key's ttl).
+    #[must_use]
+    pub fn needs_replication(&self) -> bool {
+        matches!(
+            self,
+            Op::Acquire { .. } | Op::Extend { .. } | Op::RaiseFence { .. }
+        )
+    }
+
+    /// The lock value this operation carries (`None` for [`Op::RaiseFence`], [`Op::Wait`]). Exhaustive, so a
     /// driver that renders values cannot forget an operation.
     #[must_use]
     pub fn value(&self) -> Option<LeaseValue> {
@@ -302,7 +328,7 @@ impl Op {
             | Op::CompatAcquire { value, .. }
             | Op::CompatExtend { value, .. }
             | Op::CompatCheck { value } => Some(value),
-            Op::RaiseFence { .. } => None,
+            Op::RaiseFence { .. } | Op::Wait { .. } => None,
         }
     }
 
@@ -321,6 +347,7 @@ impl Op {
             Op::CompatAcquire { force: true, .. } => "fcqat",
             Op::CompatExtend { .. } => "extend_at",
             Op::CompatCheck { .. } => "check_compat",
+            Op::Wait { .. } => "wait",
         }
     }
 }
@@ -367,6 +394,11 @@ pub enum SlotErrorKind {
     /// The server answered something the protocol does not allow: a corrupt lock value or
     /// fence counter, or a reply of the wrong shape.
     Corrupt,
+    /// The write succeeded on the primary but `WAIT` ([`Op::Wait`]) reported fewer replicas
+    /// than [`crate::LockConfig::replication`] asks for within its timeout: the write would not
+    /// survive a failover, so the slot is not counted (and a grant is released). Transient:
+    /// a replica is down, lagging or partitioned; the next round or extension tries again.
+    NotReplicated,
 }
 
 impl std::fmt::Display for SlotErrorKind {
@@ -375,6 +407,7 @@ impl std::fmt::Display for SlotErrorKind {
             SlotErrorKind::Disconnected => "disconnected",
             SlotErrorKind::Server => "server error",
             SlotErrorKind::Corrupt => "corrupt reply",
+            SlotErrorKind::NotReplicated => "not replicated",
         })
     }
 }
@@ -420,6 +453,8 @@ pub enum Reply {
     FenceRaised,
     /// Force-release: what happened.
     ForceReleased(ForceOutcome),
+    /// Wait ([`Op::Wait`]): this many replicas acknowledged the connection's writes so far.
+    Acked(u32),
     /// The slot failed to answer.
     Error(SlotError),
 }

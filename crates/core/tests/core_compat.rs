@@ -99,7 +99,10 @@ fn keys_values_and_absolute_expiry_are_rueidislocks() {
     l.write_value(value, &mut v);
     assert_eq!(v.len(), 16, "a random value per attempt, no holder: {v}");
     assert!(!v.contains("me"));
-    assert_eq!(c[0].op.script().source, compat::ACQUIRE.source);
+    assert_eq!(
+        c[0].op.script().map(|s| s.source),
+        Some(compat::ACQUIRE.source)
+    );
 
     // two of three keys: acquired at once, no fence write-back, no token
     l.handle_reply(T0 + ms(1), c[0].request, Reply::GrantedUnfenced);
@@ -165,7 +168,10 @@ fn without_a_wall_clock_the_machine_clock_is_the_wall_clock() {
             ..
         }
     ));
-    assert_eq!(c[0].op.script().source, compat::FORCE.source);
+    assert_eq!(
+        c[0].op.script().map(|s| s.source),
+        Some(compat::FORCE.source)
+    );
 }
 
 #[test]
@@ -264,4 +270,22 @@ fn the_model_executes_the_dialect_like_its_scripts() {
     assert_eq!(s.exec(now, 0, ext(V1, 5_000)), Reply::Extended);
     assert!(s.stored().is_none());
     assert_eq!(s.fence(), None, "the dialect never writes a fence counter");
+}
+
+#[test]
+fn the_rueidislock_dialect_refuses_replication_acknowledgements() {
+    let mut c = config(2);
+    c.replication = Some(leasehold_core::Replication {
+        replicas: 1,
+        timeout: std::time::Duration::from_millis(50),
+    });
+    let e = c.validate().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            leasehold_core::ConfigError::InvalidReplicas { replicas: 1, .. }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("rueidislock"), "{e}");
 }

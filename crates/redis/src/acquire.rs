@@ -19,7 +19,7 @@ use crate::keeper::{KeeperHandle, KeeperMsg, TICK};
 use crate::lease::Lease;
 use crate::locker::Shared;
 use crate::observe::LockEvent;
-use crate::send::{Request, request};
+use crate::send::{Request, drain};
 
 /// One acquisition in progress.
 pub(crate) struct Acquisition {
@@ -95,15 +95,18 @@ impl Acquisition {
             let Some(m) = self.machine.as_mut() else {
                 return Err(AcquireError::Cancelled);
             };
-            while let Some(cmd) = m.lock.poll_command() {
-                self.inflight.push(request(&self.shared, &m.lock, cmd));
-            }
+            drain(&self.shared, &mut m.lock, |_, r| self.inflight.push(r));
             while let Some(ev) = m.lock.poll_event() {
                 match ev {
                     Event::Acquired {
                         token, validity, ..
                     } => return self.acquired(token, validity),
-                    Event::AcquireFailed(e) => return Err(self.failed(e)),
+                    Event::AcquireFailed(e) => {
+                        if e.is_not_replicated() {
+                            self.flush_unreplicated().await;
+                        }
+                        return Err(self.failed(e));
+                    }
                     _ => {}
                 }
             }
@@ -216,6 +219,26 @@ impl Acquisition {
         ))
     }
 
+    /// After a failure because replicas did not confirm a grant: the primary *has* the key, and
+    /// its cleanup release is in flight right behind the `WAIT`'s prompt reply. Await what is in
+    /// flight, at most `slot_wait`, so a caller that exits right after the error (`leasehold
+    /// exec`) leaves no key behind for a ttl; what is not answered by then goes to the keeper as
+    /// before. Other failures hand everything to the keeper at once, as they always did.
+    async fn flush_unreplicated(&mut self) {
+        let Some(m) = self.machine.as_mut() else {
+            return;
+        };
+        drain(&self.shared, &mut m.lock, |_, r| self.inflight.push(r));
+        let until = tokio::time::Instant::now() + self.shared.config.slot_wait;
+        while !self.inflight.is_empty() {
+            match tokio::time::timeout_at(until, self.inflight.next()).await {
+                Ok(Some(answer)) => m.feed(&self.shared, answer),
+                _ => break,
+            }
+            drain(&self.shared, &mut m.lock, |_, r| self.inflight.push(r));
+        }
+    }
+
     fn failed(&mut self, e: AcquireError) -> AcquireError {
         self.done = true;
         self.shared.emit(LockEvent::AcquireFailed {
@@ -236,9 +259,7 @@ impl Acquisition {
     /// and the gate go at once.
     fn clean_up(&mut self, gate: Option<GateGuard>) {
         if let Some(m) = self.machine.as_mut() {
-            while let Some(cmd) = m.lock.poll_command() {
-                self.inflight.push(request(&self.shared, &m.lock, cmd));
-            }
+            drain(&self.shared, &mut m.lock, |_, r| self.inflight.push(r));
         }
         if self.inflight.is_empty() {
             drop(gate);

@@ -182,6 +182,10 @@ pub(crate) struct Supervisor {
     pub last_error: Arc<std::sync::Mutex<Option<redis::RedisError>>>,
     pub run_id: Arc<std::sync::Mutex<Option<String>>>,
     pub router: Arc<Router>,
+    /// A `redis+sentinel://` instance: the primary is asked of the Sentinels on every connect
+    /// (`client` is unused), and a connection to a server that is no longer the primary is
+    /// dropped.
+    pub sentinel: Option<Arc<crate::sentinel::SentinelUrl>>,
 }
 
 /// The `run_id` line of an `INFO server` reply.
@@ -224,11 +228,41 @@ impl Supervisor {
             } else {
                 drop(push_tx);
             }
-            match self
-                .client
-                .get_multiplexed_async_connection_with_config(&cfg)
-                .await
-            {
+            let client = match &self.sentinel {
+                None => Ok(self.client.clone()),
+                Some(s) => s.resolve().await.and_then(|(host, port)| {
+                    let url = s.primary_url(&host, port);
+                    redis::Client::open(if self.resp3 {
+                        crate::locker::with_resp3(&url)
+                    } else {
+                        url
+                    })
+                }),
+            };
+            let connected = match client {
+                Ok(client) => {
+                    client
+                        .get_multiplexed_async_connection_with_config(&cfg)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            let connected = match connected {
+                Ok(mut conn) if self.sentinel.is_some() => {
+                    // the Sentinels may still name a primary that was demoted (or not yet
+                    // promoted): only a primary takes lock writes
+                    if crate::sentinel::is_primary(&mut conn).await {
+                        Ok(conn)
+                    } else {
+                        Err(redis::RedisError::from((
+                            redis::ErrorKind::Io,
+                            "the server the Sentinels named is not a primary (yet)",
+                        )))
+                    }
+                }
+                other => other,
+            };
+            match connected {
                 Ok(mut conn) => {
                     backoff = Duration::from_millis(20);
                     if let Ok(mut e) = self.last_error.lock() {
@@ -309,6 +343,18 @@ impl Supervisor {
                 _ = ping_every.tick() => {
                     if self.conn_tx.is_closed() {
                         return;
+                    }
+                    if self.sentinel.is_some() {
+                        // a demoted primary answers PING but refuses writes: follow the failover
+                        let role = tokio::time::timeout(
+                            self.response_timeout,
+                            crate::sentinel::is_primary(&mut conn),
+                        )
+                        .await;
+                        if !matches!(role, Ok(true)) {
+                            return;
+                        }
+                        continue;
                     }
                     let cmd = redis::cmd("PING");
                     let ping = tokio::time::timeout(self.response_timeout, cmd.query_async::<()>(&mut conn)).await;

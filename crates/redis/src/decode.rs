@@ -35,8 +35,19 @@ fn truncate(s: &str) -> String {
 fn corrupt(op: &Op, v: &Value) -> Reply {
     Reply::Error(SlotError::new(
         SlotErrorKind::Corrupt,
-        format!("{} script returned an unexpected reply {v:?}", op.name()),
+        format!("{} returned an unexpected reply {v:?}", op.name()),
     ))
+}
+
+/// Decode one reply of a pipeline run with `ignore_errors`: a server error in it is classified
+/// as [`error_reply`] does, anything else decoded as [`decode`].
+#[must_use]
+pub fn decode_in_pipeline(op: &Op, v: Option<&Value>) -> Reply {
+    match v {
+        Some(Value::ServerError(e)) => error_reply(&e.clone().into()),
+        Some(v) => decode(op, v),
+        None => corrupt(op, &Value::Nil),
+    }
 }
 
 /// Decode the reply `v` to `op`.
@@ -104,6 +115,10 @@ pub fn decode(op: &Op, v: &Value) -> Reply {
         Op::RaiseFence { .. } => match int(v) {
             Some(1) => Reply::FenceRaised,
             _ => corrupt(op, v),
+        },
+        Op::Wait { .. } => match int(v).and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => Reply::Acked(n),
+            None => corrupt(op, v),
         },
         Op::ForceRelease { .. } => match (items.first().and_then(int), items.get(1)) {
             (Some(1), Some(t)) => match int(t).and_then(|t| u64::try_from(t).ok()) {

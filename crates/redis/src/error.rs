@@ -111,6 +111,15 @@ pub enum LockError {
 }
 
 impl LockError {
+    /// Whether an acquire failed because replicas did not acknowledge its grant within
+    /// [`crate::LockerOptions::replicas`]'s timeout (also as a passed deadline's last cause):
+    /// the primary granted, the grant would not survive a failover, and its key was deleted.
+    /// Transient: a replica is down, lagging or cut off.
+    #[must_use]
+    pub fn is_not_replicated(&self) -> bool {
+        matches!(self, LockError::Acquire(e) if e.is_not_replicated())
+    }
+
     /// Whether retrying cannot help: the configuration (URL, credentials, ACL, database, TLS,
     /// keys, options) must change first.
     #[must_use]

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use crate::conn::InstanceEvent;
 use crate::drive::{Entry, apply_events};
 use crate::locker::Shared;
-use crate::send::{Answer, Request, request};
+use crate::send::{Answer, Request, drain};
 
 /// What the keeper is told.
 pub(crate) enum KeeperMsg {
@@ -306,18 +306,20 @@ impl Keeper {
         let entry = h.entry.clone();
         let (timer, idle) = {
             let mut m = entry.machine();
-            while let Some(cmd) = m.lock.poll_command() {
+            let (inflight, cell) = (&mut self.inflight, &entry.cell);
+            drain(&shared, &mut m.lock, |cmd, r| {
+                // a release was requested: never extend after it (an extension's WAIT then
+                // answers with an error the machine ignores)
                 if matches!(
                     cmd.op,
                     leasehold_core::Op::Extend { .. } | leasehold_core::Op::CompatExtend { .. }
-                ) && !entry.cell.begin_extension()
+                ) && !cell.begin_extension()
                 {
-                    continue; // a release was requested: never extend after it
+                    return;
                 }
-                let r = request(&shared, &m.lock, cmd);
-                self.inflight.push(tag(id, r));
+                inflight.push(tag(id, r));
                 h.inflight += 1;
-            }
+            });
             apply_events(&shared, &entry, &mut m);
             let idle = m.lock.phase() == leasehold_core::Phase::Idle;
             (m.lock.poll_timeout().map(|t| shared.tokio_instant(t)), idle)

@@ -11,7 +11,7 @@ use crate::drive::{Entry, apply_events};
 use crate::error::LockError;
 use crate::keeper::{KeeperHandle, KeeperMsg};
 use crate::locker::Shared;
-use crate::send::request;
+use crate::send::drain;
 
 /// A held lease. Use [`Lease::token`] as the fencing token on every write to the protected
 /// resource; watch [`Lease::lost`]; call [`Lease::release`]. Dropping it releases in the
@@ -119,9 +119,7 @@ impl Lease {
                     _ => Err(LockError::Lost(LostReason::ExpiredLocally)),
                 };
             }
-            while let Some(cmd) = m.lock.poll_command() {
-                replies.push(request(&self.shared, &m.lock, cmd));
-            }
+            drain(&self.shared, &mut m.lock, |_, r| replies.push(r));
             apply_events(&self.shared, &self.entry, &mut m);
         }
         let outstanding = Outstanding::new(&self.entry, &self.keeper, replies.len());

@@ -34,6 +34,7 @@
 mod acquire;
 pub mod cell;
 mod compat;
+mod confirm;
 mod conn;
 mod decode;
 mod drive;
@@ -43,12 +44,14 @@ mod lease;
 mod locker;
 mod observe;
 mod send;
+mod sentinel;
 mod sync;
 
 pub use compat::{Compat, GivenUp};
 pub use conn::WakeMode;
 pub use error::{LockError, redact};
 pub use lease::Lease;
-pub use leasehold_core::{AcquireError, LockConfig, LostReason};
+pub use leasehold_core::replication::MAX_REPLICAS;
+pub use leasehold_core::{AcquireError, LockConfig, LostReason, Replication};
 pub use locker::{Locker, LockerOptions, RunOutcome, with_resp3};
 pub use observe::LockEvent;

@@ -84,6 +84,21 @@ impl LockerOptions {
         self
     }
 
+    /// Count every grant, extension and fence write-back only once `WAIT replicas timeout`
+    /// confirms that many replicas have it (`leasehold_core::replication`): a lease then
+    /// survives a failover to a replica that acknowledged. A grant not confirmed in time fails
+    /// the acquire with a slot error of kind `NotReplicated` ([`LockError::is_not_replicated`])
+    /// and its key is deleted; an extension not confirmed does not move the lease's validity.
+    /// `timeout` must be whole milliseconds, at least 1 ms and below `slot_wait` (checked at
+    /// [`LockerOptions::build`]). The write and its `WAIT` go out as one pipeline; `WAIT` blocks
+    /// the instance's connection (shared by the locker's leases) until the replicas answer or
+    /// the timeout passes.
+    #[must_use]
+    pub fn replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.lock.replication = Some(leasehold_core::Replication::new(replicas, timeout));
+        self
+    }
+
     /// Set the key prefix.
     #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -302,6 +317,7 @@ impl Locker {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
         let mut clients: Vec<(redis::Client, String, bool)> = Vec::new();
+        let mut sentinels: Vec<Option<Arc<crate::sentinel::SentinelUrl>>> = Vec::new();
         let mut endpoints: Vec<(String, String)> = Vec::new();
         for url in &opts.urls {
             let shown = redact(url);
@@ -313,12 +329,29 @@ impl Locker {
             }
             if !(url.starts_with("redis://")
                 || url.starts_with("rediss://")
-                || url.starts_with("unix://"))
+                || url.starts_with("unix://")
+                || url.starts_with(crate::sentinel::SCHEME))
             {
                 return Err(LockError::InvalidUrl {
                     url: shown,
-                    reason: "the scheme must be redis://, rediss:// or unix://".into(),
+                    reason: "the scheme must be redis://, rediss://, unix:// or redis+sentinel://"
+                        .into(),
                 });
+            }
+            if url.starts_with(crate::sentinel::SCHEME) {
+                let (placeholder, endpoint, s) = crate::sentinel::prepare(url, &shown)?;
+                if let Some((first, _)) = endpoints.iter().find(|(_, e)| *e == endpoint) {
+                    return Err(LockError::DuplicateInstance {
+                        first: first.clone(),
+                        second: shown,
+                        how: format!("the same {endpoint}"),
+                    });
+                }
+                endpoints.push((shown.clone(), endpoint));
+                let resp3 = opts.push && !url.contains("protocol=resp2");
+                sentinels.push(Some(Arc::new(s)));
+                clients.push((placeholder, shown, resp3));
+                continue;
             }
             let target = if opts.push {
                 with_resp3(url)
@@ -351,6 +384,7 @@ impl Locker {
             let resp3 =
                 opts.push && info.redis_settings().protocol() != redis::ProtocolVersion::RESP2;
             clients.push((client, shown, resp3));
+            sentinels.push(None);
         }
         let (events, _) = broadcast::channel(1024);
         let (lock_events, _) = broadcast::channel(1024);
@@ -379,6 +413,7 @@ impl Locker {
                 last_error: last_error.clone(),
                 run_id: run_id.clone(),
                 router: router.clone(),
+                sentinel: sentinels.get(index).cloned().flatten(),
             };
             tokio::spawn(sup.run());
 

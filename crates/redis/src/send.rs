@@ -11,7 +11,7 @@ use std::time::Duration;
 use leasehold_core::{Command, Lock, Op, Reply, RequestId, SlotError, SlotErrorKind};
 
 use crate::decode::{decode, error_reply};
-use crate::locker::Shared;
+use crate::locker::{Scripts, Shared};
 
 /// What a request resolves to: the command, the reply, the instance it went to, and how long it
 /// took.
@@ -34,6 +34,104 @@ pub(crate) fn request(shared: &Arc<Shared>, lock: &Lock, cmd: Command) -> Reques
         let sent = tokio::time::Instant::now();
         let (_, reply) = execute(&shared, inst, cmd, lock_key, fence_key, value).await;
         (cmd, reply, inst, sent.elapsed())
+    })
+}
+
+/// Drain `lock`'s commands into requests, calling `each` with every command and its request. A
+/// write the machine wants confirmed is followed by its `WAIT` on the same slot; the two become
+/// one pipeline on one connection ([`crate::confirm`]), so the `WAIT` runs right after the
+/// write and can never confirm nothing (on another connection, or before a script re-sent on
+/// `NOSCRIPT`).
+pub(crate) fn drain(shared: &Arc<Shared>, lock: &mut Lock, mut each: impl FnMut(Command, Request)) {
+    let mut next = lock.poll_command();
+    while let Some(cmd) = next.take() {
+        next = lock.poll_command();
+        if let Some(wait) = next
+            && matches!(wait.op, Op::Wait { .. })
+            && wait.slot == cmd.slot
+            && cmd.op.needs_replication()
+        {
+            next = lock.poll_command();
+            let (w, a) = crate::confirm::pipelined(shared, lock, cmd, wait);
+            each(cmd, w);
+            each(wait, a);
+            continue;
+        }
+        each(cmd, request(shared, lock, cmd));
+    }
+}
+
+/// The script call for `op` with its keys and arguments (`None` for operations that are not one
+/// of the locker's preloaded scripts: an operator's force-release, a `WAIT`).
+pub(crate) fn invocation<'a>(
+    scripts: &'a Scripts,
+    op: &Op,
+    lock_key: &str,
+    fence_key: &str,
+    value: &str,
+) -> Option<redis::ScriptInvocation<'a>> {
+    Some(match *op {
+        Op::Acquire {
+            ttl_ms,
+            force,
+            keep_ms,
+            ..
+        } => {
+            let mut i = scripts.acquire.key(lock_key);
+            i.key(fence_key)
+                .arg(value)
+                .arg(ttl_ms)
+                .arg(if force { "1" } else { "0" })
+                .arg(keep_ms);
+            i
+        }
+        Op::Extend {
+            ttl_ms, keep_ms, ..
+        } => {
+            let mut i = scripts.extend.key(lock_key);
+            i.key(fence_key).arg(value).arg(ttl_ms).arg(keep_ms);
+            i
+        }
+        Op::Check { .. } => {
+            let mut i = scripts.check.key(lock_key);
+            i.key(fence_key).arg(value);
+            i
+        }
+        Op::Release { .. } => {
+            let mut i = scripts.release.key(lock_key);
+            i.arg(value);
+            i
+        }
+        Op::RaiseFence { token, keep_ms } => {
+            let mut i = scripts.raise_fence.key(fence_key);
+            i.arg(token).arg(keep_ms);
+            i
+        }
+        Op::CompatAcquire {
+            expire_at_ms,
+            force,
+            ..
+        } => {
+            let script = if force {
+                &scripts.compat_force
+            } else {
+                &scripts.compat_acquire
+            };
+            let mut i = script.key(lock_key);
+            i.arg(value).arg(expire_at_ms);
+            i
+        }
+        Op::CompatExtend { expire_at_ms, .. } => {
+            let mut i = scripts.compat_extend.key(lock_key);
+            i.arg(value).arg(expire_at_ms);
+            i
+        }
+        Op::CompatCheck { .. } => {
+            let mut i = scripts.compat_check.key(lock_key);
+            i.arg(value);
+            i
+        }
+        Op::ForceRelease { .. } | Op::Wait { .. } => return None,
     })
 }
 
@@ -68,68 +166,7 @@ async fn execute(
             );
             return (cmd.request, Reply::Error(e));
         };
-        let scripts = &shared.scripts;
         let inv = match cmd.op {
-            Op::Acquire {
-                ttl_ms,
-                force,
-                keep_ms,
-                ..
-            } => {
-                let mut i = scripts.acquire.key(&lock_key);
-                i.key(&fence_key)
-                    .arg(&value)
-                    .arg(ttl_ms)
-                    .arg(if force { "1" } else { "0" })
-                    .arg(keep_ms);
-                i
-            }
-            Op::Extend {
-                ttl_ms, keep_ms, ..
-            } => {
-                let mut i = scripts.extend.key(&lock_key);
-                i.key(&fence_key).arg(&value).arg(ttl_ms).arg(keep_ms);
-                i
-            }
-            Op::Check { .. } => {
-                let mut i = scripts.check.key(&lock_key);
-                i.key(&fence_key).arg(&value);
-                i
-            }
-            Op::Release { .. } => {
-                let mut i = scripts.release.key(&lock_key);
-                i.arg(&value);
-                i
-            }
-            Op::RaiseFence { token, keep_ms } => {
-                let mut i = scripts.raise_fence.key(&fence_key);
-                i.arg(token).arg(keep_ms);
-                i
-            }
-            Op::CompatAcquire {
-                expire_at_ms,
-                force,
-                ..
-            } => {
-                let script = if force {
-                    &scripts.compat_force
-                } else {
-                    &scripts.compat_acquire
-                };
-                let mut i = script.key(&lock_key);
-                i.arg(&value).arg(expire_at_ms);
-                i
-            }
-            Op::CompatExtend { expire_at_ms, .. } => {
-                let mut i = scripts.compat_extend.key(&lock_key);
-                i.arg(&value).arg(expire_at_ms);
-                i
-            }
-            Op::CompatCheck { .. } => {
-                let mut i = scripts.compat_check.key(&lock_key);
-                i.arg(&value);
-                i
-            }
             Op::ForceRelease { keep_ms, .. } => {
                 // never emitted by the machine (operators' tools send it); rendered here so
                 // the adapter can run every operation of the wire protocol
@@ -142,6 +179,22 @@ async fn execute(
                 };
                 return (cmd.request, reply);
             }
+            Op::Wait { .. } => {
+                // a WAIT is only meaningful right behind its write, in one pipeline (`drain`);
+                // alone it would confirm whatever this connection wrote before
+                let e = SlotError::new(
+                    SlotErrorKind::Corrupt,
+                    "WAIT sent without the write it confirms; nothing was sent",
+                );
+                return (cmd.request, Reply::Error(e));
+            }
+            _ => match invocation(&shared.scripts, &cmd.op, &lock_key, &fence_key, &value) {
+                Some(i) => i,
+                None => {
+                    let e = SlotError::new(SlotErrorKind::Corrupt, "no script for this operation");
+                    return (cmd.request, Reply::Error(e));
+                }
+            },
         };
         let reply = match inv.invoke_async::<redis::Value>(&mut conn).await {
             Ok(v) => decode(&cmd.op, &v),

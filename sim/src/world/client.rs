@@ -62,7 +62,8 @@ impl Client {
             locks: machines
                 .into_iter()
                 .map(|machine| PerLock {
-                    round: RoundLog::new(machine.config().layout.slots(), machine.quorum()),
+                    round: RoundLog::new(machine.config().layout.slots(), machine.quorum())
+                        .with_replication(machine.config().replication),
                     machine,
                     timer_gen: 0,
                     timer_at: None,

@@ -34,6 +34,10 @@ impl World {
                     self.clients[c].pause_until.max(self.now + nanos(len));
             }
             Fault::ForceRelease { s, l } => self.force_release(s, l),
+            Fault::ReplicaStall { s, len } => {
+                let sv = &mut self.servers[s];
+                sv.replica_stalled_until = sv.replica_stalled_until.max(self.now + nanos(len));
+            }
             Fault::Failover { s } => {
                 self.servers[s].promote();
                 for c in 0..self.clients.len() {

@@ -36,6 +36,7 @@ mod net;
 mod queue;
 mod resource;
 mod server;
+mod wait;
 
 use client::Client;
 use clock::{SkewedClock, draw_drift};
@@ -306,10 +307,11 @@ impl World {
                 key,
                 state,
                 epoch,
-            } => self.servers[s as usize].replicated(key as usize, state, epoch),
+            } => self.replicated(s as usize, key as usize, state, epoch),
             Ev::Fault(i) => self.fault(i as usize),
             Ev::Heal(i) => self.heal(i as usize),
             Ev::Reconnect { c, s } => self.reconnect(c as usize, s as usize),
+            Ev::WaitTimeout { s, id } => self.wait_timeout(s as usize, id),
         }
     }
 }

@@ -89,6 +89,11 @@ pub(super) enum Ev {
         c: u32,
         s: u32,
     },
+    /// A blocked `WAIT` on server `s` (its waiter `id`) times out.
+    WaitTimeout {
+        s: u32,
+        id: u32,
+    },
 }
 
 impl Ev {
@@ -118,6 +123,7 @@ impl Ev {
             Ev::Reconnect { .. } => 12,
             Ev::ReadArrive { .. } => 13,
             Ev::ReadReply { .. } => 14,
+            Ev::WaitTimeout { .. } => 15,
         }
     }
 

@@ -25,6 +25,16 @@ pub(super) struct Server {
     pub(super) busy_until: u64,
     pub(super) clock: SkewedClock,
     pub(super) repl_epoch: u32,
+    /// Replication messages sent in this `repl_epoch` (the primary's replication offset).
+    pub(super) repl_sent: u64,
+    /// Of those, applied by the replica (its acknowledged offset, for `WAIT`).
+    pub(super) repl_applied: u64,
+    /// True time until which the replica is cut off (a `ReplicaStall` fault).
+    pub(super) replica_stalled_until: u64,
+    /// Clients blocked in `WAIT` (`wait.rs`).
+    pub(super) waits: Vec<super::wait::Waiter>,
+    /// Ids for `waits`.
+    pub(super) next_wait: u32,
 }
 
 impl Server {
@@ -37,20 +47,33 @@ impl Server {
             busy_until: 0,
             clock,
             repl_epoch: 0,
+            repl_sent: 0,
+            repl_applied: 0,
+            replica_stalled_until: 0,
+            waits: Vec::new(),
+            next_wait: 0,
         }
     }
 
-    /// A replication message arrived (dropped if a failover changed the epoch since).
-    pub(super) fn replicated(&mut self, key: usize, state: ModelServer, epoch: u32) {
+    /// A replication message arrived (dropped if a failover changed the epoch since); whether
+    /// it was applied.
+    pub(super) fn replicated(&mut self, key: usize, state: ModelServer, epoch: u32) -> bool {
         if self.repl_epoch == epoch {
             self.replica[key] = state;
+            self.repl_applied += 1;
+            return true;
         }
+        false
     }
 
-    /// Promote the replica (a failover).
+    /// Promote the replica (a failover). The new primary starts a new replication history;
+    /// clients blocked in `WAIT` lose their connections with the old primary.
     pub(super) fn promote(&mut self) {
         self.keys = self.replica.clone();
         self.repl_epoch += 1;
+        self.repl_sent = 0;
+        self.repl_applied = 0;
+        self.waits.clear();
     }
 }
 
@@ -83,6 +106,18 @@ impl World {
 
     pub(super) fn exec(&mut self, c: usize, s: usize, l: usize, cmd: Command, epoch: u32) {
         if !self.servers[s].up {
+            return;
+        }
+        // a client blocked in WAIT has its later commands queued behind it (as Redis does)
+        if self.defer_behind_wait(c, s, l, cmd, epoch) {
+            return;
+        }
+        if let Op::Wait {
+            replicas,
+            timeout_ms,
+        } = cmd.op
+        {
+            self.exec_wait(c, s, l, cmd.request, epoch, replicas, timeout_ms);
             return;
         }
         let key = l * self.slots + cmd.slot;
@@ -141,11 +176,14 @@ impl World {
             let lag = nanos(self.cfg.faults.replication_lag);
             let state = self.servers[s].keys[key].clone();
             let epoch_r = self.servers[s].repl_epoch;
-            if lag == 0 {
+            self.servers[s].repl_sent += 1;
+            let stalled = self.servers[s].replica_stalled_until;
+            if lag == 0 && stalled < self.now {
                 self.servers[s].replica[key] = state;
+                self.servers[s].repl_applied += 1;
             } else {
                 self.push(
-                    self.now + lag,
+                    self.now.max(stalled) + lag,
                     Ev::Replicate {
                         s: s as u32,
                         key: key as u32,

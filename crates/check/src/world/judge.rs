@@ -192,6 +192,7 @@ pub(super) fn op_name(op: &Op) -> &'static str {
         Op::ForceRelease { .. } => "force_release",
         // the rueidislock dialect (the checker's worlds do not run it yet)
         Op::CompatAcquire { .. } | Op::CompatExtend { .. } | Op::CompatCheck { .. } => op.name(),
+        Op::Wait { .. } => "wait",
     }
 }
 

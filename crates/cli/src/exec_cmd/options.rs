@@ -115,9 +115,59 @@ pub fn check(ttl: Duration, wait: Duration, grace: Option<Duration>) -> Result<T
     })
 }
 
+/// Check `--replicas` and `--replicas-timeout`: `None` for 0 replicas (no `WAIT`), otherwise
+/// `(replicas, timeout)`; the error is the message to print.
+pub fn check_replicas(replicas: u32, timeout: Duration) -> Result<Option<(u32, Duration)>, String> {
+    if replicas == 0 {
+        return Ok(None);
+    }
+    if replicas > leasehold_redis::MAX_REPLICAS {
+        return Err(format!(
+            "invalid --replicas {replicas}: must be between 0 (no WAIT) and {}",
+            leasehold_redis::MAX_REPLICAS
+        ));
+    }
+    if timeout < Duration::from_millis(1)
+        || timeout > MAX_REPLICAS_TIMEOUT
+        || !timeout.subsec_nanos().is_multiple_of(1_000_000)
+    {
+        return Err(format!(
+            "invalid --replicas-timeout {}: must be whole milliseconds from 1ms to {}",
+            show(timeout),
+            show(MAX_REPLICAS_TIMEOUT),
+        ));
+    }
+    Ok(Some((replicas, timeout)))
+}
+
+/// The longest `--replicas-timeout`: its [`replicas_slot_wait`] must stay below [`MIN_TTL`].
+pub const MAX_REPLICAS_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// The per-slot reply wait with `--replicas-timeout`: the timeout plus 150 ms, at least the
+/// default 100 ms. Redis answers a timed-out `WAIT` at its next `hz` tick (up to 100 ms late on
+/// an idle server), and the answer must arrive while the round waits for it.
+#[must_use]
+pub fn replicas_slot_wait(timeout: Duration) -> Duration {
+    (timeout + Duration::from_millis(150)).max(LockConfig::default().slot_wait)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicas_are_checked_in_execs_words() {
+        assert_eq!(check_replicas(0, ms(0)), Ok(None));
+        assert_eq!(check_replicas(1, ms(50)), Ok(Some((1, ms(50)))));
+        let e = check_replicas(65, ms(50)).unwrap_err();
+        assert!(e.starts_with("invalid --replicas 65"), "{e}");
+        assert_eq!(replicas_slot_wait(ms(50)), ms(200));
+        assert!(replicas_slot_wait(MAX_REPLICAS_TIMEOUT) < MIN_TTL);
+        for bad in [ms(0), ms(301), Duration::from_micros(1_500)] {
+            let e = check_replicas(1, bad).unwrap_err();
+            assert!(e.starts_with("invalid --replicas-timeout"), "{e}");
+        }
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

@@ -12,11 +12,16 @@
 //! - `QuorumUnreachable` only when some slot answered with an error or was cut off;
 //! - `DeadlineExceeded` after a round carries that last round's cause, judged by the same rules.
 //!
+//! With replication-acknowledged writes ([`RoundLog::with_replication`]) a slot's answer is its
+//! write's reply *and* the `WAIT` after it, as the machine counts it: a grant or write-back that
+//! `WAIT` did not confirm is a failed slot, one still awaiting its `WAIT` has not answered.
+//!
 //! The log only reads what the driver hands it; it never asks the machine how it classified.
 
 use crate::config::MAX_SLOTS;
 use crate::machine::{Lock, Phase};
 use crate::outcome::{AcquireError, SlotSet};
+use crate::replication::Replication;
 use crate::time::Instant;
 use crate::wire::{Command, Op, Reply, RequestId};
 
@@ -45,8 +50,10 @@ pub struct RoundLog {
     acquire: [Seen; MAX_SLOTS],
     fence: [Seen; MAX_SLOTS],
     fence_sent: SlotSet,
-    /// (request, slot, is a fence write-back) of the current round.
-    requests: Vec<(RequestId, usize, bool)>,
+    /// (request, slot, is a fence write-back, is the `WAIT` after it) of the current round.
+    requests: Vec<(RequestId, usize, bool, bool)>,
+    /// The machine's `WAIT` setting (`None`: a write's reply alone answers).
+    replication: Option<Replication>,
     /// Slots whose connection is dropping right now: a round the machine starts while handling
     /// the drop (its timers fire first) has those requests failed at once.
     cut_next: SlotSet,
@@ -65,7 +72,16 @@ impl RoundLog {
             fence_sent: SlotSet::EMPTY,
             requests: Vec::new(),
             cut_next: SlotSet::EMPTY,
+            replication: None,
         }
+    }
+
+    /// The log of a machine whose writes count only when `WAIT` confirms them
+    /// (`LockConfig::replication`).
+    #[must_use]
+    pub fn with_replication(mut self, replication: Option<Replication>) -> RoundLog {
+        self.replication = replication;
+        self
     }
 
     /// A command left the machine. An acquire with a new value starts a new round; a fence
@@ -77,10 +93,11 @@ impl RoundLog {
                     *self = RoundLog {
                         nonce: Some(value.nonce),
                         cut_next: self.cut_next,
+                        replication: self.replication,
                         ..RoundLog::new(self.slots, self.quorum)
                     };
                 }
-                self.requests.push((cmd.request, cmd.slot, false));
+                self.requests.push((cmd.request, cmd.slot, false, false));
                 if self.cut_next.contains(cmd.slot)
                     && let Some(seen) = self.acquire.get_mut(cmd.slot)
                 {
@@ -89,7 +106,15 @@ impl RoundLog {
             }
             Op::RaiseFence { .. } => {
                 self.fence_sent.insert(cmd.slot);
-                self.requests.push((cmd.request, cmd.slot, true));
+                self.requests.push((cmd.request, cmd.slot, true, false));
+            }
+            // the WAIT directly follows its write on the same slot
+            Op::Wait { .. } => {
+                if let Some(&(_, _, fence, false)) =
+                    self.requests.iter().rev().find(|r| r.1 == cmd.slot)
+                {
+                    self.requests.push((cmd.request, cmd.slot, fence, true));
+                }
             }
             _ => {}
         }
@@ -108,7 +133,7 @@ impl RoundLog {
 
     /// `reply` to `request` reached a machine whose open round is in `phase` (`Idle`: none).
     pub fn delivered_in(&mut self, phase: Phase, request: RequestId, reply: &Reply) {
-        let Some(&(_, slot, fence)) = self.requests.iter().find(|r| r.0 == request) else {
+        let Some(&(_, slot, fence, wait)) = self.requests.iter().find(|r| r.0 == request) else {
             return;
         };
         let (open, table) = if fence {
@@ -122,10 +147,19 @@ impl RoundLog {
         if let Some(seen) = table.get_mut(slot)
             && *seen == Seen::Nothing
         {
-            *seen = match (fence, reply) {
-                (false, Reply::Granted { .. } | Reply::GrantedUnfenced)
-                | (true, Reply::FenceRaised) => Seen::Granted,
-                (false, Reply::Held { .. }) => Seen::Held,
+            *seen = match (fence, reply, self.replication) {
+                (_, _, Some(r)) if wait => match reply {
+                    Reply::Acked(n) if *n >= r.replicas => Seen::Granted,
+                    _ => Seen::Failed,
+                },
+                // a success waits for its WAIT, which decides the slot's answer
+                (false, Reply::Granted { .. } | Reply::GrantedUnfenced, Some(_))
+                | (true, Reply::FenceRaised, Some(_)) => {
+                    return;
+                }
+                (false, Reply::Granted { .. } | Reply::GrantedUnfenced, None)
+                | (true, Reply::FenceRaised, None) => Seen::Granted,
+                (false, Reply::Held { .. }, _) => Seen::Held,
                 _ => Seen::Failed,
             };
         }

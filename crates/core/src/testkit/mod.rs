@@ -384,6 +384,9 @@ impl ModelServer {
                     Reply::ForceReleased(ForceOutcome::Deleted { token })
                 }
             },
+            // one server with no replicas, as a real primary without replicas answers (after
+            // the timeout); the simulator answers WAIT from its own replication model instead
+            Op::Wait { .. } => Reply::Acked(0),
         }
     }
 }

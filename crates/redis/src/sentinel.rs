@@ -1,0 +1,195 @@
+//! `redis+sentinel://` URLs: the instance is whatever primary the Sentinels name for a master
+//! name, resolved again on every (re)connect, so after a failover the adapter follows the new
+//! primary. Leases in flight see the old primary's connection drop (their extensions fail, and a
+//! lease that cannot extend before its validity is lost with a typed reason); waiters go on with
+//! the new primary.
+//!
+//! Format: `redis+sentinel://[user:password@]host:port[,host:port...]/<master name>[/<db>][?query]`.
+//! The credentials, database and query (e.g. `protocol=resp2`) are those of the primary; the
+//! Sentinels are asked without credentials.
+
+use std::time::Duration;
+
+/// The scheme.
+pub const SCHEME: &str = "redis+sentinel://";
+
+/// A parsed `redis+sentinel://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SentinelUrl {
+    /// `host:port` of each Sentinel.
+    pub sentinels: Vec<String>,
+    /// The master name the Sentinels monitor.
+    pub master: String,
+    /// `user:password@` or empty.
+    auth: String,
+    /// `/db` or empty.
+    db: String,
+    /// `?query` or empty.
+    query: String,
+}
+
+impl SentinelUrl {
+    /// Parse `url`; the error says what is wrong.
+    pub fn parse(url: &str) -> Result<SentinelUrl, String> {
+        let rest = url
+            .strip_prefix(SCHEME)
+            .ok_or_else(|| format!("a Sentinel URL starts with {SCHEME}"))?;
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, format!("?{q}")),
+            None => (rest, String::new()),
+        };
+        let (auth, rest) = match rest.rsplit_once('@') {
+            Some((a, r)) => (format!("{a}@"), r),
+            None => (String::new(), rest),
+        };
+        let mut parts = rest.split('/');
+        let hosts = parts.next().unwrap_or_default();
+        let master = parts.next().unwrap_or_default().to_owned();
+        let db = match parts.next() {
+            Some(d) if !d.is_empty() => {
+                if d.parse::<u32>().is_err() {
+                    return Err(format!("database {d:?} is not a number"));
+                }
+                format!("/{d}")
+            }
+            _ => String::new(),
+        };
+        if parts.next().is_some() {
+            return Err("too many path segments: expected /<master name>[/<db>]".into());
+        }
+        if master.is_empty() {
+            return Err(
+                "the master name is missing: redis+sentinel://host:port/<master name>".into(),
+            );
+        }
+        let mut sentinels = Vec::new();
+        for h in hosts.split(',') {
+            let ok = h
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !ok {
+                return Err(format!("Sentinel address {h:?} is not host:port"));
+            }
+            sentinels.push(h.to_owned());
+        }
+        Ok(SentinelUrl {
+            sentinels,
+            master,
+            auth,
+            db,
+            query,
+        })
+    }
+
+    /// The primary's URL at `host:port`, with this URL's credentials, database and query.
+    pub fn primary_url(&self, host: &str, port: u16) -> String {
+        format!(
+            "redis://{}{host}:{port}{}{}",
+            self.auth, self.db, self.query
+        )
+    }
+
+    /// Ask the Sentinels in turn which primary they name for the master; the first answer wins.
+    pub async fn resolve(&self) -> Result<(String, u16), redis::RedisError> {
+        let mut last = None;
+        for s in &self.sentinels {
+            let asked = async {
+                let client = redis::Client::open(format!("redis://{s}"))?;
+                let mut c = client.get_multiplexed_async_connection().await?;
+                redis::cmd("SENTINEL")
+                    .arg("get-master-addr-by-name")
+                    .arg(&self.master)
+                    .query_async::<Option<(String, u16)>>(&mut c)
+                    .await
+            };
+            match tokio::time::timeout(Duration::from_secs(1), asked).await {
+                Ok(Ok(Some(addr))) => return Ok(addr),
+                Ok(Ok(None)) => {
+                    last = Some(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "Sentinel does not know the master name",
+                        format!("{s} has no master named {:?}", self.master),
+                    )));
+                }
+                Ok(Err(e)) => last = Some(e),
+                Err(_) => {
+                    last = Some(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "Sentinel did not answer",
+                        format!("{s} within 1s"),
+                    )));
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            redis::RedisError::from((redis::ErrorKind::Io, "no Sentinel address given"))
+        }))
+    }
+}
+
+/// For the locker: parse `url` (shown as `shown` in errors) into the Sentinels to ask, the
+/// endpoint that names it for duplicate detection, and a placeholder client (never connected:
+/// the primary is resolved on every connect).
+pub(crate) fn prepare(
+    url: &str,
+    shown: &str,
+) -> Result<(redis::Client, String, SentinelUrl), crate::LockError> {
+    let invalid = |reason: String| crate::LockError::InvalidUrl {
+        url: shown.to_owned(),
+        reason,
+    };
+    let s = SentinelUrl::parse(url).map_err(invalid)?;
+    let endpoint = format!("sentinel {}/{}", s.sentinels.join(","), s.master);
+    let first = s
+        .sentinels
+        .first()
+        .map_or("127.0.0.1:26379", String::as_str);
+    let placeholder =
+        redis::Client::open(format!("redis://{first}")).map_err(|e| invalid(e.to_string()))?;
+    Ok((placeholder, endpoint, s))
+}
+
+/// Whether the server on `conn` says it is a primary (`ROLE`).
+pub(crate) async fn is_primary(conn: &mut redis::aio::MultiplexedConnection) -> bool {
+    let role = redis::cmd("ROLE").query_async::<redis::Value>(conn).await;
+    match role {
+        Ok(redis::Value::Array(items)) => {
+            matches!(
+                items.first(),
+                Some(redis::Value::BulkString(b)) if b == b"master"
+            ) || matches!(items.first(), Some(redis::Value::SimpleString(s)) if s == "master")
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_and_bad_ones_say_why() {
+        let u = SentinelUrl::parse(
+            "redis+sentinel://u:p@127.0.0.1:26379,h2:26380/mymaster/2?protocol=resp2",
+        )
+        .unwrap();
+        assert_eq!(u.sentinels, ["127.0.0.1:26379", "h2:26380"]);
+        assert_eq!(u.master, "mymaster");
+        assert_eq!(
+            u.primary_url("10.0.0.1", 6379),
+            "redis://u:p@10.0.0.1:6379/2?protocol=resp2"
+        );
+        let plain = SentinelUrl::parse("redis+sentinel://h:1/m").unwrap();
+        assert_eq!(plain.primary_url("a", 2), "redis://a:2");
+        for (bad, why) in [
+            ("redis://h:1/m", "starts with"),
+            ("redis+sentinel://h:1", "master name is missing"),
+            ("redis+sentinel://h/m", "not host:port"),
+            ("redis+sentinel://h:1/m/x", "not a number"),
+            ("redis+sentinel://h:1/m/1/2", "too many"),
+        ] {
+            let e = SentinelUrl::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+}
