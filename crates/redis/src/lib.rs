@@ -55,3 +55,4 @@ pub use leasehold_core::replication::MAX_REPLICAS;
 pub use leasehold_core::{AcquireError, LockConfig, LostReason, Replication};
 pub use locker::{Locker, LockerOptions, RunOutcome, with_resp3};
 pub use observe::LockEvent;
+pub use sentinel::primary_url_of;

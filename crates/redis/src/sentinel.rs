@@ -127,6 +127,25 @@ impl SentinelUrl {
     }
 }
 
+/// For tools that open their own connections (the dashboard, `doctor`): the URL of the primary
+/// the Sentinels of the `redis+sentinel://` URL `url` name now, with its credentials, database
+/// and query; any other URL is returned unchanged. Call it on every (re)connect to follow a
+/// failover.
+///
+/// # Errors
+/// The URL does not parse, or no Sentinel named a primary (the message says which and why).
+pub async fn primary_url_of(url: &str) -> Result<String, String> {
+    if !url.starts_with(SCHEME) {
+        return Ok(url.to_owned());
+    }
+    let s = SentinelUrl::parse(url)?;
+    let (host, port) = s
+        .resolve()
+        .await
+        .map_err(|e| format!("no Sentinel named the primary of {:?}: {e}", s.master))?;
+    Ok(s.primary_url(&host, port))
+}
+
 /// For the locker: parse `url` (shown as `shown` in errors) into the Sentinels to ask, the
 /// endpoint that names it for duplicate detection, and a placeholder client (never connected:
 /// the primary is resolved on every connect).

@@ -373,7 +373,14 @@ impl Probe<'_> {
 /// first `PING` is refused.
 pub async fn measure(opts: &DoctorOptions) -> Result<Measured, DoctorError> {
     let shown = leasehold_redis::redact(&opts.url);
-    let client = redis::Client::open(opts.url.as_str()).map_err(|source| DoctorError::BadUrl {
+    // a redis+sentinel:// URL: the primary its Sentinels name now
+    let url = leasehold_redis::primary_url_of(&opts.url)
+        .await
+        .map_err(|reason| DoctorError::BadUrl {
+            url: shown.clone(),
+            source: RedisError::from((redis::ErrorKind::Client, "Sentinel", reason)),
+        })?;
+    let client = redis::Client::open(url.as_str()).map_err(|source| DoctorError::BadUrl {
         url: shown.clone(),
         source,
     })?;

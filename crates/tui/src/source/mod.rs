@@ -39,12 +39,28 @@ pub enum SourceError {
     Redis(#[from] ::redis::RedisError),
 }
 
-/// A connection to `url` with 2 s connect and response timeouts; errors name the redacted URL.
+/// The server `url` names now: itself, or for a `redis+sentinel://` URL the primary its Sentinels
+/// name at this moment (asked again on every reconnect, so a failover is followed).
+///
+/// # Errors
+/// [`SourceError::BadUrl`] when the Sentinel URL does not parse or no Sentinel names a primary.
+pub async fn resolve(url: &str) -> Result<String, SourceError> {
+    leasehold_redis::primary_url_of(url)
+        .await
+        .map_err(|reason| SourceError::BadUrl {
+            url: leasehold_redis::redact(url),
+            source: ::redis::RedisError::from((::redis::ErrorKind::Client, "Sentinel", reason)),
+        })
+}
+
+/// A connection to `url` (resolved by [`resolve`]) with 2 s connect and response timeouts;
+/// errors name the redacted URL.
 ///
 /// # Errors
 /// [`SourceError::BadUrl`] or [`SourceError::Connect`].
 pub async fn connect(url: &str) -> Result<::redis::aio::MultiplexedConnection, SourceError> {
     let shown = leasehold_redis::redact(url);
+    let url = resolve(url).await?;
     let client = ::redis::Client::open(url).map_err(|source| SourceError::BadUrl {
         url: shown.clone(),
         source,

@@ -66,7 +66,8 @@ pub async fn tracking_connection(
     if prefixes.is_empty() {
         return None;
     }
-    let client = redis::Client::open(leasehold_redis::with_resp3(url)).ok()?;
+    let url = super::resolve(url).await.ok()?;
+    let client = redis::Client::open(leasehold_redis::with_resp3(&url)).ok()?;
     let cfg = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_push_sender(push);
