@@ -95,7 +95,14 @@ fn json_has_findings_reply_percentiles_and_settings() {
     }
     assert_eq!(v["server"]["role"], "master");
     assert!(v["clock"]["uncertainty_us"].as_u64().is_some(), "{v:#}");
-    assert_eq!(must_find(&v, "reply_time")["severity"], "info");
+    // the severity follows the rule on this run's own figures (a loaded machine's p99.9 can
+    // pass 20 ms): info at or under TryNextAfter, warning above, critical when even p50 is
+    let expected = match (p("p50"), p("p999")) {
+        (_, q) if q <= 20_000 => "info",
+        (m, _) if m <= 20_000 => "warning",
+        _ => "critical",
+    };
+    assert_eq!(must_find(&v, "reply_time")["severity"], expected, "{r}");
     assert!(v["commands_sent"].as_u64().is_some_and(|n| n > 100));
     assert!(v["skipped"].as_array().is_some_and(Vec::is_empty), "{v:#}");
 }

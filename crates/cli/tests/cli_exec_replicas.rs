@@ -35,7 +35,8 @@ fn with_a_replica_the_command_runs_and_without_one_exec_exits_75_not_replicated(
         .unwrap();
     let out = exec(
         &primary.url(),
-        &["--replicas", "1", "--replicas-timeout", "100ms"],
+        // the most WAIT may block (a loaded machine can take longer than 100 ms to ack)
+        &["--replicas", "1", "--replicas-timeout", "300ms"],
         "job",
         &["sh", "-c", "echo \"$LEASEHOLD_TOKEN\""],
     )
