@@ -12,7 +12,8 @@ fn opts(url: &str) -> LockerOptions {
     LockerOptions::new(url)
         .ttl(Duration::from_millis(900))
         .slot_wait(Duration::from_millis(500))
-        .replicas(1, Duration::from_millis(100))
+        // WAIT's most: a loaded 2-core machine can take over 100 ms to ack
+        .replicas(1, Duration::from_millis(300))
 }
 
 /// GET `key` on `server` until it is gone, at most 2 s; whether it went.

@@ -130,7 +130,7 @@ async fn with_replicas_tokens_increase_across_a_failover_and_no_stale_write_land
     };
     let url = topo.url();
     let locker = opts(&url)
-        .replicas(1, Duration::from_millis(100))
+        .replicas(1, Duration::from_millis(300))
         .build()
         .await
         .unwrap();
@@ -154,11 +154,12 @@ async fn with_replicas_tokens_increase_across_a_failover_and_no_stale_write_land
 
     // a second process, also through Sentinel, takes the lock from the promoted replica
     let other = opts(&url)
-        .replicas(1, Duration::from_millis(100))
+        .replicas(1, Duration::from_millis(300))
         .build()
         .await
         .unwrap();
-    let b = other.lock("res", Duration::from_secs(15)).await.unwrap();
+    // the promoted primary's other replica must re-sync with it before WAIT acks: give it time
+    let b = other.lock("res", Duration::from_secs(30)).await.unwrap();
     let highest = tokens.iter().copied().max().unwrap();
     assert!(
         b.token() > highest,
