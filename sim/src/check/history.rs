@@ -362,4 +362,73 @@ mod tests {
         h.check_liveness(0, 0, 5_000, 6_000, 100);
         assert_eq!(liveness(&h), 1);
     }
+
+    #[test]
+    fn writes_reads_and_faults_are_counted() {
+        let mut h = History::new(1, 0);
+        h.write(true);
+        h.write(true);
+        h.write(false);
+        h.read(true);
+        h.read(false);
+        h.read(false);
+        h.fault(1);
+        h.fault(2);
+        assert_eq!((h.writes, h.reads, h.faults), ((2, 1), (1, 2), 2));
+    }
+
+    #[test]
+    fn a_lease_starting_as_the_last_one_ends_is_not_an_overlap() {
+        let mut h = History::new(1, 0);
+        h.acquired(0, 0, 1, 0, (0, 0));
+        h.released(0, 0, 10);
+        h.acquired(0, 1, 2, 10, (10, 10));
+        h.finish(100);
+        assert!(h.violations.is_empty(), "{:?}", h.violations);
+    }
+
+    #[test]
+    fn an_overlap_is_judged_against_the_first_holder_that_reaches_furthest() {
+        // A (client 0) and B (client 1) both believe until 20; C (client 1) starts at 15: it
+        // overlaps A, which still reaches 20, though its own client's B does too
+        let mut h = History::new(1, 0);
+        h.acquired(0, 0, 1, 0, (0, 0));
+        h.acquired(0, 1, 2, 10, (10, 10));
+        h.acquired(0, 1, 3, 15, (15, 15));
+        h.released(0, 1, 30); // C
+        h.released(0, 1, 20); // B
+        h.released(0, 0, 20); // A
+        h.finish(100);
+        let me: Vec<u64> = h
+            .violations
+            .iter()
+            .filter(|v| v.property == Property::MutualExclusion)
+            .map(|v| v.at)
+            .collect();
+        assert_eq!(me, [10, 15], "{:?}", h.violations);
+    }
+
+    #[test]
+    fn token_order_compares_with_the_highest_token_completely_issued_before() {
+        let mut h = History::new(1, 0);
+        h.acquired(0, 0, 5, 1, (0, 1));
+        h.released(0, 0, 2);
+        h.acquired(0, 1, 9, 4, (3, 4));
+        h.released(0, 1, 5);
+        h.acquired(0, 2, 7, 7, (6, 7)); // issued after both: below 9
+        h.released(0, 2, 8);
+        h.finish(100);
+        let to: Vec<&str> = h
+            .violations
+            .iter()
+            .filter(|v| v.property == Property::TokenOrder)
+            .map(|v| v.detail.as_str())
+            .collect();
+        assert_eq!(to.len(), 1, "{:?}", h.violations);
+        assert!(
+            to[0].contains("client 2 got token 7") && to[0].contains("client 1's token 9"),
+            "{}",
+            to[0]
+        );
+    }
 }
