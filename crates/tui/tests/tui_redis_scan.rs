@@ -158,11 +158,10 @@ fn reads_are_bounded_whatever_the_values_hold() {
     });
 }
 
-/// 10,000 keys of every layout: 3,000 leasehold locks (lock key and fence counter), 2,000
-/// rueidislock keys, 2,000 plain keys, plus 1,000 hashes that are not locks.
-async fn fill(c: &mut MultiplexedConnection) {
-    let mut p = redis::pipe();
-    for i in 0..3_000 {
+/// `n` held leasehold locks `job-<i>` (holder `worker-<i>`, 10 minutes left) with fence counters
+/// at `1000 + i`.
+fn push_leasehold_locks(p: &mut redis::Pipeline, n: u64) {
+    for i in 0..n {
         p.cmd("SET")
             .arg(format!("leasehold:{{job-{i}}}"))
             .arg(format!("lh1:{i:016x}:worker-{i}"))
@@ -174,6 +173,13 @@ async fn fill(c: &mut MultiplexedConnection) {
             .arg(1_000 + i)
             .ignore();
     }
+}
+
+/// 10,000 keys of every layout: 3,000 leasehold locks (lock key and fence counter), 2,000
+/// rueidislock keys, 2,000 plain keys, plus 1,000 hashes that are not locks.
+async fn fill(c: &mut MultiplexedConnection) {
+    let mut p = redis::pipe();
+    push_leasehold_locks(&mut p, 3_000);
     for i in 0..2_000 {
         p.cmd("SET")
             .arg(format!("rueidislock:{}:r-{}", i % 3, i / 3))
@@ -384,18 +390,7 @@ fn tokens_are_read_only_for_the_locks_on_screen_and_never_shown_stale() {
     rt().block_on(async {
         let mut c = conn(&redis).await;
         let mut p = redis::pipe();
-        for i in 0..50 {
-            p.cmd("SET")
-                .arg(format!("leasehold:{{job-{i}}}"))
-                .arg(format!("lh1:{i:016x}:worker-{i}"))
-                .arg("PX")
-                .arg(600_000)
-                .ignore();
-            p.cmd("SET")
-                .arg(format!("leasehold:{{job-{i}}}:fence"))
-                .arg(1_000 + i)
-                .ignore();
-        }
+        push_leasehold_locks(&mut p, 50);
         let _: () = p.query_async(&mut c).await.unwrap();
         let t = Targets {
             redisson: false,

@@ -246,13 +246,7 @@ pub async fn run(
                         largest_reply: figs.iter().map(|f| f.largest_reply).max().unwrap_or(0),
                         budget: src.budget.commands_per_sec,
                     };
-                    tx.send(Input::Snapshot {
-                        rows,
-                        commands,
-                        rtt,
-                    })
-                    .is_ok()
-                        && tx.send(Input::Scan(figures)).is_ok()
+                    super::send_rows(&tx, rows, commands, rtt, figures)
                 }
             }
             NodeMsg::Other(Input::Disconnected { error }) => {

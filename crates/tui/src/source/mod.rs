@@ -15,6 +15,27 @@ pub mod sim;
 
 use thiserror::Error;
 
+use crate::layout::LockRow;
+use crate::model::{Input, ScanFigures};
+
+/// Send the UI one snapshot: the rows, the commands sent since the last one, the round trip, and
+/// the scan's figures. False once the UI has gone.
+pub(crate) fn send_rows(
+    tx: &tokio::sync::mpsc::UnboundedSender<Input>,
+    rows: Vec<LockRow>,
+    commands: u64,
+    rtt: std::time::Duration,
+    figures: ScanFigures,
+) -> bool {
+    tx.send(Input::Snapshot {
+        rows,
+        commands,
+        rtt,
+    })
+    .is_ok()
+        && tx.send(Input::Scan(figures)).is_ok()
+}
+
 /// What went wrong talking to Redis, for the status line (URLs are redacted).
 #[derive(Debug, Error)]
 pub enum SourceError {

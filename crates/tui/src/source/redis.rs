@@ -167,16 +167,7 @@ impl Emitter {
             budget: self.budget,
         };
         match &self.sink {
-            Sink::Ui(tx) => {
-                let rows = s.rows(Instant::now());
-                tx.send(Input::Snapshot {
-                    rows,
-                    commands,
-                    rtt,
-                })
-                .is_ok()
-                    && tx.send(Input::Scan(figures)).is_ok()
-            }
+            Sink::Ui(tx) => super::send_rows(tx, s.rows(Instant::now()), commands, rtt, figures),
             Sink::Node { node, tx } => tx
                 .send((
                     *node,
