@@ -71,3 +71,41 @@ fn a_reconnected_slot_no_longer_makes_a_loss_a_disconnection() {
         })
     );
 }
+
+/// A write-back is not cut short by the caller's deadline (its timer is the slot wait), so it can
+/// fail after the deadline, inside `handle_reply`: the deadline is reported at once, with the
+/// write-back's failure as its last cause, not left to a later timer call.
+#[test]
+fn a_write_back_failing_past_the_deadline_reports_the_deadline_at_once() {
+    let mut l = lock(SlotLayout::Instances { n: 3 });
+    let deadline = T0 + ms(10);
+    l.acquire(T0, AcquireMode::Wait { deadline }).unwrap();
+    let round = drain(&mut l);
+    assert_eq!(round.len(), 3);
+    l.handle_reply(T0 + ms(1), round[0].request, Reply::Granted { token: 4 });
+    l.handle_reply(T0 + ms(1), round[1].request, Reply::Granted { token: 5 });
+    let fences = drain(&mut l);
+    assert_eq!(fences.len(), 2, "{fences:?}");
+    assert_eq!(
+        l.poll_timeout(),
+        Some(T0 + ms(21)),
+        "the slot wait, not the deadline"
+    );
+    let err = Reply::Error(leasehold_core::SlotError::new(
+        leasehold_core::wire::SlotErrorKind::Server,
+        "READONLY",
+    ));
+    l.handle_reply(T0 + ms(15), fences[0].request, err);
+    match &events(&mut l)[..] {
+        [
+            Event::AcquireFailed(leasehold_core::AcquireError::DeadlineExceeded {
+                attempts: 1,
+                last_cause: Some(cause),
+                ..
+            }),
+        ] => assert_eq!(cause.reason(), "quorum_unreachable"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(l.phase(), leasehold_core::Phase::Idle);
+    assert_eq!(l.poll_timeout(), None);
+}
