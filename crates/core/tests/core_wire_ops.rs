@@ -1,0 +1,66 @@
+//! `wire::Op` as a driver reads it: the value each operation carries (the adapter renders it
+//! into the script's `ARGV`), its script and its trace name. Written for mutation testing (see
+//! ARCHITECTURE.md, "Mutation testing"): no test read `Op::value`.
+
+use leasehold_core::wire::{self, LeaseValue, Op};
+
+#[test]
+fn every_operation_but_raise_fence_carries_its_value() {
+    let value = LeaseValue { nonce: 0xfeed };
+    let cases = [
+        (
+            Op::Acquire {
+                value,
+                ttl_ms: 3_000,
+                force: false,
+                keep_ms: 7,
+            },
+            Some(value),
+            wire::ACQUIRE,
+            "acquire",
+        ),
+        (
+            Op::Acquire {
+                value,
+                ttl_ms: 3_000,
+                force: true,
+                keep_ms: 7,
+            },
+            Some(value),
+            wire::ACQUIRE,
+            "force",
+        ),
+        (
+            Op::Extend {
+                value,
+                ttl_ms: 3_000,
+                keep_ms: 7,
+            },
+            Some(value),
+            wire::EXTEND,
+            "extend",
+        ),
+        (Op::Check { value }, Some(value), wire::CHECK, "check"),
+        (Op::Release { value }, Some(value), wire::RELEASE, "release"),
+        (
+            Op::ForceRelease { value, keep_ms: 7 },
+            Some(value),
+            wire::FORCE_RELEASE,
+            "force_release",
+        ),
+        (
+            Op::RaiseFence {
+                token: 9,
+                keep_ms: 7,
+            },
+            None,
+            wire::RAISE_FENCE,
+            "raise_fence",
+        ),
+    ];
+    for (op, carried, script, name) in cases {
+        assert_eq!(op.value(), carried, "{op:?}");
+        assert_eq!(op.script(), script, "{op:?}");
+        assert_eq!(op.name(), name, "{op:?}");
+    }
+}
