@@ -64,3 +64,22 @@ fn every_operation_but_raise_fence_carries_its_value() {
         assert_eq!(op.name(), name, "{op:?}");
     }
 }
+
+/// `SlotKeys` of a layout with slots is not empty; built from an unvalidated layout with none
+/// (`KeyMajority { k: 0 }`, which `LockConfig::validate` rejects) it is, and asking for a slot
+/// past the end gives an empty key rather than a panic.
+#[test]
+fn slot_keys_count_their_slots() {
+    use leasehold_core::{LockName, SlotKeys, SlotLayout};
+    let name = LockName::new("jobs").unwrap_or_else(|e| panic!("{e}"));
+    let three = SlotKeys::new("lh", &name, SlotLayout::KeyMajority { k: 2 });
+    assert_eq!(three.len(), 3);
+    assert!(!three.is_empty());
+    assert_eq!(three.lock_key(2), "lh:{jobs#2}");
+    assert_eq!(three.fence_key(2), "lh:{jobs#2}:fence");
+    assert_eq!((three.lock_key(3), three.fence_key(3)), ("", ""));
+    let one = SlotKeys::new("lh", &name, SlotLayout::Single);
+    assert_eq!((one.len(), one.is_empty()), (1, false));
+    let none = SlotKeys::new("lh", &name, SlotLayout::KeyMajority { k: 0 });
+    assert_eq!((none.len(), none.is_empty()), (0, true));
+}
