@@ -109,3 +109,35 @@ fn a_write_back_failing_past_the_deadline_reports_the_deadline_at_once() {
     assert_eq!(l.phase(), leasehold_core::Phase::Idle);
     assert_eq!(l.poll_timeout(), None);
 }
+
+/// Once the hold cap forbids the next extension, the only timer left is the validity instant
+/// (the passed extension instant must not stay due, or a driver would spin on it).
+#[test]
+fn a_capped_lease_waits_for_its_validity_instant() {
+    let mut l = Lock::new(
+        LockConfig {
+            hold_cap: Some(ms(3_000)),
+            ..config(SlotLayout::Single)
+        },
+        LockName::new("jobs").unwrap(),
+        HolderId::new("me").unwrap(),
+        1,
+    )
+    .unwrap();
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = drain(&mut l);
+    l.handle_reply(T0, c[0].request, Reply::Granted { token: 1 });
+    let _ = events(&mut l);
+    assert_eq!(l.poll_timeout(), Some(T0 + ms(1_000)), "first extension");
+    l.handle_timeout(T0 + ms(1_000));
+    assert!(drain(&mut l).is_empty(), "capped: no extension sent");
+    assert_eq!(l.poll_timeout(), Some(T0 + ms(2_968)), "validity");
+    l.handle_timeout(T0 + ms(2_968));
+    assert_eq!(
+        events(&mut l),
+        [Event::Lost {
+            token: 1,
+            reason: LostReason::HoldCapReached
+        }]
+    );
+}
