@@ -141,3 +141,34 @@ fn a_capped_lease_waits_for_its_validity_instant() {
         }]
     );
 }
+
+/// `pending_requests` counts the requests awaiting replies, including rounds that already ended.
+#[test]
+fn pending_requests_counts_every_unanswered_request() {
+    let mut l = lock(SlotLayout::Instances { n: 3 });
+    assert_eq!(l.pending_requests(), 0);
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let round = drain(&mut l);
+    assert_eq!(l.pending_requests(), 3);
+    l.handle_reply(T0 + ms(1), round[0].request, Reply::Granted { token: 4 });
+    assert_eq!(l.pending_requests(), 2);
+    l.handle_reply(T0 + ms(1), round[1].request, Reply::Granted { token: 5 });
+    let fences = drain(&mut l);
+    assert_eq!(fences.len(), 2);
+    assert_eq!(
+        l.pending_requests(),
+        3,
+        "slot 2's acquire and two write-backs"
+    );
+    for f in &fences {
+        l.handle_reply(T0 + ms(2), f.request, Reply::FenceRaised);
+    }
+    assert_eq!(
+        l.pending_requests(),
+        1,
+        "slot 2's acquire, still unanswered"
+    );
+    assert!(matches!(events(&mut l)[..], [Event::Acquired { .. }]));
+    l.release(T0 + ms(3)).unwrap();
+    assert_eq!(l.pending_requests(), 3, "two releases and the old acquire");
+}
