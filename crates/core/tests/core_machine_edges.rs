@@ -172,3 +172,41 @@ fn pending_requests_counts_every_unanswered_request() {
     l.release(T0 + ms(3)).unwrap();
     assert_eq!(l.pending_requests(), 3, "two releases and the old acquire");
 }
+
+/// The request table is full at exactly `4 * MAX_SLOTS` = 60 entries: the send that finds 60
+/// entries prunes those older than two ttls, so a grant answering one of them afterwards is an
+/// unknown reply (ignored), not a late grant to clean up. (`core_transcript.rs` shows the other
+/// side: short of full, nothing is pruned.)
+#[test]
+fn the_send_that_finds_sixty_entries_prunes_the_old_ones() {
+    let mut l = lock(SlotLayout::Single);
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let first = drain(&mut l);
+    l.handle_timeout(T0 + ms(20)); // silent: the round fails and sends its cleanup release
+    let _ = (drain(&mut l), events(&mut l));
+    assert_eq!(l.pending_requests(), 2);
+    // 29 silent rounds after two ttls, two requests each: 60 entries, none pruned yet
+    let round = |l: &mut Lock, at: Instant| {
+        l.acquire(at, AcquireMode::Try).unwrap();
+        let _ = drain(l);
+        l.handle_timeout(at + ms(20));
+        let _ = (drain(l), events(l));
+    };
+    for i in 0..29 {
+        round(&mut l, T0 + ms(6_100 + 100 * i));
+    }
+    assert_eq!(l.pending_requests(), 60);
+    // the next send finds the table full: the two old entries go, the new one comes in
+    l.acquire(T0 + ms(9_000), AcquireMode::Try).unwrap();
+    let _ = drain(&mut l);
+    assert_eq!(l.pending_requests(), 59);
+    let (ignored, cleaned) = (l.stats().ignored_replies, l.stats().late_grants_cleaned);
+    l.handle_reply(
+        T0 + ms(9_001),
+        first[0].request,
+        Reply::Granted { token: 3 },
+    );
+    assert_eq!(l.stats().ignored_replies, ignored + 1);
+    assert_eq!(l.stats().late_grants_cleaned, cleaned);
+    assert!(drain(&mut l).is_empty(), "no cleanup release");
+}
