@@ -210,3 +210,18 @@ fn the_send_that_finds_sixty_entries_prunes_the_old_ones() {
     assert_eq!(l.stats().late_grants_cleaned, cleaned);
     assert!(drain(&mut l).is_empty(), "no cleanup release");
 }
+
+/// `Stats::commands` counts every command emitted: acquires, write-backs, releases.
+#[test]
+fn stats_count_every_command_emitted() {
+    let mut l = lock(SlotLayout::Instances { n: 3 });
+    assert_eq!(l.stats().commands, 0);
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let round = drain(&mut l);
+    assert_eq!(l.stats().commands, 3);
+    l.handle_reply(T0 + ms(1), round[0].request, Reply::Granted { token: 4 });
+    l.handle_reply(T0 + ms(1), round[1].request, Reply::Granted { token: 5 });
+    let fences = drain(&mut l);
+    assert_eq!(l.stats().commands, 3 + fences.len() as u64);
+    assert_eq!(fences.len(), 2);
+}
