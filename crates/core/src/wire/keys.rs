@@ -16,16 +16,40 @@ pub const FENCE_SUFFIX: &str = ":fence";
 /// per instance), `prefix:{name#i}` for `Some(i)`.
 #[must_use]
 pub fn lock_key(prefix: &str, name: &str, slot: Option<usize>) -> String {
-    match slot {
-        None => format!("{prefix}:{{{name}}}"),
-        Some(i) => format!("{prefix}:{{{name}#{i}}}"),
+    // by hand, not `format!`: built for every acquisition on the adapter's hot path, with room
+    // for the fence suffix its fence key adds
+    let mut k = String::with_capacity(prefix.len() + name.len() + 8 + FENCE_SUFFIX.len());
+    k.push_str(prefix);
+    k.push_str(":{");
+    k.push_str(name);
+    if let Some(i) = slot {
+        k.push('#');
+        let mut digits = [0u8; 20];
+        let mut n = i;
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for d in &digits[at..] {
+            k.push(char::from(*d));
+        }
     }
+    k.push('}');
+    k
 }
 
 /// The fence counter key of the lock key `lock_key`.
 #[must_use]
 pub fn fence_key_of(lock_key: &str) -> String {
-    format!("{lock_key}{FENCE_SUFFIX}")
+    let mut k = String::with_capacity(lock_key.len() + FENCE_SUFFIX.len());
+    k.push_str(lock_key);
+    k.push_str(FENCE_SUFFIX);
+    k
 }
 
 /// The lock key a fence counter key belongs to, or `None` for a key that is not a fence key.
@@ -120,6 +144,18 @@ mod tests {
     use super::*;
     use crate::config::{LockName, SlotLayout};
     use crate::wire::SlotKeys;
+
+    #[test]
+    fn keys_built_by_hand_are_the_documented_format() {
+        for (prefix, name) in [("leasehold", "jobs"), ("a", "b:c{x}"), ("", "")] {
+            assert_eq!(lock_key(prefix, name, None), format!("{prefix}:{{{name}}}"));
+            for i in (0..130).chain([999, 1_000, 123_456, usize::MAX]) {
+                let k = lock_key(prefix, name, Some(i));
+                assert_eq!(k, format!("{prefix}:{{{name}#{i}}}"));
+                assert_eq!(fence_key_of(&k), format!("{k}{FENCE_SUFFIX}"));
+            }
+        }
+    }
 
     #[test]
     fn every_built_key_parses_back_to_its_parts() {
