@@ -240,3 +240,90 @@ async fn bad_cluster_urls_are_named() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Move `slot` from node `from` to node `to` the way `redis-cli --cluster reshard` does:
+/// IMPORTING/MIGRATING, `MIGRATE` of its keys, then `SETSLOT NODE` everywhere. Between the steps
+/// the adapter's scripts meet `ASK` (and `TRYAGAIN`), and `MOVED` after.
+async fn reshard(cluster: &RedisCluster, slot: u16, keys: &[&str], from: usize, to: usize) {
+    let slot = slot.to_string();
+    let id = |n: usize| async move {
+        cluster.nodes[n]
+            .cmd::<String>(&["CLUSTER", "MYID"])
+            .await
+            .unwrap()
+    };
+    let (src, dst) = (id(from).await, id(to).await);
+    let _: () = cluster.nodes[to]
+        .cmd(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &src])
+        .await
+        .unwrap();
+    let _: () = cluster.nodes[from]
+        .cmd(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst])
+        .await
+        .unwrap();
+    // a while in the middle state, with extensions going on
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let port = cluster.nodes[to].port.to_string();
+    let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+    migrate.extend_from_slice(keys);
+    let _: redis::Value = cluster.nodes[from].cmd(&migrate).await.unwrap();
+    // longer than an extension interval (ttl/3), so one meets ASK
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    for n in [to, from] {
+        let _: () = cluster.nodes[n]
+            .cmd(&["CLUSTER", "SETSLOT", &slot, "NODE", &dst])
+            .await
+            .unwrap();
+    }
+    for n in 0..cluster.nodes.len() {
+        if n != to && n != from {
+            let _: () = cluster.nodes[n]
+                .cmd(&["CLUSTER", "SETSLOT", &slot, "NODE", &dst])
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_survives_its_slot_moving_to_another_primary() {
+    let Some(cluster) = RedisCluster::start("cluster_reshard", 3) else {
+        return;
+    };
+    let names = names_per_node(&cluster);
+    let locker = LockerOptions::new(url(&cluster))
+        .ttl(Duration::from_millis(900))
+        .slot_wait(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let name = &names[0];
+    let lease = locker.lock(name, Duration::from_secs(5)).await.unwrap();
+    let key = format!("leasehold:{{{name}}}");
+    let fence = format!("{key}:fence");
+    let before = locker.placement(name).await.unwrap();
+    reshard(&cluster, before.keys[0].hash_slot, &[&key, &fence], 0, 1).await;
+    assert_eq!(cluster.node_of(&key), 1);
+    // an extension met ASK while the keys were moved but the slot not yet: the client sent
+    // ASKING to the importing node
+    let stats: String = cluster.nodes[1]
+        .cmd(&["INFO", "commandstats"])
+        .await
+        .unwrap();
+    assert!(stats.contains("cmdstat_asking:"), "{stats}");
+    // extensions go on against the new owner, through MOVED, for several ttls
+    let held = tokio::time::timeout(Duration::from_millis(2_500), lease.lost()).await;
+    assert!(held.is_err(), "lost across the resharding: {held:?}");
+    let after = locker.placement(name).await.unwrap();
+    assert_eq!(
+        after.keys[0].node.as_deref(),
+        Some(format!("127.0.0.1:{}", cluster.nodes[1].port).as_str())
+    );
+    let v: String = cluster.nodes[1].cmd(&["GET", &key]).await.unwrap();
+    assert!(v.starts_with("lh1:"), "{v}");
+    let t1 = lease.token();
+    lease.release().await.unwrap();
+    let again = locker.try_lock(name).await.unwrap();
+    assert!(again.token() > t1, "{} > {t1}", again.token());
+    again.release().await.unwrap();
+}
