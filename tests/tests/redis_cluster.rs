@@ -20,9 +20,10 @@ fn url(c: &RedisCluster) -> String {
     format!("redis+cluster://{}", seeds.join(","))
 }
 
-/// One name per primary (index = node), `leasehold:{name}` owned by that node.
+/// One name per primary (index = node; the primaries are the first three nodes),
+/// `leasehold:{name}` owned by that node.
 fn names_per_node(c: &RedisCluster) -> Vec<String> {
-    let mut found: Vec<Option<String>> = vec![None; c.nodes.len()];
+    let mut found: Vec<Option<String>> = vec![None; 3];
     for i in 0.. {
         let name = format!("n{i}");
         let node = c.node_of(&format!("leasehold:{{{name}}}"));
@@ -325,5 +326,51 @@ async fn a_lease_survives_its_slot_moving_to_another_primary() {
     lease.release().await.unwrap();
     let again = locker.try_lock(name).await.unwrap();
     assert!(again.token() > t1, "{} > {t1}", again.token());
+    again.release().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failover_the_lock_is_granted_by_the_promoted_replica() {
+    let Some(mut cluster) = RedisCluster::start_with_replicas("cluster_failover", 3, 1) else {
+        return;
+    };
+    // a name on primary 1 (node 0 stays up: `node_of` asks it)
+    let name = names_per_node(&cluster).swap_remove(1);
+    let key = format!("leasehold:{{{name}}}");
+    assert_eq!(cluster.node_of(&key), 1);
+    let locker = LockerOptions::new(url(&cluster))
+        .ttl(Duration::from_millis(1_000))
+        .slot_wait(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let lease = locker.lock(&name, Duration::from_secs(5)).await.unwrap();
+    let t1 = lease.token();
+    cluster.nodes[1].kill();
+    let reason = tokio::time::timeout(Duration::from_secs(5), lease.lost())
+        .await
+        .expect("the lease on the killed primary was not reported lost");
+    assert!(
+        matches!(
+            reason,
+            LostReason::ExpiredLocally | LostReason::Disconnected
+        ),
+        "{reason:?}"
+    );
+    // the replica is promoted after the node timeout (2 s) and an election; until then every
+    // attempt fails typed, and the client finds the new primary by itself
+    let started = std::time::Instant::now();
+    let again = locker.lock(&name, Duration::from_secs(30)).await.unwrap();
+    let took = started.elapsed();
+    let owner = cluster.node_of(&key);
+    assert!(owner >= 3, "served by node {owner}, not a promoted replica");
+    assert!(
+        again.token() > t1,
+        "token after the failover {} must exceed {t1}",
+        again.token()
+    );
+    eprintln!("granted by the promoted replica {took:?} after the kill");
+    let held = tokio::time::timeout(Duration::from_millis(1_500), again.lost()).await;
+    assert!(held.is_err(), "lost: {held:?}");
     again.release().await.unwrap();
 }
