@@ -374,3 +374,42 @@ async fn after_a_failover_the_lock_is_granted_by_the_promoted_replica() {
     assert!(held.is_err(), "lost: {held:?}");
     again.release().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_full_coverage_one_dead_primary_downs_every_lease_typed() {
+    let Some(mut cluster) = RedisCluster::start("cluster_full_coverage", 3) else {
+        return;
+    };
+    // Redis's default `cluster-require-full-coverage yes`: once the dead primary is marked
+    // failed (node timeout 2 s), the others refuse every key with CLUSTERDOWN
+    let names = names_per_node(&cluster);
+    let locker = LockerOptions::new(url(&cluster))
+        .ttl(Duration::from_millis(1_000))
+        .slot_wait(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let kept = locker
+        .lock(&names[1], Duration::from_secs(5))
+        .await
+        .unwrap();
+    cluster.nodes[2].kill();
+    let reason = tokio::time::timeout(Duration::from_secs(10), kept.lost())
+        .await
+        .expect("a lease on a living primary outlived the cluster going down");
+    assert!(
+        matches!(
+            reason,
+            LostReason::ExpiredLocally | LostReason::Disconnected
+        ),
+        "{reason:?}"
+    );
+    match locker.try_lock(&names[0]).await {
+        Err(LockError::Acquire(e)) => {
+            // the redis crate spells Redis's CLUSTERDOWN "ClusterDown"
+            let text = format!("{e:?}");
+            assert!(text.to_lowercase().contains("clusterdown"), "{text}");
+        }
+        other => panic!("acquired on a cluster that is down: {other:?}"),
+    }
+}
