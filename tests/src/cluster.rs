@@ -1,6 +1,6 @@
 //! A Redis Cluster on loopback: `n` primaries started with `--cluster-enabled yes` on free ports
 //! (client and bus port each chosen free), joined by `redis-cli --cluster create ...
-//! --cluster-replicas 0 --cluster-yes`, ready when every node says `cluster_state:ok`. Stopped on
+//! --cluster-replicas r --cluster-yes`, ready when every node says `cluster_state:ok`. Stopped on
 //! drop, like [`RedisServer`].
 
 use std::process::Command;
@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use crate::{RedisServer, free_port, skip_without_redis};
 
-/// A running cluster of primaries without replicas.
+/// A running cluster of primaries, with or without replicas.
 #[derive(Debug)]
 pub struct RedisCluster {
-    /// Its nodes, each a primary owning a third (a `1/n`th) of the slots.
+    /// Its nodes: the primaries first, each owning a `1/n`th of the slots, then their replicas.
     pub nodes: Vec<RedisServer>,
 }
 
@@ -23,11 +23,22 @@ impl RedisCluster {
     /// When the nodes cannot start or `redis-cli --cluster create` fails (its output is shown).
     #[must_use]
     pub fn start(test: &str, n: usize) -> Option<RedisCluster> {
+        Self::start_with_replicas(test, n, 0)
+    }
+
+    /// Start `n` (at least 3) primaries with `replicas` replicas each and join them. Nodes
+    /// `0..n` are the primaries (`redis-cli --cluster create` makes the first addresses
+    /// primaries), the rest their replicas. `None` when skipping.
+    ///
+    /// # Panics
+    /// As [`RedisCluster::start`].
+    #[must_use]
+    pub fn start_with_replicas(test: &str, n: usize, replicas: usize) -> Option<RedisCluster> {
         if skip_without_redis(test) {
             return None;
         }
         let mut nodes = Vec::new();
-        for _ in 0..n.max(3) {
+        for _ in 0..n.max(3) * (1 + replicas) {
             let bus = free_port().to_string();
             let node = RedisServer::start_with(
                 test,
@@ -52,7 +63,7 @@ impl RedisCluster {
             .arg("--cluster")
             .arg("create")
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output();
         match out {
             Ok(o) if o.status.success() => {}
@@ -67,6 +78,26 @@ impl RedisCluster {
         }
         let c = RedisCluster { nodes };
         c.wait_ok(Duration::from_secs(30));
+        // a replica can be promoted only once it has synced with its primary
+        let start = Instant::now();
+        for r in &c.nodes[n.max(3)..] {
+            loop {
+                let out = Command::new("redis-cli")
+                    .args(["-p", &r.port.to_string(), "info", "replication"])
+                    .output();
+                if out.is_ok_and(|o| {
+                    String::from_utf8_lossy(&o.stdout).contains("master_link_status:up")
+                }) {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "replica on port {} did not sync with its primary within 30s",
+                    r.port
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         Some(c)
     }
 

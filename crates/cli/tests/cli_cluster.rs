@@ -1,5 +1,5 @@
 //! `leasehold inspect` pointed at one node of a real 3-primary Redis Cluster lists the locks of
-//! every primary.
+//! every primary; `leasehold exec --redis redis+cluster://...` runs a command under a lock there.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
@@ -27,9 +27,13 @@ fn inspect_on_one_cluster_node_lists_every_primarys_locks() {
         }
     });
     assert_eq!(owners.len(), 3, "20 names spread over the 3 primaries");
-    for seed in [0, 2] {
+    let cluster_url = format!(
+        "redis+cluster://127.0.0.1:{},127.0.0.1:{}",
+        c.nodes[1].port, c.nodes[0].port
+    );
+    for seed in [c.nodes[0].url(), c.nodes[2].url(), cluster_url] {
         let out = Command::new(env!("CARGO_BIN_EXE_leasehold"))
-            .args(["inspect", "--redis", &c.nodes[seed].url(), "--json"])
+            .args(["inspect", "--redis", &seed, "--json"])
             .output()
             .unwrap();
         assert_eq!(
@@ -53,4 +57,44 @@ fn inspect_on_one_cluster_node_lists_every_primarys_locks() {
                 .all(|r| r["holder"].as_str().is_some_and(|h| h.starts_with("w-")))
         );
     }
+}
+
+#[test]
+fn exec_runs_under_a_lock_on_the_cluster() {
+    let Some(c) = RedisCluster::start("cli_cluster_exec", 3) else {
+        return;
+    };
+    let seeds: Vec<String> = c
+        .nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let url = format!("redis+cluster://{}", seeds.join(","));
+    let out = Command::new(env!("CARGO_BIN_EXE_leasehold"))
+        .args(["exec", "--redis", &url, "--ttl", "2s", "job", "--"])
+        .args(["sh", "-c", "echo \"$LEASEHOLD_TOKEN\"; exit 3"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    let token: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(token > 0);
+    // the counter sits on the primary serving the lock's slot, and the lock was released
+    let key = "leasehold:{job}";
+    let n = c.node_of(key);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fence: u64 = rt
+        .block_on(c.nodes[n].cmd(&["GET", "leasehold:{job}:fence"]))
+        .unwrap();
+    assert_eq!(fence, token);
+    let left: i64 = rt.block_on(c.nodes[n].cmd(&["EXISTS", key])).unwrap();
+    assert_eq!(left, 0);
+    // a malformed cluster URL is a usage error naming the problem
+    let out = Command::new(env!("CARGO_BIN_EXE_leasehold"))
+        .args(["exec", "--redis", "redis+cluster://h", "job", "--", "true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not host:port"), "{err}");
 }

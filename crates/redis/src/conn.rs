@@ -33,6 +33,51 @@ impl WakeMode {
     }
 }
 
+/// An instance's connection: one server, or a whole Redis Cluster (`redis+cluster://`), whose
+/// client routes each command by its key.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Single(MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Conn::Single(_) => "Conn::Single",
+            Conn::Cluster(_) => "Conn::Cluster",
+        })
+    }
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// Something an instance tells the lease drivers.
 #[derive(Debug, Clone)]
 pub(crate) enum InstanceEvent {
@@ -152,7 +197,7 @@ impl Router {
 /// A handle to one supervised instance.
 #[derive(Debug, Clone)]
 pub(crate) struct Instance {
-    pub conn: watch::Receiver<Option<MultiplexedConnection>>,
+    pub conn: watch::Receiver<Option<Conn>>,
     pub kick: mpsc::UnboundedSender<()>,
     pub mode: Arc<AtomicU8>,
     pub last_error: Arc<std::sync::Mutex<Option<redis::RedisError>>>,
@@ -175,7 +220,7 @@ pub(crate) struct Supervisor {
     pub prefix: String,
     pub tracking: bool,
     pub response_timeout: Duration,
-    pub conn_tx: watch::Sender<Option<MultiplexedConnection>>,
+    pub conn_tx: watch::Sender<Option<Conn>>,
     pub events: broadcast::Sender<InstanceEvent>,
     pub kick_rx: mpsc::UnboundedReceiver<()>,
     pub mode: Arc<AtomicU8>,
@@ -186,6 +231,9 @@ pub(crate) struct Supervisor {
     /// (`client` is unused), and a connection to a server that is no longer the primary is
     /// dropped.
     pub sentinel: Option<Arc<crate::sentinel::SentinelUrl>>,
+    /// A `redis+cluster://` instance: one cluster connection, kept for the locker's life
+    /// ([`Supervisor::run_cluster`]).
+    pub cluster: Option<Arc<crate::cluster::ClusterUrl>>,
 }
 
 /// The `run_id` line of an `INFO server` reply.
@@ -214,6 +262,9 @@ fn keys_of(data: &[Value]) -> Vec<Option<Vec<u8>>> {
 impl Supervisor {
     /// Run until the locker is dropped (every receiver of `conn_tx` gone).
     pub async fn run(mut self) {
+        if let Some(c) = self.cluster.clone() {
+            return self.run_cluster(&c).await;
+        }
         let mut backoff = Duration::from_millis(20);
         loop {
             if self.conn_tx.is_closed() {
@@ -290,7 +341,7 @@ impl Supervisor {
                     }
                     self.mode.store(if push { 1 } else { 2 }, Ordering::Relaxed);
                     tracing::debug!(instance = self.index, push, "connected");
-                    let _ = self.conn_tx.send(Some(conn.clone()));
+                    let _ = self.conn_tx.send(Some(Conn::Single(conn.clone())));
                     let _ = self.events.send(InstanceEvent::Up {
                         instance: self.index,
                     });
@@ -303,6 +354,50 @@ impl Supervisor {
                 }
                 Err(e) => {
                     tracing::debug!(instance = self.index, error = %e, "connect failed");
+                    if let Ok(mut last) = self.last_error.lock() {
+                        *last = Some(e);
+                    }
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// A cluster instance: connect (retrying with backoff until a seed answers), publish the
+    /// connection, and keep it until the locker is dropped. The cluster client follows
+    /// `MOVED`/`ASK`, refreshes its slot map and reconnects to nodes itself, so one node down
+    /// fails only the commands for its slots (each with its own error), never the whole
+    /// instance: no liveness `PING` here, which would fail on every node's behalf. No pushes:
+    /// the instance polls.
+    async fn run_cluster(mut self, url: &crate::cluster::ClusterUrl) {
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            if self.conn_tx.is_closed() {
+                return;
+            }
+            match url.connect(self.response_timeout).await {
+                Ok(conn) => {
+                    if let Ok(mut e) = self.last_error.lock() {
+                        *e = None;
+                    }
+                    self.mode.store(2, Ordering::Relaxed);
+                    tracing::debug!(instance = self.index, "connected to the cluster");
+                    let _ = self.conn_tx.send(Some(Conn::Cluster(conn)));
+                    let _ = self.events.send(InstanceEvent::Up {
+                        instance: self.index,
+                    });
+                    loop {
+                        tokio::select! {
+                            () = self.conn_tx.closed() => return,
+                            k = self.kick_rx.recv() => if k.is_none() {
+                                return;
+                            },
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(instance = self.index, error = %e, "cluster connect failed");
                     if let Ok(mut last) = self.last_error.lock() {
                         *last = Some(e);
                     }

@@ -108,6 +108,16 @@ pub enum LockError {
     /// The locker's background tasks are gone (the runtime is shutting down).
     #[error("the locker is shut down")]
     Closed,
+    /// [`crate::Locker::placement`] could not learn where the keys live: not connected to
+    /// `url` yet, or the cluster did not answer `CLUSTER SLOTS` (down, or a node unreachable).
+    /// Transient: ask again later; the locks themselves are not affected.
+    #[error("cannot tell where the keys live on {url}: {detail}")]
+    Placement {
+        /// The URL with any password replaced by `***`.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 impl LockError {
@@ -126,7 +136,10 @@ impl LockError {
     pub fn is_permanent(&self) -> bool {
         !matches!(
             self,
-            LockError::Acquire(_) | LockError::Lost(_) | LockError::Closed
+            LockError::Acquire(_)
+                | LockError::Lost(_)
+                | LockError::Closed
+                | LockError::Placement { .. }
         )
     }
 }

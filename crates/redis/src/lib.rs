@@ -33,6 +33,7 @@
 
 mod acquire;
 pub mod cell;
+mod cluster;
 mod compat;
 mod confirm;
 mod conn;
@@ -43,10 +44,12 @@ mod keeper;
 mod lease;
 mod locker;
 mod observe;
+mod placement;
 mod send;
 mod sentinel;
 mod sync;
 
+pub use cluster::key_slot;
 pub use compat::{Compat, GivenUp};
 pub use conn::WakeMode;
 pub use error::{LockError, redact};
@@ -55,4 +58,5 @@ pub use leasehold_core::replication::MAX_REPLICAS;
 pub use leasehold_core::{AcquireError, LockConfig, LostReason, Replication};
 pub use locker::{Locker, LockerOptions, RunOutcome, with_resp3};
 pub use observe::LockEvent;
+pub use placement::{KeyPlacement, Placement};
 pub use sentinel::primary_url_of;

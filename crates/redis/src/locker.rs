@@ -205,7 +205,7 @@ impl Shared {
 /// Takes leases on Redis. Cheap to clone; background tasks live as long as any clone.
 #[derive(Clone)]
 pub struct Locker {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     keeper: KeeperHandle,
 }
 
@@ -318,6 +318,7 @@ impl Locker {
         }
         let mut clients: Vec<(redis::Client, String, bool)> = Vec::new();
         let mut sentinels: Vec<Option<Arc<crate::sentinel::SentinelUrl>>> = Vec::new();
+        let mut clusters: Vec<Option<Arc<crate::cluster::ClusterUrl>>> = Vec::new();
         let mut endpoints: Vec<(String, String)> = Vec::new();
         for url in &opts.urls {
             let shown = redact(url);
@@ -330,13 +331,35 @@ impl Locker {
             if !(url.starts_with("redis://")
                 || url.starts_with("rediss://")
                 || url.starts_with("unix://")
-                || url.starts_with(crate::sentinel::SCHEME))
+                || url.starts_with(crate::sentinel::SCHEME)
+                || url.starts_with(crate::cluster::SCHEME))
             {
                 return Err(LockError::InvalidUrl {
                     url: shown,
-                    reason: "the scheme must be redis://, rediss://, unix:// or redis+sentinel://"
+                    reason: "the scheme must be redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://"
                         .into(),
                 });
+            }
+            if url.starts_with(crate::cluster::SCHEME) {
+                if config.replication.is_some() {
+                    return Err(LockError::Options(format!(
+                        "replicas (WAIT) is not supported on a Redis Cluster ({shown}): the cluster client does not pipeline a WAIT behind the write on the same node"
+                    )));
+                }
+                let (placeholder, endpoint, c) = crate::cluster::prepare(url, &shown)?;
+                if let Some((first, _)) = endpoints.iter().find(|(_, e)| *e == endpoint) {
+                    return Err(LockError::DuplicateInstance {
+                        first: first.clone(),
+                        second: shown,
+                        how: format!("the same {endpoint}"),
+                    });
+                }
+                endpoints.push((shown.clone(), endpoint));
+                sentinels.push(None);
+                clusters.push(Some(Arc::new(c)));
+                // no pushes on a cluster: waiters poll
+                clients.push((placeholder, shown, false));
+                continue;
             }
             if url.starts_with(crate::sentinel::SCHEME) {
                 let (placeholder, endpoint, s) = crate::sentinel::prepare(url, &shown)?;
@@ -350,6 +373,7 @@ impl Locker {
                 endpoints.push((shown.clone(), endpoint));
                 let resp3 = opts.push && !url.contains("protocol=resp2");
                 sentinels.push(Some(Arc::new(s)));
+                clusters.push(None);
                 clients.push((placeholder, shown, resp3));
                 continue;
             }
@@ -385,6 +409,7 @@ impl Locker {
                 opts.push && info.redis_settings().protocol() != redis::ProtocolVersion::RESP2;
             clients.push((client, shown, resp3));
             sentinels.push(None);
+            clusters.push(None);
         }
         let (events, _) = broadcast::channel(1024);
         let (lock_events, _) = broadcast::channel(1024);
@@ -414,6 +439,7 @@ impl Locker {
                 run_id: run_id.clone(),
                 router: router.clone(),
                 sentinel: sentinels.get(index).cloned().flatten(),
+                cluster: clusters.get(index).cloned().flatten(),
             };
             tokio::spawn(sup.run());
 
@@ -501,7 +527,7 @@ impl Locker {
         if opts.publish_events {
             // subscribe now, before the first acquire can emit anything
             let rx = shared.lock_events.subscribe();
-            tokio::spawn(publish_events(shared.clone(), rx));
+            tokio::spawn(crate::observe::publish_events(shared.clone(), rx));
         }
         let keeper = crate::keeper::spawn(&shared, keeper_push_rx);
         Ok(Locker { shared, keeper })
@@ -703,77 +729,4 @@ fn distinct(instances: &[Instance]) -> Result<(), LockError> {
         }
     }
     Ok(())
-}
-
-/// Forward lock events to `<prefix>:events` (capped) until the locker is dropped.
-async fn publish_events(shared: Arc<Shared>, mut rx: broadcast::Receiver<LockEvent>) {
-    use leasehold_core::wire::keys::events as ev_wire;
-    let stream = ev_wire::stream_key(&shared.config.prefix);
-    let holder = shared.holder.as_str().to_owned();
-    let instance = shared.instances[0].conn.clone();
-    drop(shared);
-    loop {
-        let ev = match rx.recv().await {
-            Ok(ev) => ev,
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        let mut fields: Vec<(&str, String)> = vec![(ev_wire::HOLDER, holder.clone())];
-        match &ev {
-            LockEvent::Acquired {
-                name,
-                token,
-                latency,
-            } => fields.extend([
-                (ev_wire::KIND, ev_wire::KIND_ACQUIRED.into()),
-                (ev_wire::NAME, name.clone()),
-                (ev_wire::TOKEN, token.to_string()),
-                (ev_wire::LATENCY_US, latency.as_micros().to_string()),
-            ]),
-            LockEvent::AcquireFailed {
-                name,
-                reason,
-                latency,
-            } => fields.extend([
-                (ev_wire::KIND, ev_wire::KIND_ACQUIRE_FAILED.into()),
-                (ev_wire::NAME, name.clone()),
-                (ev_wire::REASON, (*reason).to_owned()),
-                (ev_wire::LATENCY_US, latency.as_micros().to_string()),
-            ]),
-            LockEvent::Extended { name, slack } => fields.extend([
-                (ev_wire::KIND, ev_wire::KIND_EXTENDED.into()),
-                (ev_wire::NAME, name.clone()),
-                (ev_wire::SLACK_US, slack.as_micros().to_string()),
-            ]),
-            LockEvent::Lost {
-                name,
-                token,
-                reason,
-            } => fields.extend([
-                (ev_wire::KIND, ev_wire::KIND_LOST.into()),
-                (ev_wire::NAME, name.clone()),
-                (ev_wire::TOKEN, token.to_string()),
-                (ev_wire::REASON, reason.reason().to_owned()),
-            ]),
-            LockEvent::Released { name, token } => fields.extend([
-                (ev_wire::KIND, ev_wire::KIND_RELEASED.into()),
-                (ev_wire::NAME, name.clone()),
-                (ev_wire::TOKEN, token.to_string()),
-            ]),
-        }
-        let conn = instance.borrow().clone();
-        if let Some(mut conn) = conn {
-            let mut cmd = redis::cmd("XADD");
-            cmd.arg(&stream)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(ev_wire::MAXLEN)
-                .arg("*");
-            for (k, v) in &fields {
-                cmd.arg(*k).arg(v);
-            }
-            // best effort: a dashboard feed must never slow or fail the locks themselves
-            let _ = cmd.query_async::<redis::Value>(&mut conn).await;
-        }
-    }
 }

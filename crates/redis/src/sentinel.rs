@@ -129,12 +129,21 @@ impl SentinelUrl {
 
 /// For tools that open their own connections (the dashboard, `doctor`): the URL of the primary
 /// the Sentinels of the `redis+sentinel://` URL `url` name now, with its credentials, database
-/// and query; any other URL is returned unchanged. Call it on every (re)connect to follow a
-/// failover.
+/// and query; for a `redis+cluster://` URL its first seed node as a `redis://` URL (the tools
+/// find the cluster's other primaries from it); any other URL unchanged. Call it on every
+/// (re)connect to follow a failover.
 ///
 /// # Errors
 /// The URL does not parse, or no Sentinel named a primary (the message says which and why).
 pub async fn primary_url_of(url: &str) -> Result<String, String> {
+    if url.starts_with(crate::cluster::SCHEME) {
+        let c = crate::cluster::ClusterUrl::parse(url)?;
+        return c
+            .seed_urls()
+            .into_iter()
+            .next()
+            .ok_or_else(|| "the cluster URL names no seed".to_owned());
+    }
     if !url.starts_with(SCHEME) {
         return Ok(url.to_owned());
     }
