@@ -289,3 +289,32 @@ fn the_rueidislock_dialect_refuses_replication_acknowledgements() {
     );
     assert!(e.to_string().contains("rueidislock"), "{e}");
 }
+
+#[test]
+fn rueidislock_keys_parse_only_with_a_slot_and_a_name() {
+    use leasehold_core::wire::compat::parse_key;
+    assert_eq!(parse_key("rl", "rl:1:jobs"), Some(("jobs", 1)));
+    assert_eq!(parse_key("rl", "rl:12:a:b"), Some(("a:b", 12)));
+    for bad in [
+        "rl:1:",
+        "rl::jobs",
+        "rl:x:jobs",
+        "rl:1",
+        "other:1:jobs",
+        "rl:-1:jobs",
+    ] {
+        assert_eq!(parse_key("rl", bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn what_the_dialect_gives_up_is_described_each_in_its_own_words() {
+    use leasehold_core::wire::compat::{GIVEN_UP, GivenUp};
+    let all: Vec<&str> = GIVEN_UP.iter().map(|g| g.describe()).collect();
+    let mut unique = all.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), GIVEN_UP.len(), "{all:?}");
+    assert!(GivenUp::FencingToken.describe().contains("fencing token"));
+    assert!(GivenUp::ClientClockExpiry.describe().contains("PXAT"));
+}

@@ -367,3 +367,51 @@ fn validation_rejects_a_wait_longer_than_the_round() {
     assert!(e.to_string().contains("replication.replicas"), "{e}");
     let _ = SlotError::new(SlotErrorKind::NotReplicated, "shown");
 }
+
+#[test]
+fn every_wait_is_counted_as_a_command() {
+    let mut l = lock(SlotLayout::KeyMajority { k: 2 });
+    let before = l.stats().commands;
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = sent(&mut l);
+    assert_eq!(
+        names(&c),
+        [
+            "0:acquire",
+            "0:wait",
+            "1:acquire",
+            "1:wait",
+            "2:acquire",
+            "2:wait"
+        ]
+    );
+    assert_eq!(
+        l.stats().commands - before,
+        6,
+        "three writes and their three WAITs"
+    );
+}
+
+#[test]
+fn replication_bounds_are_checked_at_their_edges() {
+    use leasehold_core::replication::MAX_REPLICAS;
+    let check =
+        |replicas, timeout, slot_wait| Replication { replicas, timeout }.validate(slot_wait);
+    assert!(
+        check(MAX_REPLICAS, ms(10), ms(20)).is_ok(),
+        "the most replicas"
+    );
+    assert!(check(MAX_REPLICAS + 1, ms(10), ms(20)).is_err());
+    assert!(check(0, ms(10), ms(20)).is_err());
+    assert!(check(1, ms(1), ms(20)).is_ok(), "the shortest timeout");
+    assert!(check(1, Duration::from_micros(999), ms(20)).is_err());
+    assert!(
+        check(1, Duration::from_micros(1_500), ms(20)).is_err(),
+        "whole ms"
+    );
+    assert!(check(1, ms(19), ms(20)).is_ok());
+    assert!(
+        check(1, ms(20), ms(20)).is_err(),
+        "the timeout must be below slot_wait"
+    );
+}
