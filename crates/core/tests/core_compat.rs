@@ -295,7 +295,9 @@ fn rueidislock_keys_parse_only_with_a_slot_and_a_name() {
     use leasehold_core::wire::compat::parse_key;
     assert_eq!(parse_key("rl", "rl:1:jobs"), Some(("jobs", 1)));
     assert_eq!(parse_key("rl", "rl:12:a:b"), Some(("a:b", 12)));
+    // "+1" parses as a usize: only the digit check refuses it
     for bad in [
+        "rl:+1:jobs",
         "rl:1:",
         "rl::jobs",
         "rl:x:jobs",
