@@ -33,36 +33,20 @@ pub(crate) struct ClusterUrl {
 impl ClusterUrl {
     /// Parse `url`; the error says what is wrong.
     pub fn parse(url: &str) -> Result<ClusterUrl, String> {
-        let rest = url
-            .strip_prefix(SCHEME)
-            .ok_or_else(|| format!("a cluster URL starts with {SCHEME}"))?;
-        let (rest, query) = match rest.split_once('?') {
-            Some((r, q)) => (r, format!("?{q}")),
-            None => (rest, String::new()),
-        };
-        let (auth, rest) = match rest.rsplit_once('@') {
-            Some((a, r)) => (format!("{a}@"), r),
-            None => (String::new(), rest),
-        };
-        let (hosts, path) = match rest.split_once('/') {
-            Some((h, p)) => (h, p),
-            None => (rest, ""),
-        };
+        let parts =
+            crate::sentinel::MultiHostUrl::parse(url, SCHEME, "a cluster URL", "cluster seed")?;
+        let path = parts.path.as_str();
         if !(path.is_empty() || path == "0") {
             return Err(format!(
                 "path {path:?}: a Redis Cluster has only database 0 (give no path)"
             ));
         }
-        let mut seeds = Vec::new();
-        for h in hosts.split(',') {
-            let ok = h
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-            if !ok {
-                return Err(format!("cluster seed {h:?} is not host:port"));
-            }
-            seeds.push(h.to_owned());
-        }
+        let crate::sentinel::MultiHostUrl {
+            hosts: seeds,
+            auth,
+            query,
+            ..
+        } = parts;
         Ok(ClusterUrl { seeds, auth, query })
     }
 

@@ -28,12 +28,26 @@ pub(crate) struct SentinelUrl {
     query: String,
 }
 
-impl SentinelUrl {
-    /// Parse `url`; the error says what is wrong.
-    pub fn parse(url: &str) -> Result<SentinelUrl, String> {
+/// The parts every multi-host URL of the adapter shares (`redis+sentinel://`,
+/// `redis+cluster://`): `<scheme>[user:password@]host:port[,host:port...][/path][?query]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MultiHostUrl {
+    /// `host:port` of each host, checked.
+    pub hosts: Vec<String>,
+    /// `user:password@` or empty.
+    pub auth: String,
+    /// What follows the first `/` after the hosts (empty if none).
+    pub path: String,
+    /// `?query` or empty.
+    pub query: String,
+}
+
+impl MultiHostUrl {
+    /// Split `url` of `scheme`; errors name the URL kind (`what`) and call a bad host a `host`.
+    pub fn parse(url: &str, scheme: &str, what: &str, host: &str) -> Result<MultiHostUrl, String> {
         let rest = url
-            .strip_prefix(SCHEME)
-            .ok_or_else(|| format!("a Sentinel URL starts with {SCHEME}"))?;
+            .strip_prefix(scheme)
+            .ok_or_else(|| format!("{what} starts with {scheme}"))?;
         let (rest, query) = match rest.split_once('?') {
             Some((r, q)) => (r, format!("?{q}")),
             None => (rest, String::new()),
@@ -42,10 +56,33 @@ impl SentinelUrl {
             Some((a, r)) => (format!("{a}@"), r),
             None => (String::new(), rest),
         };
-        let mut parts = rest.split('/');
-        let hosts = parts.next().unwrap_or_default();
-        let master = parts.next().unwrap_or_default().to_owned();
-        let db = match parts.next() {
+        let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut checked = Vec::new();
+        for h in hosts.split(',') {
+            let ok = h
+                .rsplit_once(':')
+                .is_some_and(|(name, port)| !name.is_empty() && port.parse::<u16>().is_ok());
+            if !ok {
+                return Err(format!("{host} {h:?} is not host:port"));
+            }
+            checked.push(h.to_owned());
+        }
+        Ok(MultiHostUrl {
+            hosts: checked,
+            auth,
+            path: path.to_owned(),
+            query,
+        })
+    }
+}
+
+impl SentinelUrl {
+    /// Parse `url`; the error says what is wrong.
+    pub fn parse(url: &str) -> Result<SentinelUrl, String> {
+        let parts = MultiHostUrl::parse(url, SCHEME, "a Sentinel URL", "Sentinel address")?;
+        let mut segments = parts.path.split('/');
+        let master = segments.next().unwrap_or_default().to_owned();
+        let db = match segments.next() {
             Some(d) if !d.is_empty() => {
                 if d.parse::<u32>().is_err() {
                     return Err(format!("database {d:?} is not a number"));
@@ -54,7 +91,7 @@ impl SentinelUrl {
             }
             _ => String::new(),
         };
-        if parts.next().is_some() {
+        if segments.next().is_some() {
             return Err("too many path segments: expected /<master name>[/<db>]".into());
         }
         if master.is_empty() {
@@ -62,16 +99,12 @@ impl SentinelUrl {
                 "the master name is missing: redis+sentinel://host:port/<master name>".into(),
             );
         }
-        let mut sentinels = Vec::new();
-        for h in hosts.split(',') {
-            let ok = h
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-            if !ok {
-                return Err(format!("Sentinel address {h:?} is not host:port"));
-            }
-            sentinels.push(h.to_owned());
-        }
+        let MultiHostUrl {
+            hosts: sentinels,
+            auth,
+            query,
+            ..
+        } = parts;
         Ok(SentinelUrl {
             sentinels,
             master,
