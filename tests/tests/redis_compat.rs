@@ -407,7 +407,16 @@ async fn each_side_notices_the_others_release() {
     let Some(redis) = RedisServer::start("compat_notice") else {
         return;
     };
-    let locker = compat_locker(&redis, 2).await;
+    // backoff far longer than the wait: only an invalidation push can wake this waiter in time
+    let mut o = LockerOptions::new(redis.url())
+        .ttl(TTL)
+        .compat(Compat::Rueidislock {
+            key_majority: 2,
+            prefix: "rueidislock".into(),
+        });
+    o.lock.backoff_min = Duration::from_secs(60);
+    o.lock.backoff_max = Duration::from_secs(60);
+    let locker = o.build().await.unwrap();
     assert_eq!(locker.wake_mode(), leasehold_redis::WakeMode::Push);
 
     // the raw client holds; leasehold waits and is woken by the raw client's release
@@ -424,10 +433,16 @@ async fn each_side_notices_the_others_release() {
     let released_at = wall_ms();
     assert_eq!(raw.release("n", &value).await, 3);
     let (lease, acquired_at) = waiter.await.unwrap();
-    let lease = lease.expect("leasehold acquires after the raw client's release");
-    println!(
-        "leasehold acquired {} ms after rueidis released",
-        acquired_at.saturating_sub(released_at)
+    let lease = lease.expect(
+        "leasehold acquires after the raw client's release, woken by its invalidation (its backoff is 60 s)",
+    );
+    let after = acquired_at.saturating_sub(released_at);
+    println!("leasehold acquired {after} ms after rueidis released");
+    // a retry by backoff is drawn uniformly from 0..60 s: within a few seconds means the push
+    // (a generous bound for a loaded machine; the push takes milliseconds)
+    assert!(
+        after < 5_000,
+        "woken {after} ms after the release: not by its push"
     );
 
     // leasehold holds; the raw waiter tracks the keys its failed attempt read and is woken
