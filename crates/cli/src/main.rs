@@ -54,25 +54,6 @@ pub(crate) fn runtime(cmd: &str) -> Option<tokio::runtime::Runtime> {
     }
 }
 
-/// A connection to `url` for the commands that read Redis directly (`bench`, `inspect`,
-/// `watch`; a `redis+sentinel://` URL reaches the primary its Sentinels name now), with 2 s
-/// connect and response timeouts; errors name the (redacted) URL.
-pub(crate) async fn connect(url: &str) -> Result<redis::aio::MultiplexedConnection, String> {
-    // a redis+sentinel:// URL: the primary its Sentinels name now
-    let resolved = leasehold_redis::primary_url_of(url)
-        .await
-        .map_err(|e| format!("invalid --redis {}: {e}", leasehold_redis::redact(url)))?;
-    let client = redis::Client::open(resolved)
-        .map_err(|e| format!("invalid --redis {}: {e}", leasehold_redis::redact(url)))?;
-    let cfg = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
-        .set_response_timeout(Some(std::time::Duration::from_secs(2)));
-    client
-        .get_multiplexed_async_connection_with_config(&cfg)
-        .await
-        .map_err(|e| format!("cannot connect to {}: {e}", leasehold_redis::redact(url)))
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

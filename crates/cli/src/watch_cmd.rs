@@ -121,9 +121,11 @@ pub fn inspect(a: InspectArgs) -> ExitCode {
         return ExitCode::from(1);
     };
     let result = rt.block_on(async {
-        let mut conn = crate::connect(&url).await?;
+        let mut conn = leasehold_tui::source::connect(&url)
+            .await
+            .map_err(|e| e.to_string())?;
         // a cluster node: read every primary (SCAN sees one node's keys only)
-        if let Ok(Some(urls)) = cluster::primaries(&url).await
+        if let Ok(Some(urls)) = cluster::primaries_on(&mut conn, &url).await
             && urls.len() > 1
         {
             let (keys, _) = cluster::scan(&urls, &a.source.targets(), a.source.budget()).await?;

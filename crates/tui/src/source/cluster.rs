@@ -67,17 +67,22 @@ fn seed_host(seed: &str) -> Option<String> {
 /// Connecting to the seed, or its `CLUSTER SLOTS` reply.
 pub async fn primaries(seed: &str) -> Result<Option<Vec<String>>, SourceError> {
     let mut conn = connect(seed).await?;
-    let info: String = redis::cmd("INFO")
-        .arg("cluster")
-        .query_async(&mut conn)
-        .await?;
+    primaries_on(&mut conn, seed).await
+}
+
+/// [`primaries`], asked on `conn`, a connection the caller already has to `seed`.
+///
+/// # Errors
+/// Its `INFO cluster` or `CLUSTER SLOTS` reply.
+pub async fn primaries_on(
+    conn: &mut redis::aio::MultiplexedConnection,
+    seed: &str,
+) -> Result<Option<Vec<String>>, SourceError> {
+    let info: String = redis::cmd("INFO").arg("cluster").query_async(conn).await?;
     if !info.lines().any(|l| l.trim() == "cluster_enabled:1") {
         return Ok(None);
     }
-    let slots: Value = redis::cmd("CLUSTER")
-        .arg("SLOTS")
-        .query_async(&mut conn)
-        .await?;
+    let slots: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?;
     let fallback = seed_host(seed).unwrap_or_else(|| "127.0.0.1".into());
     let mut nodes = BTreeSet::new();
     if let Value::Array(ranges) = slots {
