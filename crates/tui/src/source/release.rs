@@ -80,22 +80,21 @@ fn decode(v: &Value) -> Result<KeyResult, String> {
     }
 }
 
+/// What a held key is compared against: a whole string value, or a Redisson holder field.
+enum Expected<'a> {
+    Value(&'a [u8]),
+    Field(&'a str),
+}
+
 async fn release_key(
     conn: &mut MultiplexedConnection,
     layout: Layout,
     k: &HeldKey,
+    expected: &Expected<'_>,
     fence_keep_ms: u64,
 ) -> Result<Value, redis::RedisError> {
-    match (&k.shown, layout) {
-        (Shown::TooLarge(n), _) => Err(redis::RedisError::from((
-            redis::ErrorKind::Client,
-            "value too large to compare",
-            format!(
-                "{} holds a {n}-byte value, too large to have been read and compared; not released",
-                k.key
-            ),
-        ))),
-        (Shown::Value(v), Layout::Leasehold) => {
+    match (expected, layout) {
+        (Expected::Value(v), Layout::Leasehold) => {
             let fence = k
                 .fence
                 .clone()
@@ -103,22 +102,22 @@ async fn release_key(
             redis::Script::new(wire::FORCE_RELEASE.source)
                 .key(&k.key)
                 .key(fence)
-                .arg(v.as_slice())
+                .arg(*v)
                 .arg(fence_keep_ms)
                 .invoke_async(conn)
                 .await
         }
-        (Shown::Value(v), _) => {
+        (Expected::Value(v), _) => {
             redis::Script::new(STRING_CAD)
                 .key(&k.key)
-                .arg(v.as_slice())
+                .arg(*v)
                 .invoke_async(conn)
                 .await
         }
-        (Shown::Field(f), _) => {
+        (Expected::Field(f), _) => {
             redis::Script::new(REDISSON_CAD)
                 .key(&k.key)
-                .arg(f)
+                .arg(*f)
                 .invoke_async(conn)
                 .await
         }
@@ -126,7 +125,8 @@ async fn release_key(
 }
 
 /// [`release_key`], following a cluster's `MOVED` redirection once when `seed` (the URL the
-/// dashboard was given) says how to reach other nodes.
+/// dashboard was given) says how to reach other nodes. A value too large to have been read is
+/// never compared, so never released.
 async fn release_key_routed(
     conn: &mut MultiplexedConnection,
     seed: Option<&str>,
@@ -134,7 +134,17 @@ async fn release_key_routed(
     k: &HeldKey,
     fence_keep_ms: u64,
 ) -> Result<KeyResult, String> {
-    let reply = match release_key(conn, layout, k, fence_keep_ms).await {
+    let expected = match &k.shown {
+        Shown::TooLarge(n) => {
+            return Err(format!(
+                "{} holds a {n}-byte value, too large to have been read and compared; not released",
+                k.key
+            ));
+        }
+        Shown::Value(v) => Expected::Value(v),
+        Shown::Field(f) => Expected::Field(f),
+    };
+    let reply = match release_key(conn, layout, k, &expected, fence_keep_ms).await {
         Err(e) if seed.is_some() && e.redirect_node().is_some() => {
             let target = e
                 .redirect_node()
@@ -145,17 +155,11 @@ async fn release_key_routed(
                 return Err(format!("{}: {e}", k.key));
             };
             let mut node = super::connect(&url).await.map_err(|e| e.to_string())?;
-            release_key(&mut node, layout, k, fence_keep_ms).await
+            release_key(&mut node, layout, k, &expected, fence_keep_ms).await
         }
         r => r,
     };
-    match reply {
-        Ok(v) => decode(&v),
-        Err(e) => Err(e
-            .detail()
-            .filter(|_| e.kind() == redis::ErrorKind::Client)
-            .map_or_else(|| e.to_string(), str::to_owned)),
-    }
+    decode(&reply.map_err(|e| e.to_string())?)
 }
 
 /// Force-release `row` as shown: each held key is deleted only if it still holds the value the
