@@ -435,14 +435,6 @@ impl World {
             }
             _ => key.exec(now, c, cmd.op),
         };
-        let issuing = matches!(
-            (cmd.op, &reply),
-            (Op::Acquire { .. }, Reply::Granted { .. })
-                | (Op::CompatAcquire { .. }, Reply::GrantedUnfenced)
-                | (Op::RaiseFence { .. }, Reply::FenceRaised)
-        );
-        // only issuing operations are numbered: token_order compares nothing else
-        let seq = if issuing { self.next_op() } else { self.op_seq };
         log.note(|| {
             format!(
                 "  slot {slot} runs c{c}'s {} -> {}",
@@ -462,11 +454,16 @@ impl World {
                     ),
                 ));
             }
+            // only issuing operations are numbered: token_order compares nothing else
             (Op::Acquire { value, .. }, Reply::Granted { .. })
             | (Op::CompatAcquire { value, .. }, Reply::GrantedUnfenced) => {
+                let seq = self.next_op();
                 self.apps[c].issue_log.grant(value.nonce, seq);
             }
-            (Op::RaiseFence { .. }, Reply::FenceRaised) => self.apps[c].issue_log.write_back(seq),
+            (Op::RaiseFence { .. }, Reply::FenceRaised) => {
+                let seq = self.next_op();
+                self.apps[c].issue_log.write_back(seq);
+            }
             _ => {}
         }
         if self.keys[slot].stored().map(|(o, _)| o) != before {
