@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::{RedisServer, free_port, skip_without_redis};
+use crate::{RedisServer, skip_without_redis};
 
 /// A running cluster of primaries, with or without replicas.
 #[derive(Debug)]
@@ -39,19 +39,17 @@ impl RedisCluster {
         }
         let mut nodes = Vec::new();
         for _ in 0..n.max(3) * (1 + replicas) {
-            let bus = free_port().to_string();
-            let node = RedisServer::start_with(
+            let node = RedisServer::start_node(
                 test,
                 &[
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
                     "nodes.conf",
-                    "--cluster-port",
-                    &bus,
                     "--cluster-node-timeout",
                     "2000",
                 ],
+                true,
             )?;
             nodes.push(node);
         }

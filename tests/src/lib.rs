@@ -21,9 +21,39 @@ pub struct RedisServer {
     dir: PathBuf,
     extra: Vec<String>,
     tls: bool,
+    /// A cluster node's bus port (`--cluster-port`), chosen afresh with each start attempt.
+    bus: Option<u16>,
 }
 
+/// A loopback port that is free now, chosen below the kernel's ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`), so that no outgoing connection (a cluster node's
+/// bus links, `redis-cli`, a client) can be handed the same port between this pick and the
+/// server's `bind`. Falls back to a kernel-chosen port when that range is too small.
 pub(crate) fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().and_then(|w| w.parse::<u32>().ok()))
+        .unwrap_or(32_768);
+    if ephemeral_low > LOW + 1_000 {
+        let span = ephemeral_low - LOW;
+        let seed = std::process::id().wrapping_mul(2_654_435_761)
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+        for _ in 0..256 {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let candidate = LOW + (seed.wrapping_add(n.wrapping_mul(7_919))) % span;
+            let Ok(port) = u16::try_from(candidate) else {
+                continue;
+            };
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -157,6 +187,7 @@ impl RedisServer {
             dir,
             extra,
             tls: true,
+            bus: None,
         };
         for _ in 0..5 {
             s.port = free_port();
@@ -170,6 +201,14 @@ impl RedisServer {
     /// Start a server with extra `redis-server` arguments (e.g. `["--requirepass", "pw"]`).
     #[must_use]
     pub fn start_with(test: &str, extra: &[&str]) -> Option<RedisServer> {
+        Self::start_node(test, extra, false)
+    }
+
+    /// Start a server, as a cluster node with its own free bus port when `cluster` (the caller
+    /// passes `--cluster-enabled yes` and the rest in `extra`). Each attempt picks a new client
+    /// port and, for a node, a new bus port and an empty `nodes.conf`, so one port taken between
+    /// the pick and the bind costs an attempt, not the test.
+    pub(crate) fn start_node(test: &str, extra: &[&str], cluster: bool) -> Option<RedisServer> {
         if skip_without_redis(test) {
             return None;
         }
@@ -185,14 +224,25 @@ impl RedisServer {
             dir,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
             tls: false,
+            bus: None,
         };
-        for _ in 0..5 {
+        for _ in 0..8 {
             s.port = free_port();
+            if cluster {
+                s.bus = Some(free_port());
+                let _ = std::fs::remove_file(s.dir.join("nodes.conf"));
+            }
             if s.spawn() {
                 return Some(s);
             }
         }
-        panic!("could not start redis-server on a free loopback port after 5 attempts");
+        panic!(
+            "could not start redis-server on a free loopback port after 8 attempts (ports \
+             taken, or redis-server refuses these arguments: {:?}); run `redis-server --port 0 \
+             {}` by hand to see why",
+            s.extra,
+            s.extra.join(" ")
+        );
     }
 
     fn spawn(&mut self) -> bool {
@@ -217,6 +267,12 @@ impl RedisServer {
             ])
             .args(["--dir", &self.dir.to_string_lossy()])
             .args(&self.extra)
+            .args(
+                self.bus
+                    .map(|b| ["--cluster-port".to_owned(), b.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
@@ -263,7 +319,10 @@ impl RedisServer {
 
     fn signal(&self, sig: &str) {
         if let Some(pid) = self.pid() {
-            let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 
