@@ -35,7 +35,11 @@ pub(crate) fn free_port() -> u16 {
     const LOW: u32 = 20_000;
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
-        .and_then(|t| t.split_whitespace().next().and_then(|w| w.parse::<u32>().ok()))
+        .and_then(|t| {
+            t.split_whitespace()
+                .next()
+                .and_then(|w| w.parse::<u32>().ok())
+        })
         .unwrap_or(32_768);
     if ephemeral_low > LOW + 1_000 {
         let span = ephemeral_low - LOW;

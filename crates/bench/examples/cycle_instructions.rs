@@ -38,9 +38,7 @@ fn main() -> Result<(), String> {
                 }
             }
             "floor" => {
-                let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-                let mut c = client
-                    .get_multiplexed_async_connection()
+                let mut c = leasehold_bench::conn::connect(&url)
                     .await
                     .map_err(|e| e.to_string())?;
                 let del = redis::Script::new(floor::FLOOR_DEL);

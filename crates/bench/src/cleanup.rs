@@ -1,10 +1,14 @@
 //! Leave the user's Redis as the bench found it: delete every key it wrote (its lock keys, fence
-//! counters and floor keys, all under the bench's own prefixes).
+//! counters and floor keys, all under the bench's own prefixes), on every primary of a cluster.
 
 use redis::aio::MultiplexedConnection;
 
-/// Delete every key under the bench's prefixes with `SCAN` + `UNLINK` (never `KEYS`). Returns how
-/// many were deleted.
+/// Delete every key under the bench's prefixes on the server `c` is connected to, with `SCAN` +
+/// `UNLINK` (never `KEYS`). Each page's keys are unlinked one key a command, pipelined in one
+/// round trip, so a cluster node never sees a cross-slot `UNLINK`. Returns how many were deleted.
+///
+/// # Errors
+/// A `SCAN` or `UNLINK` that failed, named.
 pub async fn delete_bench_keys(c: &mut MultiplexedConnection) -> Result<u64, String> {
     let mut deleted = 0u64;
     for pattern in [
@@ -23,18 +27,38 @@ pub async fn delete_bench_keys(c: &mut MultiplexedConnection) -> Result<u64, Str
                 .await
                 .map_err(|e| format!("SCAN {pattern}: {e}"))?;
             if !keys.is_empty() {
-                let n: u64 = redis::cmd("UNLINK")
-                    .arg(&keys)
-                    .query_async(c)
-                    .await
-                    .map_err(|e| format!("UNLINK: {e}"))?;
-                deleted += n;
+                let mut p = redis::pipe();
+                for k in &keys {
+                    p.cmd("UNLINK").arg(k);
+                }
+                let n: Vec<u64> = p.query_async(c).await.map_err(|e| format!("UNLINK: {e}"))?;
+                deleted += n.iter().sum::<u64>();
             }
             if next == 0 {
                 break;
             }
             cursor = next;
         }
+    }
+    Ok(deleted)
+}
+
+/// [`delete_bench_keys`] on every primary `url` stands for (each primary of a
+/// `redis+cluster://` URL, the current primary of a `redis+sentinel://` URL, or the server).
+///
+/// # Errors
+/// A primary that cannot be reached, or its `SCAN`/`UNLINK`.
+pub async fn delete_everywhere(url: &str) -> Result<u64, String> {
+    let mut deleted = 0;
+    for node in crate::conn::primaries(url)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        let resolved = leasehold_redis::primary_url_of(&node).await?;
+        let mut c = crate::conn::single(&resolved)
+            .await
+            .map_err(|e| e.to_string())?;
+        deleted += delete_bench_keys(&mut c).await?;
     }
     Ok(deleted)
 }

@@ -1,20 +1,16 @@
 //! The round-trip floor: what a hand-written, unfenced lock costs on the same Redis. Its keys live
 //! under [`crate::FLOOR_PREFIX`], outside every prefix a `Locker` tracks, and it runs on its own
-//! connection, so no invalidation push or shared socket flatters or burdens either side.
+//! connection, so no invalidation push or shared socket flatters or burdens either side. On a
+//! cluster that connection is the cluster client, which routes each key to its primary.
 
-use redis::aio::MultiplexedConnection;
+use crate::conn::Conn;
 
 /// Compare-and-delete, the floor's release.
 pub const FLOOR_DEL: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 /// `SET key val NX PX 10000`, then compare-and-delete.
-pub async fn cycle(
-    c: &mut MultiplexedConnection,
-    del: &redis::Script,
-    key: &str,
-    val: &str,
-) -> Result<(), String> {
+pub async fn cycle(c: &mut Conn, del: &redis::Script, key: &str, val: &str) -> Result<(), String> {
     set_nx(c, key, val).await?;
     let _: i64 = del
         .key(key)
@@ -25,7 +21,7 @@ pub async fn cycle(
     Ok(())
 }
 
-async fn set_nx(c: &mut MultiplexedConnection, key: &str, val: &str) -> Result<(), String> {
+async fn set_nx(c: &mut Conn, key: &str, val: &str) -> Result<(), String> {
     let ok: Option<String> = redis::cmd("SET")
         .arg(key)
         .arg(val)
@@ -44,7 +40,7 @@ async fn set_nx(c: &mut MultiplexedConnection, key: &str, val: &str) -> Result<(
 /// The 3-key floor: three `SET NX PX` in parallel on one connection, then three
 /// compare-and-deletes in parallel: the same commands a key-majority lock sends, unfenced.
 pub async fn cycle3(
-    c: &MultiplexedConnection,
+    c: &Conn,
     del: &redis::Script,
     keys: &[String; 3],
     val: &str,

@@ -21,21 +21,24 @@ pub fn rss_bytes() -> u64 {
 }
 
 /// Commands Redis has counted (every `cmdstat_*` of `INFO commandstats`, script internals
-/// included) and the scripts among them (`evalsha` + `eval`).
-pub async fn command_counts(c: &mut MultiplexedConnection) -> Result<(u64, u64), String> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(c)
-        .await
-        .map_err(|e| format!("INFO commandstats: {e}"))?;
-    // the dashboard's doctor parses INFO; one parser for both
-    let mut parsed = leasehold_tui::doctor::Info::default();
-    parsed.absorb(&info);
+/// included) and the scripts among them (`evalsha` + `eval`), summed over `nodes` (every
+/// primary of a cluster, or the one server).
+pub async fn command_counts(nodes: &mut [MultiplexedConnection]) -> Result<(u64, u64), String> {
     let (mut all, mut scripts) = (0, 0);
-    for stat in parsed.commandstats() {
-        all += stat.calls;
-        if stat.command == "evalsha" || stat.command == "eval" {
-            scripts += stat.calls;
+    for c in nodes {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(c)
+            .await
+            .map_err(|e| format!("INFO commandstats: {e}"))?;
+        // the dashboard's doctor parses INFO; one parser for both
+        let mut parsed = leasehold_tui::doctor::Info::default();
+        parsed.absorb(&info);
+        for stat in parsed.commandstats() {
+            all += stat.calls;
+            if stat.command == "evalsha" || stat.command == "eval" {
+                scripts += stat.calls;
+            }
         }
     }
     Ok((all, scripts))
@@ -45,7 +48,7 @@ pub async fn command_counts(c: &mut MultiplexedConnection) -> Result<(u64, u64),
 /// intervals), then release them.
 pub async fn hold(
     url: &str,
-    admin: &mut MultiplexedConnection,
+    nodes: &mut [MultiplexedConnection],
     n: usize,
     hold: Duration,
     replicas: Option<(u32, Duration)>,
@@ -76,10 +79,10 @@ pub async fn hold(
         }
     }
     let acquire_secs = started.elapsed().as_secs_f64();
-    let (c0, s0) = command_counts(admin).await?;
+    let (c0, s0) = command_counts(nodes).await?;
     let t = Instant::now();
     tokio::time::sleep(hold).await;
-    let (c1, s1) = command_counts(admin).await?;
+    let (c1, s1) = command_counts(nodes).await?;
     // steady state: after several extension rounds, not right after the burst of acquisitions
     let after = rss_bytes();
     let secs = t.elapsed().as_secs_f64();

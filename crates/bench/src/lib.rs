@@ -10,6 +10,7 @@
 //! writes is deleted at the end ([`cleanup::delete_bench_keys`]).
 
 pub mod cleanup;
+pub mod conn;
 pub mod floor;
 pub mod hold;
 mod local;
@@ -97,30 +98,38 @@ fn phase_err(phase: &'static str) -> impl Fn(String) -> BenchError {
     move |detail| BenchError::Phase { phase, detail }
 }
 
-async fn connect(url: &str) -> Result<redis::aio::MultiplexedConnection, BenchError> {
-    let err = |e: redis::RedisError| BenchError::Connect {
-        url: leasehold_redis::redact(url),
-        detail: e.to_string(),
-    };
-    let cfg = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(5)));
-    redis::Client::open(url)
-        .map_err(err)?
-        .get_multiplexed_async_connection_with_config(&cfg)
-        .await
-        .map_err(err)
-}
-
-/// Run every phase against `o.url`; `progress` is told each phase as it starts. Deletes the keys
-/// it wrote before returning, on success or error.
+/// Run every phase against `o.url` (one server, `redis+sentinel://` or `redis+cluster://`);
+/// `progress` is told each phase as it starts. Deletes the keys it wrote, on every primary,
+/// before returning, on success or error.
 pub async fn run(o: &BenchOptions, progress: &dyn Fn(&str)) -> Result<BenchReport, BenchError> {
-    let mut admin = connect(&o.url).await?;
-    let result = measure(o, progress, &mut admin).await;
+    let cluster = leasehold_redis::is_cluster_url(&o.url);
+    if cluster && o.replicas.is_some() {
+        return Err(BenchError::Phase {
+            phase: "setup",
+            detail: "WAIT-confirmed leases (replicas) are not available on a Redis Cluster; \
+                     bench the cluster without replicas"
+                .into(),
+        });
+    }
+    // one connection per primary, for what is asked of each: PING, command counts, cleanup
+    let mut nodes = Vec::new();
+    for node in conn::primaries(&o.url).await? {
+        let resolved = leasehold_redis::primary_url_of(&node)
+            .await
+            .map_err(|detail| BenchError::Connect {
+                url: leasehold_redis::redact(&node),
+                detail,
+            })?;
+        nodes.push(conn::single(&resolved).await?);
+    }
+    let result = measure(o, progress, &mut nodes).await;
     progress("cleanup (deleting every key the bench wrote)");
-    let deleted = cleanup::delete_bench_keys(&mut admin)
-        .await
-        .map_err(phase_err("cleanup"))?;
+    let mut deleted = 0;
+    for node in &mut nodes {
+        deleted += cleanup::delete_bench_keys(node)
+            .await
+            .map_err(phase_err("cleanup"))?;
+    }
     let mut report = result?;
     report.cleanup.keys_deleted = deleted;
     Ok(report)
@@ -129,8 +138,9 @@ pub async fn run(o: &BenchOptions, progress: &dyn Fn(&str)) -> Result<BenchRepor
 async fn measure(
     o: &BenchOptions,
     progress: &dyn Fn(&str),
-    admin: &mut redis::aio::MultiplexedConnection,
+    nodes: &mut [redis::aio::MultiplexedConnection],
 ) -> Result<BenchReport, BenchError> {
+    let cluster = leasehold_redis::is_cluster_url(&o.url);
     let phase = (o.duration / 8).max(Duration::from_millis(150));
     let url = o.url.as_str();
     let opts = || {
@@ -150,7 +160,12 @@ async fn measure(
         redis: leasehold_redis::redact(url),
         phase_ms: u64::try_from(phase.as_millis()).unwrap_or(u64::MAX),
         replicas: o.replicas.map_or(0, |(n, _)| n),
+        topology: if cluster { "cluster" } else { "single" }.to_owned(),
+        primaries: u32::try_from(nodes.len()).unwrap_or(u32::MAX),
         ..BenchReport::default()
+    };
+    let Some(admin) = nodes.first_mut() else {
+        return Err(phase_err("setup")("no primary to measure".into()));
     };
 
     progress("rtt (PING)");
@@ -171,7 +186,7 @@ async fn measure(
     let rig = phases::Rig {
         locker: build(opts()).await?,
         locker3: build(k3).await?,
-        floor: connect(url).await?,
+        floor: conn::connect(url).await?,
     };
     for style in [phases::Style::MainThread, phases::Style::Spawned] {
         progress(&format!(
@@ -206,7 +221,13 @@ async fn measure(
     report.throughput.fenced_scripts_ops = phases::fenced_scripts(&rig.floor, phase).await;
     drop(rig);
 
-    for (mode, push) in [("push", true), ("poll", false)] {
+    let modes: &[(&str, bool)] = if cluster {
+        progress("handoff push skipped: lockers on a cluster poll (no key tracking per node)");
+        &[("poll", false)]
+    } else {
+        &[("push", true), ("poll", false)]
+    };
+    for &(mode, push) in modes {
         progress(&format!(
             "handoff {mode}: 16 lockers contending on one name"
         ));
@@ -242,7 +263,7 @@ async fn measure(
 
     for &n in &o.hold {
         progress(&format!("hold: {n} leases through one locker (ttl 3s)"));
-        let h = hold::hold(url, admin, n, phase.max(Duration::from_secs(4)), o.replicas)
+        let h = hold::hold(url, nodes, n, phase.max(Duration::from_secs(4)), o.replicas)
             .await
             .map_err(phase_err("hold"))?;
         report.hold.push(h);

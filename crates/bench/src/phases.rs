@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use leasehold_redis::{LockError, Locker};
-use redis::aio::MultiplexedConnection;
 
+use crate::conn::Conn;
 use crate::floor;
 use crate::report::{CallStyle, Handoff};
 use crate::samples::{Samples, ratio, round1};
@@ -51,7 +51,7 @@ pub struct Rig {
     /// Key-majority (k = 2) locker.
     pub locker3: Locker,
     /// The floor's own connection.
-    pub floor: MultiplexedConnection,
+    pub floor: Conn,
 }
 
 fn lerr(e: LockError) -> String {
@@ -181,7 +181,7 @@ pub async fn call_style(style: Style, rig: &Rig, phase: Duration) -> Result<Call
 }
 
 /// leasehold's acquire and release scripts called by hand by 64 tasks: the server-side cost.
-pub async fn fenced_scripts(floor: &MultiplexedConnection, phase: Duration) -> f64 {
+pub async fn fenced_scripts(floor: &Conn, phase: Duration) -> f64 {
     loops(Style::Spawned, 64, phase, |i, end| {
         let mut c = floor.clone();
         async move {

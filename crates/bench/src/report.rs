@@ -134,6 +134,10 @@ pub struct BenchReport {
     pub phase_ms: u64,
     /// Replicas `WAIT` waited for after every lock write (0: none).
     pub replicas: u32,
+    /// `single` (one server, or the primary under Sentinel) or `cluster`.
+    pub topology: String,
+    /// Primaries the measured keys are spread over (1 for a single server).
+    pub primaries: u32,
     /// `PING` round trips.
     pub rtt: Latency,
     /// The floor in the worse call style (see `call_styles`).
@@ -152,7 +156,8 @@ pub struct BenchReport {
     pub call_styles: BTreeMap<String, CallStyle>,
     /// Throughput of spawned tasks.
     pub throughput: Throughput,
-    /// Hand-off across lockers: `push` (client-tracking wake-ups) and `poll`.
+    /// Hand-off across lockers: `push` (client-tracking wake-ups) and `poll` (only `poll` on a
+    /// cluster, where lockers cannot track keys).
     pub handoff: BTreeMap<String, Handoff>,
     /// 200 `try_lock` loops on 10 names: outcomes by reason, per slot_wait.
     pub try_storm: BTreeMap<String, BTreeMap<String, u64>>,
@@ -186,6 +191,14 @@ impl BenchReport {
             )
         };
         let _ = writeln!(o, "leasehold bench against {}", self.redis);
+        if self.topology == "cluster" {
+            let _ = writeln!(
+                o,
+                "  a Redis Cluster of {} primaries: floor and locks routed by key (MOVED/ASK \
+                 followed); rtt, command counts and cleanup per primary; waiters poll",
+                self.primaries
+            );
+        }
         if self.replicas > 0 {
             let _ = writeln!(
                 o,

@@ -31,6 +31,11 @@ pub struct BenchArgs {
     /// How long each WAIT may block, 1ms to 300ms (the per-slot wait becomes this plus 150ms).
     #[arg(long, default_value = "50ms", value_parser = parse_duration)]
     replicas_timeout: Duration,
+    /// Measure a Redis Cluster: --redis names a seed (`redis://host:port`, or a
+    /// `redis+cluster://` URL, which implies this flag); without --redis a private cluster of
+    /// three primaries is started. Not with --replicas.
+    #[arg(long)]
+    cluster: bool,
 }
 
 /// A comma-separated list of lease counts.
@@ -92,12 +97,97 @@ fn start_replicated(n: u32) -> Result<(Vec<OwnRedis>, String), String> {
     }
 }
 
-fn start_redis_with(extra: &[&str]) -> Result<(OwnRedis, String), String> {
-    use std::os::unix::process::CommandExt as _;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A private cluster of three primaries (each in its own directory, which goes with it), joined
+/// by `redis-cli --cluster create`, ready when every node says `cluster_state:ok`.
+fn start_cluster() -> Result<(Vec<OwnRedis>, String, Vec<tempdir::Dir>), String> {
+    let mut own = Vec::new();
+    let mut dirs = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..3 {
+        let dir = tempdir::Dir::new()?;
+        let bus = free_port()?.to_string();
+        let (node, url) = start_redis_with(&[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-port",
+            &bus,
+            "--dir",
+            &dir.path(),
+        ])?;
+        own.push(node);
+        dirs.push(dir);
+        addrs.push(url.trim_start_matches("redis://").to_owned());
+    }
+    let out = std::process::Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .map_err(|e| {
+            format!("cannot run redis-cli ({e}): install it (Debian/Ubuntu: apt-get install -y redis-tools) or pass --redis URL")
+        })?;
+    if !out.status.success() {
+        return Err(format!(
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        ));
+    }
+    let start = Instant::now();
+    while !addrs.iter().all(|a| {
+        let port = a.rsplit(':').next().unwrap_or_default();
+        std::process::Command::new("redis-cli")
+            .args(["-p", port, "CLUSTER", "INFO"])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+    }) {
+        if start.elapsed() > Duration::from_secs(20) {
+            return Err("the private cluster did not reach cluster_state:ok within 20s".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok((own, format!("redis+cluster://{}", addrs.join(",")), dirs))
+}
+
+/// A private directory under the system's temporary directory, removed on drop.
+mod tempdir {
+    pub struct Dir(std::path::PathBuf);
+
+    impl Dir {
+        pub fn new() -> Result<Dir, String> {
+            let p = std::env::temp_dir().join(format!(
+                "leasehold-bench-{}-{}",
+                std::process::id(),
+                super::free_port()?
+            ));
+            std::fs::create_dir_all(&p)
+                .map_err(|e| format!("cannot create {}: {e}", p.display()))?;
+            Ok(Dir(p))
+        }
+
+        pub fn path(&self) -> String {
+            self.0.to_string_lossy().into_owned()
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| format!("no free loopback port: {e}"))?;
+        .map_err(|e| format!("no free loopback port: {e}"))
+}
+
+fn start_redis_with(extra: &[&str]) -> Result<(OwnRedis, String), String> {
+    use std::os::unix::process::CommandExt as _;
+    let port = free_port()?;
     let child = std::process::Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .args(extra)
@@ -117,6 +207,21 @@ fn start_redis_with(extra: &[&str]) -> Result<(OwnRedis, String), String> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok((own, format!("redis://127.0.0.1:{port}")))
+}
+
+/// `--redis` under `--cluster`: a `redis+cluster://` URL as given, a `redis://host:port` seed
+/// turned into one; anything else is named.
+fn cluster_url(u: &str) -> Result<String, String> {
+    if leasehold_redis::is_cluster_url(u) {
+        return Ok(u.to_owned());
+    }
+    match u.strip_prefix("redis://") {
+        Some(rest) if !rest.is_empty() => Ok(format!("redis+cluster://{rest}")),
+        _ => Err(format!(
+            "--redis {}: with --cluster give a seed as redis://host:port or a redis+cluster:// URL",
+            leasehold_redis::redact(u)
+        )),
+    }
 }
 
 type Signals = Vec<(tokio::signal::unix::Signal, i32)>;
@@ -163,8 +268,40 @@ pub fn run(a: BenchArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let cluster = a.cluster
+        || a.redis
+            .as_deref()
+            .is_some_and(leasehold_redis::is_cluster_url);
+    if cluster && a.replicas > 0 {
+        eprintln!(
+            "leasehold bench: --replicas is not available on a Redis Cluster (WAIT-confirmed \
+             leases need one primary); drop --replicas or bench a primary with replicas"
+        );
+        return ExitCode::from(2);
+    }
+    let mut own_dirs = Vec::new();
     let (own, url) = match &a.redis {
+        Some(u) if cluster => match cluster_url(u) {
+            Ok(u) => (None, u),
+            Err(e) => {
+                eprintln!("leasehold bench: {e}");
+                return ExitCode::from(2);
+            }
+        },
         Some(u) => (None, u.clone()),
+        None if cluster => match start_cluster() {
+            Ok((own, url, dirs)) => {
+                eprintln!(
+                    "bench: started a private cluster of 3 primaries at {url} (pass --redis URL to measure yours)"
+                );
+                own_dirs = dirs;
+                (Some(own), url)
+            }
+            Err(e) => {
+                eprintln!("leasehold bench: {e}");
+                return ExitCode::from(2);
+            }
+        },
         None => match start_replicated(a.replicas) {
             Ok((own, url)) => {
                 eprintln!(
@@ -214,14 +351,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
         Err(sig) => {
             // interrupted: the private server goes with `own`; on a user's Redis, delete our keys
             if own.is_none() {
-                let cleaned = rt.block_on(async {
-                    let c = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
-                    let mut c = c
-                        .get_multiplexed_async_connection()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    leasehold_bench::cleanup::delete_bench_keys(&mut c).await
-                });
+                let cleaned = rt.block_on(leasehold_bench::cleanup::delete_everywhere(&url));
                 match cleaned {
                     Ok(n) => {
                         eprintln!("leasehold bench: interrupted; deleted the {n} key(s) it wrote")
@@ -234,6 +364,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
                 eprintln!("leasehold bench: interrupted; stopped its private redis-server");
             }
             drop(own);
+            drop(own_dirs);
             ExitCode::from(u8::try_from(128 + sig).unwrap_or(255))
         }
     }

@@ -77,6 +77,26 @@ impl ClusterUrl {
     }
 }
 
+/// Whether `url` names a Redis Cluster (`redis+cluster://`).
+#[must_use]
+pub fn is_cluster_url(url: &str) -> bool {
+    url.starts_with(SCHEME)
+}
+
+/// Connect to the Redis Cluster a `redis+cluster://` URL names, with the client settings a
+/// locker uses (a few quick retries on `MOVED`/`ASK`), for tools beside a locker that send their
+/// own commands (the bench's floor). The error says what was wrong: the URL, or no reachable seed.
+///
+/// # Errors
+/// A malformed URL, or no seed answering.
+pub async fn connect_cluster(
+    url: &str,
+    response_timeout: Duration,
+) -> Result<ClusterConnection, String> {
+    let c = ClusterUrl::parse(url)?;
+    c.connect(response_timeout).await.map_err(|e| e.to_string())
+}
+
 /// For the locker: parse `url` (shown as `shown` in errors) into the cluster to connect to, the
 /// endpoint that names it for duplicate detection, and a placeholder client (never connected).
 pub(crate) fn prepare(
