@@ -209,21 +209,6 @@ fn start_redis_with(extra: &[&str]) -> Result<(OwnRedis, String), String> {
     Ok((own, format!("redis://127.0.0.1:{port}")))
 }
 
-/// `--redis` under `--cluster`: a `redis+cluster://` URL as given, a `redis://host:port` seed
-/// turned into one; anything else is named.
-fn cluster_url(u: &str) -> Result<String, String> {
-    if leasehold_redis::is_cluster_url(u) {
-        return Ok(u.to_owned());
-    }
-    match u.strip_prefix("redis://") {
-        Some(rest) if !rest.is_empty() => Ok(format!("redis+cluster://{rest}")),
-        _ => Err(format!(
-            "--redis {}: with --cluster give a seed as redis://host:port or a redis+cluster:// URL",
-            leasehold_redis::redact(u)
-        )),
-    }
-}
-
 type Signals = Vec<(tokio::signal::unix::Signal, i32)>;
 
 /// Take over SIGINT, SIGTERM, SIGHUP and SIGQUIT (before the private server starts, so no signal
@@ -281,10 +266,10 @@ pub fn run(a: BenchArgs) -> ExitCode {
     }
     let mut own_dirs = Vec::new();
     let (own, url) = match &a.redis {
-        Some(u) if cluster => match cluster_url(u) {
+        Some(u) if cluster => match leasehold_redis::cluster_url_from_seeds(&[u.clone()]) {
             Ok(u) => (None, u),
             Err(e) => {
-                eprintln!("leasehold bench: {e}");
+                eprintln!("leasehold bench: --redis under --cluster: {e}");
                 return ExitCode::from(2);
             }
         },

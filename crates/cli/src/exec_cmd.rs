@@ -42,9 +42,14 @@ pub const EXIT_REJECTED: u8 = 78;
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// Redis URL; repeat for a majority of independent instances (each server once).
+    /// Redis URL; repeat for a majority of independent instances (each server once), or, with
+    /// --cluster, for several seeds of one Redis Cluster.
     #[arg(long = "redis", default_value = "redis://127.0.0.1:6379")]
     redis: Vec<String>,
+    /// The --redis URLs are seeds of one Redis Cluster (`redis://host:port` each, the same
+    /// credentials), not independent instances: the same as one `redis+cluster://` URL.
+    #[arg(long)]
+    cluster: bool,
     /// Lease time-to-live, 500ms to 365d (extended every ttl/3 while the command runs).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     ttl: Duration,
@@ -199,7 +204,15 @@ async fn exec(a: ExecArgs, name: String, t: Timing) -> u8 {
             return 1;
         }
     };
-    let opts = if a.redis.len() == 1 {
+    let opts = if a.cluster {
+        match leasehold_redis::cluster_url_from_seeds(&a.redis) {
+            Ok(url) => LockerOptions::new(url),
+            Err(e) => {
+                eprintln!("leasehold exec: --cluster: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    } else if a.redis.len() == 1 {
         LockerOptions::new(a.redis[0].clone())
     } else {
         LockerOptions::instances(a.redis.clone())

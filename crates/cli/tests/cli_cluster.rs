@@ -89,6 +89,27 @@ fn exec_runs_under_a_lock_on_the_cluster() {
     assert_eq!(fence, token);
     let left: i64 = rt.block_on(c.nodes[n].cmd(&["EXISTS", key])).unwrap();
     assert_eq!(left, 0);
+    // the same cluster given as --cluster with two of its nodes as redis:// seeds: a later
+    // token of the same counter
+    let out = Command::new(env!("CARGO_BIN_EXE_leasehold"))
+        .args(["exec", "--cluster", "--redis", &c.nodes[2].url()])
+        .args(["--redis", &c.nodes[0].url(), "--ttl", "2s", "job", "--"])
+        .args(["sh", "-c", "echo \"$LEASEHOLD_TOKEN\""])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let second: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(second > token, "{second} after {token}");
+    // seeds with different credentials are a usage error naming the seed
+    let out = Command::new(env!("CARGO_BIN_EXE_leasehold"))
+        .args(["exec", "--cluster", "--redis", &c.nodes[2].url()])
+        .args(["--redis", "redis://:pw@127.0.0.1:1", "job", "--", "true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("the same credentials"), "{err}");
     // a malformed cluster URL is a usage error naming the problem
     let out = Command::new(env!("CARGO_BIN_EXE_leasehold"))
         .args(["exec", "--redis", "redis+cluster://h", "job", "--", "true"])
@@ -195,7 +216,7 @@ fn bench_refuses_replicas_on_a_cluster_and_a_seed_it_cannot_read() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(
             err.contains("--replicas is not available on a Redis Cluster")
-                || err.contains("give a seed as redis://host:port"),
+                || err.contains("a cluster seed is redis://"),
             "{args:?}: {err}"
         );
     }

@@ -83,6 +83,48 @@ pub fn is_cluster_url(url: &str) -> bool {
     url.starts_with(SCHEME)
 }
 
+/// The `redis+cluster://` URL of a cluster given as seeds: `redis://[user:password@]host:port`
+/// URLs sharing one set of credentials and query (a `redis+cluster://` URL among them is taken
+/// as its seeds). The error names the seed that cannot be one.
+///
+/// # Errors
+/// No seed, a seed that is not `redis://`, a database other than 0, or seeds with different
+/// credentials or query.
+pub fn cluster_url_from_seeds(seeds: &[String]) -> Result<String, String> {
+    let (mut hosts, mut common): (Vec<String>, Option<(String, String)>) = (Vec::new(), None);
+    for seed in seeds {
+        let shown = crate::redact(seed);
+        let (auth, query, these) = if is_cluster_url(seed) {
+            let c = ClusterUrl::parse(seed).map_err(|e| format!("seed {shown}: {e}"))?;
+            (c.auth, c.query, c.seeds)
+        } else {
+            let Some(rest) = seed.strip_prefix("redis://") else {
+                return Err(format!(
+                    "seed {shown}: a cluster seed is redis://[user:password@]host:port"
+                ));
+            };
+            // one seed is a one-host cluster URL: the same parser checks host, port and path
+            let c = ClusterUrl::parse(&format!("{SCHEME}{rest}"))
+                .map_err(|e| format!("seed {shown}: {e}"))?;
+            (c.auth, c.query, c.seeds)
+        };
+        match &common {
+            None => common = Some((auth, query)),
+            Some(c) if *c == (auth, query) => {}
+            Some(_) => {
+                return Err(format!(
+                    "seed {shown}: every seed of one cluster needs the same credentials and query"
+                ));
+            }
+        }
+        hosts.extend(these);
+    }
+    let Some((auth, query)) = common else {
+        return Err("no cluster seed given".into());
+    };
+    Ok(format!("{SCHEME}{auth}{}{query}", hosts.join(",")))
+}
+
 /// Connect to the Redis Cluster a `redis+cluster://` URL names, with the client settings a
 /// locker uses (a few quick retries on `MOVED`/`ASK`), for tools beside a locker that send their
 /// own commands (the bench's floor). The error says what was wrong: the URL, or no reachable seed.
@@ -174,6 +216,35 @@ pub(crate) fn owner_in_slots(reply: &redis::Value, slot: u16) -> Option<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seeds_make_one_cluster_url_or_say_which_cannot() {
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            cluster_url_from_seeds(&s(&["redis://u:p@h1:7000", "redis://u:p@h2:7001/0"])),
+            Ok("redis+cluster://u:p@h1:7000,h2:7001".to_owned())
+        );
+        assert_eq!(
+            cluster_url_from_seeds(&s(&["redis+cluster://a:1,b:2", "redis://c:3"])),
+            Ok("redis+cluster://a:1,b:2,c:3".to_owned())
+        );
+        for (bad, why) in [
+            (s(&[]), "no cluster seed"),
+            (s(&["rediss://h:1"]), "a cluster seed is redis://"),
+            (
+                s(&["redis://h:1", "redis://:x@h:2"]),
+                "the same credentials",
+            ),
+            (s(&["redis://h:1/3"]), "only database 0"),
+            (s(&["redis://h"]), "not host:port"),
+        ] {
+            let e = cluster_url_from_seeds(&bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        // a password is never shown
+        let e = cluster_url_from_seeds(&s(&["redis://h:1", "redis://:secret@h:2"])).unwrap_err();
+        assert!(!e.contains("secret"), "{e}");
+    }
 
     #[test]
     fn urls_parse_and_bad_ones_say_why() {

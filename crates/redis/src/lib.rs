@@ -49,7 +49,7 @@ mod send;
 mod sentinel;
 mod sync;
 
-pub use cluster::{connect_cluster, is_cluster_url, key_slot};
+pub use cluster::{cluster_url_from_seeds, connect_cluster, is_cluster_url, key_slot};
 pub use compat::{Compat, GivenUp};
 pub use conn::WakeMode;
 pub use error::{LockError, redact};
