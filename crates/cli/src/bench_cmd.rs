@@ -266,13 +266,15 @@ pub fn run(a: BenchArgs) -> ExitCode {
     }
     let mut own_dirs = Vec::new();
     let (own, url) = match &a.redis {
-        Some(u) if cluster => match leasehold_redis::cluster_url_from_seeds(&[u.clone()]) {
-            Ok(u) => (None, u),
-            Err(e) => {
-                eprintln!("leasehold bench: --redis under --cluster: {e}");
-                return ExitCode::from(2);
+        Some(u) if cluster => {
+            match leasehold_redis::cluster_url_from_seeds(std::slice::from_ref(u)) {
+                Ok(u) => (None, u),
+                Err(e) => {
+                    eprintln!("leasehold bench: --redis under --cluster: {e}");
+                    return ExitCode::from(2);
+                }
             }
-        },
+        }
         Some(u) => (None, u.clone()),
         None if cluster => match start_cluster() {
             Ok((own, url, dirs)) => {
