@@ -154,7 +154,7 @@ pub fn planted() -> Vec<Control> {
         ));
         v.push(Control {
             bounds: vec![8],
-            expect: Err("the bound `p.slot < MAX_SLOTS` guards an index that is always below the layout's slot count, itself at most MAX_SLOTS (validated); `<=` differs only at p.slot == MAX_SLOTS, which no request has"),
+            expect: Err("the bound `p.slot < last_reply_time.len()` guards an index that is always below the layout's slot count, the table's length; `<=` differs only at p.slot == that count, which no request has"),
             ..control("mutant-handle-reply-le", INSTANCES, Planted::Core(Mutant::HandleReplyLe), |s| {
                 s.clients = 2;
             })

@@ -138,8 +138,9 @@ impl std::fmt::Display for LockName {
 }
 
 /// A validated holder id, written into every lock value so a dashboard can say who holds a lock.
+/// Shared, not copied: every machine of a locker holds the same id, and cloning it is a count.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct HolderId(String);
+pub struct HolderId(std::sync::Arc<str>);
 
 impl HolderId {
     /// Validate `id`: 1-100 printable, non-space ASCII bytes.
@@ -160,7 +161,7 @@ impl HolderId {
                 "it contains whitespace, control or non-ASCII characters",
             ));
         }
-        Ok(HolderId(id))
+        Ok(HolderId(id.into()))
     }
 
     /// The id as text.

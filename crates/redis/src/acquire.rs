@@ -160,6 +160,12 @@ impl Acquisition {
     /// Hand the machine, its requests in flight and the pushes that came for it to the keeper.
     fn hand_over(&mut self, cell: LeaseCell, gate: Option<GateGuard>) -> Option<Arc<Entry>> {
         let machine = self.machine.take()?;
+        // from now on pushes go to the keeper; those already queued here travel with the entry
+        self.shared.router.retarget(
+            self.id,
+            self.shared.route_keys(machine.lock.keys()),
+            &self.shared.keeper_pushes,
+        );
         let entry = Arc::new(Entry {
             id: self.id,
             name: self.name.clone(),
@@ -168,10 +174,6 @@ impl Acquisition {
             gate: std::sync::Mutex::new(gate),
             external: std::sync::atomic::AtomicUsize::new(0),
         });
-        // from now on pushes go to the keeper; those already queued here travel with the entry
-        self.shared
-            .router
-            .retarget(self.id, &self.shared.keeper_pushes);
         let mut pushes = Vec::new();
         while let Ok((_, slot)) = self.pushes.try_recv() {
             pushes.push(slot);
@@ -263,8 +265,11 @@ impl Acquisition {
         }
         if self.inflight.is_empty() {
             drop(gate);
-            self.shared.router.unregister_all(self.id);
-            self.machine = None;
+            if let Some(m) = self.machine.take() {
+                self.shared
+                    .router
+                    .unregister(self.id, self.shared.route_keys(m.lock.keys()));
+            }
             return;
         }
         if let Some(g) = &gate {

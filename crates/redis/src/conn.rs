@@ -88,8 +88,9 @@ pub(crate) enum InstanceEvent {
 }
 
 /// Routes invalidation pushes to the driver of the lease that owns the key, instead of waking every
-/// driver for every push: (instance, key) -> (lease id, slot, where to send `(lease id, slot)`).
-type RouteKey = (usize, Vec<u8>);
+/// driver for every push: per instance, key -> (lease id, slot, where to send `(lease id, slot)`).
+/// A lease's keys are not kept twice: whoever unregisters or retargets an id names its keys (the
+/// machine has them), and a push is looked up by the bytes it carries, without a copy.
 /// (lease id, slot, where to send, the slot's echo flag).
 type Route = (
     u64,
@@ -100,8 +101,8 @@ type Route = (
 
 #[derive(Debug, Default)]
 struct Routes {
-    by_key: std::collections::HashMap<RouteKey, Vec<Route>>,
-    by_id: std::collections::HashMap<u64, Vec<RouteKey>>,
+    /// Indexed by instance.
+    by_instance: Vec<std::collections::HashMap<Box<[u8]>, Vec<Route>>>,
 }
 
 #[derive(Debug, Default)]
@@ -127,20 +128,32 @@ impl Router {
         echo: crate::drive::EchoFlag,
     ) {
         let mut r = self.routes();
-        let k = (instance, key.as_bytes().to_vec());
-        r.by_key
-            .entry(k.clone())
-            .or_default()
+        if r.by_instance.len() <= instance {
+            r.by_instance.resize_with(instance + 1, Default::default);
+        }
+        // exact room for the usual one route a key (a vector's first push takes four): a held
+        // lease's routes are a good part of what it costs
+        r.by_instance[instance]
+            .entry(key.as_bytes().into())
+            .or_insert_with(|| Vec::with_capacity(1))
             .push((id, slot, tx, echo));
-        r.by_id.entry(id).or_default().push(k);
     }
 
-    /// Send `id`'s changes to `tx` from now on (one lock: no push is lost in between).
-    pub fn retarget(&self, id: u64, tx: &mpsc::UnboundedSender<(u64, usize)>) {
+    /// Send `id`'s changes of `keys` (`(instance, key)`, as registered) to `tx` from now on (one
+    /// lock: no push is lost in between).
+    pub fn retarget<'k>(
+        &self,
+        id: u64,
+        keys: impl IntoIterator<Item = (usize, &'k str)>,
+        tx: &mpsc::UnboundedSender<(u64, usize)>,
+    ) {
         let mut r = self.routes();
-        let keys = r.by_id.get(&id).cloned().unwrap_or_default();
-        for k in keys {
-            if let Some(v) = r.by_key.get_mut(&k) {
+        for (instance, key) in keys {
+            if let Some(v) = r
+                .by_instance
+                .get_mut(instance)
+                .and_then(|m| m.get_mut(key.as_bytes()))
+            {
                 for route in v.iter_mut().filter(|(i, ..)| *i == id) {
                     route.2 = tx.clone();
                 }
@@ -148,17 +161,17 @@ impl Router {
         }
     }
 
-    /// Forget every route of `id`.
-    pub fn unregister_all(&self, id: u64) {
+    /// Forget `id`'s routes of `keys` (`(instance, key)`, as registered).
+    pub fn unregister<'k>(&self, id: u64, keys: impl IntoIterator<Item = (usize, &'k str)>) {
         let mut r = self.routes();
-        let Some(keys) = r.by_id.remove(&id) else {
-            return;
-        };
-        for k in keys {
-            if let Some(v) = r.by_key.get_mut(&k) {
+        for (instance, key) in keys {
+            let Some(m) = r.by_instance.get_mut(instance) else {
+                continue;
+            };
+            if let Some(v) = m.get_mut(key.as_bytes()) {
                 v.retain(|(i, ..)| *i != id);
                 if v.is_empty() {
-                    r.by_key.remove(&k);
+                    m.remove(key.as_bytes());
                 }
             }
         }
@@ -169,7 +182,7 @@ impl Router {
         let r = self.routes();
         match key {
             Some(k) => {
-                if let Some(v) = r.by_key.get(&(instance, k.to_vec())) {
+                if let Some(v) = r.by_instance.get(instance).and_then(|m| m.get(k)) {
                     for (id, slot, tx, echo) in v {
                         // the echo of our own write, already known to be one: nobody to wake
                         if echo.swap(false, std::sync::atomic::Ordering::AcqRel) {
@@ -181,12 +194,15 @@ impl Router {
             }
             None => {
                 // a flush: every key may have changed, whoever wrote last
-                for ((inst, _), v) in &r.by_key {
-                    if *inst == instance {
-                        for (id, slot, tx, echo) in v {
-                            echo.store(false, std::sync::atomic::Ordering::Release);
-                            let _ = tx.send((*id, *slot));
-                        }
+                for v in r
+                    .by_instance
+                    .get(instance)
+                    .into_iter()
+                    .flat_map(|m| m.values())
+                {
+                    for (id, slot, tx, echo) in v {
+                        echo.store(false, std::sync::atomic::Ordering::Release);
+                        let _ = tx.send((*id, *slot));
                     }
                 }
             }

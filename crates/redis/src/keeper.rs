@@ -329,7 +329,11 @@ impl Keeper {
         }
         if idle && h.inflight == 0 && !entry.external_busy() {
             entry.open_gate();
-            shared.router.unregister_all(id);
+            let m = entry.machine();
+            shared
+                .router
+                .unregister(id, shared.route_keys(m.lock.keys()));
+            drop(m);
             self.leases.remove(&id);
             return;
         }

@@ -144,7 +144,7 @@ pub(crate) struct Shared {
     pub lock_events: broadcast::Sender<LockEvent>,
     pub scripts: Scripts,
     pub origin: tokio::time::Instant,
-    pub config: LockConfig,
+    pub config: Arc<LockConfig>,
     pub holder: HolderId,
     pub gates: NameGates,
     pub seed: Mutex<u64>,
@@ -173,6 +173,14 @@ impl Shared {
 
     pub fn instance_of(&self, slot: usize) -> usize {
         if self.instances.len() == 1 { 0 } else { slot }
+    }
+
+    /// The `(instance, key)` of every slot of `keys`: what the router knows a lease's routes by.
+    pub fn route_keys<'k>(
+        &'k self,
+        keys: &'k leasehold_core::wire::SlotKeys,
+    ) -> impl Iterator<Item = (usize, &'k str)> + 'k {
+        (0..self.slots).map(move |s| (self.instance_of(s), keys.lock_key(s)))
     }
 
     pub fn note_reply_time(&self, instance: usize, took: Duration) {
@@ -514,7 +522,7 @@ impl Locker {
                 compat_check: redis::Script::new(compat_wire::CHECK.source),
             },
             origin: tokio::time::Instant::now(),
-            config,
+            config: Arc::new(config),
             holder,
             gates: NameGates::new(1_024),
             seed: Mutex::new(seed),
@@ -606,7 +614,7 @@ impl Locker {
         let guard = crate::acquire::enter_gate(&self.shared, name, mode, queue_locally, started)
             .await
             .map_err(LockError::Acquire)?;
-        let mut lock = Lock::new(
+        let mut lock = Lock::new_shared(
             self.shared.config.clone(),
             lock_name,
             self.shared.holder.clone(),

@@ -27,7 +27,7 @@ impl Lock {
             value,
             sent_at: now,
             wait_until,
-            answers: [SlotAnswer::Waiting; MAX_SLOTS],
+            answers: Answers::default(),
             contended: None,
             errors: Vec::new(),
             token: 0,
@@ -69,10 +69,8 @@ impl Lock {
                 SlotAnswer::Failed
             }
         };
-        if let Some(a) = round.answers.get_mut(p.slot)
-            && *a == SlotAnswer::Waiting
-        {
-            *a = answer;
+        if p.slot < self.slots && round.answers.get(p.slot) == SlotAnswer::Waiting {
+            round.answers.set(p.slot, answer);
         }
         self.evaluate_round(now, false);
     }
@@ -93,10 +91,13 @@ impl Lock {
         // (deleting it would leave a 3-instance lease on 2 instances, lost when either fails)
         if let (State::WritingBack(_, round), Reply::Granted { token }) = (&mut self.state, reply)
             && round.value == p.value
-            && let Some(a) = round.answers.get_mut(p.slot)
-            && matches!(a, SlotAnswer::Waiting | SlotAnswer::Silent)
+            && p.slot < self.slots
+            && matches!(
+                round.answers.get(p.slot),
+                SlotAnswer::Waiting | SlotAnswer::Silent
+            )
         {
-            *a = SlotAnswer::Granted(*token);
+            round.answers.set(p.slot, SlotAnswer::Granted(*token));
             return;
         }
         self.stats.late_grants_cleaned += 1;
@@ -114,31 +115,20 @@ impl Lock {
             return;
         };
         if timed_out {
-            for a in round.answers.iter_mut().take(self.slots) {
-                if *a == SlotAnswer::Waiting {
-                    *a = SlotAnswer::Silent;
+            for slot in 0..self.slots {
+                if round.answers.get(slot) == SlotAnswer::Waiting {
+                    round.answers.set(slot, SlotAnswer::Silent);
                 }
             }
         }
-        let answers = &round.answers[..self.slots];
-        let granted = answers
-            .iter()
-            .filter(|a| matches!(a, SlotAnswer::Granted(_)))
-            .count();
-        let held = answers.iter().filter(|a| **a == SlotAnswer::Held).count();
-        let failed = answers.iter().filter(|a| **a == SlotAnswer::Failed).count();
-        let silent = answers.iter().filter(|a| **a == SlotAnswer::Silent).count();
+        let answers = round.answers;
+        let granted = answers.granted.len();
+        let held = answers.held.len();
+        let failed = answers.failed.len();
+        let silent = answers.silent.len();
         let slack = self.slots - self.quorum;
         if granted >= self.quorum {
-            let token = answers
-                .iter()
-                .filter_map(|a| match a {
-                    SlotAnswer::Granted(t) => Some(*t),
-                    _ => None,
-                })
-                .max()
-                .unwrap_or(0);
-            round.token = token;
+            round.token = answers.max_token;
             if self.slots == 1 || !self.config.dialect.has_fence() {
                 self.finish_acquired(now);
             } else {
@@ -158,12 +148,7 @@ impl Lock {
             let (holder, remaining) = round.contended.clone().unwrap_or((None, None));
             AcquireError::Contended { holder, remaining }
         } else if silent > 0 {
-            let mut slots = SlotSet::EMPTY;
-            for (i, a) in answers.iter().enumerate() {
-                if *a == SlotAnswer::Silent {
-                    slots.insert(i);
-                }
-            }
+            let slots = answers.silent;
             let observed = slots
                 .iter()
                 .filter_map(|s| self.last_reply_time.get(s).copied().flatten())
@@ -199,7 +184,7 @@ impl Lock {
             .ttl_ms()
             .saturating_add(self.config.fence_keep_ms());
         for slot in 0..self.slots {
-            if matches!(round.answers[slot], SlotAnswer::Granted(_)) {
+            if round.answers.is_granted(slot) {
                 round.fence_pending.insert(slot);
                 self.send(
                     now,
@@ -271,12 +256,7 @@ impl Lock {
             self.fail_attempt(now, Some(cause), false);
             return;
         }
-        let mut held = SlotSet::EMPTY;
-        for (slot, a) in round.answers[..self.slots].iter().enumerate() {
-            if matches!(a, SlotAnswer::Granted(_)) {
-                held.insert(slot);
-            }
-        }
+        let held = round.answers.granted;
         // Slots still waiting may grant later; they join `held` then (see on_stray_grant).
         self.events.push_back(Event::Acquired {
             token: round.token,
@@ -303,7 +283,7 @@ impl Lock {
     /// Delete whatever the round may have written: every slot that did not report another holder.
     pub(super) fn cleanup_round(&mut self, now: Instant, round: &Round) {
         for slot in 0..self.slots {
-            if round.answers[slot] != SlotAnswer::Held {
+            if round.answers.get(slot) != SlotAnswer::Held {
                 self.send(
                     now,
                     slot,
