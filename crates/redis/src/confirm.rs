@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 
 use crate::decode::{decode_in_pipeline, error_reply};
 use crate::locker::Shared;
-use crate::send::{Request, invocation};
+use crate::send::{Request, script_call};
 
 /// The requests for `write` and the `wait` right behind it on the same slot.
 pub(crate) fn pipelined(
@@ -83,13 +83,13 @@ async fn execute(
         return (e.clone(), e);
     };
     let (
-        Some(inv),
+        Some((call, which)),
         Op::Wait {
             replicas,
             timeout_ms,
         },
     ) = (
-        invocation(&shared.scripts, &write, lock_key, fence_key, value),
+        script_call(&shared.scripts, &write, lock_key, fence_key, value),
         wait,
     )
     else {
@@ -101,7 +101,7 @@ async fn execute(
     };
     for attempt in 0..2 {
         let mut pipe = redis::pipe();
-        pipe.invoke_script(&inv)
+        pipe.add_command(call.clone())
             .cmd("WAIT")
             .arg(replicas)
             .arg(timeout_ms)
@@ -114,7 +114,7 @@ async fn execute(
                         if e.kind() == Some(redis::ServerErrorKind::NoScript)
                 );
                 if no_script && attempt == 0 {
-                    if let Err(e) = inv.load_async(&mut conn).await {
+                    if let Err(e) = which.of(&shared.scripts).load_async(&mut conn).await {
                         let r = error_reply(&e);
                         return (r.clone(), r);
                     }

@@ -135,6 +135,8 @@ pub(crate) struct Scripts {
     pub compat_force: redis::Script,
     pub compat_extend: redis::Script,
     pub compat_check: redis::Script,
+    /// An operator's force-release (never emitted by the machine; loaded when first used).
+    pub force_release: redis::Script,
 }
 
 pub(crate) struct Shared {
@@ -520,6 +522,7 @@ impl Locker {
                 compat_force: redis::Script::new(compat_wire::FORCE.source),
                 compat_extend: redis::Script::new(compat_wire::EXTEND.source),
                 compat_check: redis::Script::new(compat_wire::CHECK.source),
+                force_release: redis::Script::new(leasehold_core::wire::FORCE_RELEASE.source),
             },
             origin: tokio::time::Instant::now(),
             config: Arc::new(config),

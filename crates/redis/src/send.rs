@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use leasehold_core::{Command, Lock, Op, Reply, RequestId, SlotError, SlotErrorKind};
+use leasehold_core::{Command, Lock, Op, Reply, SlotError, SlotErrorKind};
 
 use crate::decode::{decode, error_reply};
 use crate::locker::{Scripts, Shared};
@@ -20,19 +20,25 @@ pub(crate) type Answer = (Command, Reply, usize, Duration);
 /// A request in flight.
 pub(crate) type Request = Pin<Box<dyn Future<Output = Answer> + Send>>;
 
-/// The request for `cmd` of `lock` (keys and value rendered now, sent when first polled).
+/// The request for `cmd` of `lock`: its `EVALSHA` rendered now, into one buffer (keys and value
+/// straight from the machine), sent when first polled.
 pub(crate) fn request(shared: &Arc<Shared>, lock: &Lock, cmd: Command) -> Request {
     let shared = shared.clone();
     let inst = shared.instance_of(cmd.slot);
-    let lock_key = lock.keys().lock_key(cmd.slot).to_owned();
-    let fence_key = lock.keys().fence_key(cmd.slot).to_owned();
     let mut value = String::new();
     if let Some(v) = cmd.op.value() {
         lock.write_value(v, &mut value);
     }
+    let call = script_call(
+        &shared.scripts,
+        &cmd.op,
+        lock.keys().lock_key(cmd.slot),
+        lock.keys().fence_key(cmd.slot),
+        &value,
+    );
     Box::pin(async move {
         let sent = tokio::time::Instant::now();
-        let (_, reply) = execute(&shared, inst, cmd, lock_key, fence_key, value).await;
+        let reply = execute(&shared, inst, cmd, call).await;
         (cmd, reply, inst, sent.elapsed())
     })
 }
@@ -61,78 +67,109 @@ pub(crate) fn drain(shared: &Arc<Shared>, lock: &mut Lock, mut each: impl FnMut(
     }
 }
 
-/// The script call for `op` with its keys and arguments (`None` for operations that are not one
-/// of the locker's preloaded scripts: an operator's force-release, a `WAIT`).
-pub(crate) fn invocation<'a>(
-    scripts: &'a Scripts,
+/// `EVALSHA` of `op`'s script with its keys and arguments, rendered into one command (the
+/// `redis` crate's `ScriptInvocation` keeps every key and argument in a vector of its own first),
+/// and which script it is, to load on `NOSCRIPT`. `None` for a `WAIT`, which is only sent
+/// right behind its write ([`drain`]).
+pub(crate) fn script_call(
+    scripts: &Scripts,
     op: &Op,
     lock_key: &str,
     fence_key: &str,
     value: &str,
-) -> Option<redis::ScriptInvocation<'a>> {
-    Some(match *op {
+) -> Option<(redis::Cmd, Script)> {
+    let (which, keys): (Script, &[&str]) = match *op {
+        Op::Acquire { .. } => (Script::Acquire, &[lock_key, fence_key]),
+        Op::Extend { .. } => (Script::Extend, &[lock_key, fence_key]),
+        Op::Check { .. } => (Script::Check, &[lock_key, fence_key]),
+        Op::Release { .. } => (Script::Release, &[lock_key]),
+        Op::RaiseFence { .. } => (Script::RaiseFence, &[fence_key]),
+        Op::ForceRelease { .. } => (Script::ForceRelease, &[lock_key, fence_key]),
+        Op::CompatAcquire { force: false, .. } => (Script::CompatAcquire, &[lock_key]),
+        Op::CompatAcquire { force: true, .. } => (Script::CompatForce, &[lock_key]),
+        Op::CompatExtend { .. } => (Script::CompatExtend, &[lock_key]),
+        Op::CompatCheck { .. } => (Script::CompatCheck, &[lock_key]),
+        Op::Wait { .. } => return None,
+    };
+    let bytes: usize = keys.iter().map(|k| k.len()).sum::<usize>() + value.len() + 40 + 48;
+    let mut c = redis::Cmd::with_capacity(3 + keys.len() + 4, bytes);
+    c.arg("EVALSHA")
+        .arg(which.of(scripts).get_hash())
+        .arg(keys.len());
+    for k in keys {
+        c.arg(*k);
+    }
+    match *op {
         Op::Acquire {
             ttl_ms,
             force,
             keep_ms,
             ..
         } => {
-            let mut i = scripts.acquire.key(lock_key);
-            i.key(fence_key)
-                .arg(value)
+            c.arg(value)
                 .arg(ttl_ms)
                 .arg(if force { "1" } else { "0" })
                 .arg(keep_ms);
-            i
         }
         Op::Extend {
             ttl_ms, keep_ms, ..
         } => {
-            let mut i = scripts.extend.key(lock_key);
-            i.key(fence_key).arg(value).arg(ttl_ms).arg(keep_ms);
-            i
+            c.arg(value).arg(ttl_ms).arg(keep_ms);
         }
-        Op::Check { .. } => {
-            let mut i = scripts.check.key(lock_key);
-            i.key(fence_key).arg(value);
-            i
-        }
-        Op::Release { .. } => {
-            let mut i = scripts.release.key(lock_key);
-            i.arg(value);
-            i
+        Op::Check { .. } | Op::Release { .. } | Op::CompatCheck { .. } => {
+            c.arg(value);
         }
         Op::RaiseFence { token, keep_ms } => {
-            let mut i = scripts.raise_fence.key(fence_key);
-            i.arg(token).arg(keep_ms);
-            i
+            c.arg(token).arg(keep_ms);
         }
-        Op::CompatAcquire {
-            expire_at_ms,
-            force,
-            ..
-        } => {
-            let script = if force {
-                &scripts.compat_force
-            } else {
-                &scripts.compat_acquire
-            };
-            let mut i = script.key(lock_key);
-            i.arg(value).arg(expire_at_ms);
-            i
+        Op::ForceRelease { keep_ms, .. } => {
+            c.arg(value).arg(keep_ms);
         }
-        Op::CompatExtend { expire_at_ms, .. } => {
-            let mut i = scripts.compat_extend.key(lock_key);
-            i.arg(value).arg(expire_at_ms);
-            i
+        Op::CompatAcquire { expire_at_ms, .. } | Op::CompatExtend { expire_at_ms, .. } => {
+            c.arg(value).arg(expire_at_ms);
         }
-        Op::CompatCheck { .. } => {
-            let mut i = scripts.compat_check.key(lock_key);
-            i.arg(value);
-            i
+        Op::Wait { .. } => return None,
+    }
+    Some((c, which))
+}
+
+/// Which of the locker's scripts a call runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Script {
+    Acquire,
+    Extend,
+    Check,
+    Release,
+    RaiseFence,
+    ForceRelease,
+    CompatAcquire,
+    CompatForce,
+    CompatExtend,
+    CompatCheck,
+}
+
+impl Script {
+    /// The script itself (its hash, and its source to load on `NOSCRIPT`).
+    pub(crate) fn of(self, s: &Scripts) -> &redis::Script {
+        match self {
+            Script::Acquire => &s.acquire,
+            Script::Extend => &s.extend,
+            Script::Check => &s.check,
+            Script::Release => &s.release,
+            Script::RaiseFence => &s.raise_fence,
+            Script::ForceRelease => &s.force_release,
+            Script::CompatAcquire => &s.compat_acquire,
+            Script::CompatForce => &s.compat_force,
+            Script::CompatExtend => &s.compat_extend,
+            Script::CompatCheck => &s.compat_check,
         }
-        Op::ForceRelease { .. } | Op::Wait { .. } => return None,
-    })
+    }
+}
+
+/// Whether `e` is Redis saying it does not have the script (`NOSCRIPT`: a restart, a flush, a
+/// failover to a server that never loaded it).
+pub(crate) fn is_no_script(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
 }
 
 /// Whether `reply` to `op` says our script wrote the slot's lock key (so Redis will send this
@@ -152,59 +189,40 @@ async fn execute(
     shared: &Shared,
     inst: usize,
     cmd: Command,
-    lock_key: String,
-    fence_key: String,
-    value: String,
-) -> (RequestId, Reply) {
-    {
-        let instance = &shared.instances[inst];
-        let conn = instance.conn.borrow().clone();
-        let Some(mut conn) = conn else {
-            let e = SlotError::new(
-                SlotErrorKind::Disconnected,
-                format!("not connected to {}", instance.url),
-            );
-            return (cmd.request, Reply::Error(e));
+    call: Option<(redis::Cmd, Script)>,
+) -> Reply {
+    let instance = &shared.instances[inst];
+    let conn = instance.conn.borrow().clone();
+    let Some(mut conn) = conn else {
+        let e = SlotError::new(
+            SlotErrorKind::Disconnected,
+            format!("not connected to {}", instance.url),
+        );
+        return Reply::Error(e);
+    };
+    let Some((call, which)) = call else {
+        // a WAIT is only meaningful right behind its write, in one pipeline (`drain`); alone it
+        // would confirm whatever this connection wrote before
+        let e = SlotError::new(
+            SlotErrorKind::Corrupt,
+            "WAIT sent without the write it confirms; nothing was sent",
+        );
+        return Reply::Error(e);
+    };
+    let mut result = call.query_async::<redis::Value>(&mut conn).await;
+    if result.as_ref().is_err_and(is_no_script) {
+        result = match which.of(&shared.scripts).load_async(&mut conn).await {
+            Ok(_) => call.query_async::<redis::Value>(&mut conn).await,
+            Err(e) => Err(e),
         };
-        let inv = match cmd.op {
-            Op::ForceRelease { keep_ms, .. } => {
-                // never emitted by the machine (operators' tools send it); rendered here so
-                // the adapter can run every operation of the wire protocol
-                let script = redis::Script::new(leasehold_core::wire::FORCE_RELEASE.source);
-                let mut i = script.key(&lock_key);
-                i.key(&fence_key).arg(&value).arg(keep_ms);
-                let reply = match i.invoke_async::<redis::Value>(&mut conn).await {
-                    Ok(v) => decode(&cmd.op, &v),
-                    Err(e) => error_reply(&e),
-                };
-                return (cmd.request, reply);
+    }
+    match result {
+        Ok(v) => decode(&cmd.op, &v),
+        Err(e) => {
+            if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                let _ = instance.kick.send(());
             }
-            Op::Wait { .. } => {
-                // a WAIT is only meaningful right behind its write, in one pipeline (`drain`);
-                // alone it would confirm whatever this connection wrote before
-                let e = SlotError::new(
-                    SlotErrorKind::Corrupt,
-                    "WAIT sent without the write it confirms; nothing was sent",
-                );
-                return (cmd.request, Reply::Error(e));
-            }
-            _ => match invocation(&shared.scripts, &cmd.op, &lock_key, &fence_key, &value) {
-                Some(i) => i,
-                None => {
-                    let e = SlotError::new(SlotErrorKind::Corrupt, "no script for this operation");
-                    return (cmd.request, Reply::Error(e));
-                }
-            },
-        };
-        let reply = match inv.invoke_async::<redis::Value>(&mut conn).await {
-            Ok(v) => decode(&cmd.op, &v),
-            Err(e) => {
-                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
-                    let _ = instance.kick.send(());
-                }
-                error_reply(&e)
-            }
-        };
-        (cmd.request, reply)
+            error_reply(&e)
+        }
     }
 }
