@@ -18,10 +18,16 @@ fn main() -> Result<(), String> {
     let url = args.next().ok_or(usage)?;
     let mode = args.next().ok_or(usage)?;
     let n: u32 = args.next().and_then(|n| n.parse().ok()).ok_or(usage)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    // LEASEHOLD_MT=1: the multi-thread runtime the bench uses (for counting system calls and
+    // thread wake-ups with `strace -f -c`, which instruction counts do not show)
+    let rt = if std::env::var("LEASEHOLD_MT").as_deref() == Ok("1") {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    }
+    .enable_all()
+    .build()
+    .map_err(|e| e.to_string())?;
     rt.block_on(async {
         match mode.as_str() {
             "cycle" => {
