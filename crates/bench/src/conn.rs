@@ -4,49 +4,14 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, MultiplexedConnection};
-use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::aio::MultiplexedConnection;
 
 use crate::BenchError;
 
 /// A connection the bench sends its own commands on: one server's multiplexed connection, or the
-/// cluster client (routes each command by its key, follows `MOVED`/`ASK`).
-#[derive(Clone)]
-pub enum Conn {
-    /// One Redis (or the current primary under Sentinel).
-    Single(MultiplexedConnection),
-    /// A Redis Cluster.
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Conn::Single(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
-        }
-    }
-}
+/// cluster client (routes each command by its key, follows `MOVED`/`ASK`). The adapter's own
+/// type, so both speak `redis::aio::ConnectionLike` the same way.
+pub use leasehold_redis::Conn;
 
 fn connect_err(url: &str) -> impl Fn(String) -> BenchError + '_ {
     move |detail| BenchError::Connect {

@@ -34,10 +34,13 @@ impl WakeMode {
 }
 
 /// An instance's connection: one server, or a whole Redis Cluster (`redis+cluster://`), whose
-/// client routes each command by its key.
+/// client routes each command by its key. Tools beside a locker (the bench) send their own
+/// commands on it through `redis::aio::ConnectionLike`.
 #[derive(Clone)]
-pub(crate) enum Conn {
+pub enum Conn {
+    /// One server (or the current primary under Sentinel).
     Single(MultiplexedConnection),
+    /// A Redis Cluster.
     Cluster(redis::cluster_async::ClusterConnection),
 }
 

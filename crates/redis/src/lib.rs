@@ -51,7 +51,7 @@ mod sync;
 
 pub use cluster::{cluster_url_from_seeds, connect_cluster, is_cluster_url, key_slot};
 pub use compat::{Compat, GivenUp};
-pub use conn::WakeMode;
+pub use conn::{Conn, WakeMode};
 pub use error::{LockError, redact};
 pub use lease::Lease;
 pub use leasehold_core::replication::MAX_REPLICAS;
