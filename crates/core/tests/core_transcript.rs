@@ -1,55 +1,14 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 //! Transcript tests (rustls style): the exact sequence of commands and events a machine emits.
 
-use std::time::Duration;
-
 use leasehold_core::{
-    AcquireError, AcquireMode, Event, HolderId, Instant, Lock, LockConfig, LockName, LostReason,
-    Op, Phase, Reply, SlotLayout,
+    AcquireError, AcquireMode, Event, HolderId, Lock, LockConfig, LockName, LostReason, Op, Phase,
+    Reply, SlotLayout,
 };
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn config(layout: SlotLayout) -> LockConfig {
-    LockConfig {
-        layout,
-        ttl: ms(3_000),
-        extend_interval: Some(ms(1_000)),
-        slot_wait: ms(20),
-        drift_factor: 0.01,
-        drift_margin: ms(2),
-        ..LockConfig::default()
-    }
-}
-
-fn lock(layout: SlotLayout) -> Lock {
-    Lock::new(
-        config(layout),
-        LockName::new("jobs").unwrap(),
-        HolderId::new("me").unwrap(),
-        1,
-    )
-    .unwrap()
-}
-
-/// Drain commands as short strings: `slot:op`.
-fn sent(l: &mut Lock) -> Vec<(String, leasehold_core::RequestId)> {
-    std::iter::from_fn(|| l.poll_command())
-        .map(|c| (format!("{}:{}", c.slot, c.op.name()), c.request))
-        .collect()
-}
-
-fn names(v: &[(String, leasehold_core::RequestId)]) -> Vec<&str> {
-    v.iter().map(|(s, _)| s.as_str()).collect()
-}
-
-fn events(l: &mut Lock) -> Vec<Event> {
-    std::iter::from_fn(|| l.poll_event()).collect()
-}
-
-const T0: Instant = Instant::from_millis(10_000);
+#[path = "support/transcript.rs"]
+mod transcript;
+use transcript::*;
 
 #[test]
 fn single_acquire_extend_release_transcript() {
@@ -86,38 +45,6 @@ fn single_acquire_extend_release_transcript() {
     assert_eq!(events(&mut l), [Event::Released { token: 7 }]);
     assert_eq!(l.phase(), Phase::Idle);
     assert_eq!(l.poll_timeout(), None);
-}
-
-#[test]
-fn majority_writes_the_token_back_before_reporting() {
-    let mut l = lock(SlotLayout::Instances { n: 3 });
-    l.acquire(T0, AcquireMode::Try).unwrap();
-    let c = sent(&mut l);
-    assert_eq!(names(&c), ["0:acquire", "1:acquire", "2:acquire"]);
-    l.handle_reply(T0 + ms(1), c[0].1, Reply::Granted { token: 5 });
-    l.handle_reply(T0 + ms(1), c[2].1, Reply::Granted { token: 9 });
-    assert!(
-        events(&mut l).is_empty(),
-        "no lease before the fence write-back"
-    );
-    let fb: Vec<_> = std::iter::from_fn(|| l.poll_command()).collect();
-    assert_eq!(fb.len(), 2);
-    assert!(
-        fb.iter()
-            .all(|c| matches!(c.op, Op::RaiseFence { token: 9, .. }))
-    );
-    assert_eq!(l.phase(), Phase::WritingBack);
-    l.handle_reply(T0 + ms(2), fb[0].request, Reply::FenceRaised);
-    assert!(events(&mut l).is_empty());
-    l.handle_reply(T0 + ms(2), fb[1].request, Reply::FenceRaised);
-    assert!(matches!(
-        events(&mut l)[..],
-        [Event::Acquired { token: 9, .. }]
-    ));
-    // slot 1 answers late with a grant of the same round: it joins the lease, no cleanup
-    l.handle_reply(T0 + ms(3), c[1].1, Reply::Granted { token: 4 });
-    assert_eq!(l.held_slots().len(), 3);
-    assert!(l.poll_command().is_none());
 }
 
 #[test]
@@ -403,68 +330,6 @@ fn usage_errors_change_nothing() {
     );
 }
 
-/// Per-slot counters differ across majorities. Without writing the chosen token back to a
-/// majority, holder C (slots 0,1) would get a token below holder B's (slots 1,2).
-#[test]
-fn tokens_increase_across_different_majorities() {
-    use leasehold_core::testkit::ModelServer;
-    let mut servers: Vec<ModelServer> = (0..3).map(|_| ModelServer::default()).collect();
-    let mk = |seed| {
-        Lock::new(
-            config(SlotLayout::Instances { n: 3 }),
-            LockName::new("m").unwrap(),
-            HolderId::new(format!("h{seed}")).unwrap(),
-            seed,
-        )
-        .unwrap()
-    };
-    // drive one client: execute its commands on `reach` slots (others stay unanswered)
-    fn run_round(
-        l: &mut Lock,
-        c: usize,
-        servers: &mut [ModelServer],
-        now: Instant,
-        reach: &[usize],
-    ) -> Vec<Event> {
-        let mut out = Vec::new();
-        for _ in 0..4 {
-            let cmds: Vec<_> = std::iter::from_fn(|| l.poll_command()).collect();
-            for cmd in cmds {
-                if reach.contains(&cmd.slot) {
-                    let r = servers[cmd.slot].exec(now, c, cmd.op);
-                    l.handle_reply(now, cmd.request, r);
-                }
-            }
-            out.extend(std::iter::from_fn(|| l.poll_event()));
-        }
-        out
-    }
-    let token = |ev: &[Event]| {
-        ev.iter().find_map(|e| match e {
-            Event::Acquired { token, .. } => Some(*token),
-            _ => None,
-        })
-    };
-    let t = Instant::from_millis(1_000);
-    let (mut a, mut b, mut c) = (mk(1), mk(2), mk(3));
-    a.acquire(t, AcquireMode::Try).unwrap();
-    let ta = token(&run_round(&mut a, 0, &mut servers, t, &[0, 1])).unwrap();
-    a.release(t).unwrap();
-    let _ = run_round(&mut a, 0, &mut servers, t, &[0, 1]);
-    // slot 2 is first touched 100 ms later, so its counter is seeded from a later TIME
-    let t = t + ms(100);
-    b.acquire(t, AcquireMode::Try).unwrap();
-    let tb = token(&run_round(&mut b, 1, &mut servers, t, &[1, 2])).unwrap();
-    b.release(t).unwrap();
-    let _ = run_round(&mut b, 1, &mut servers, t, &[1, 2]);
-    c.acquire(t, AcquireMode::Try).unwrap();
-    let tc = token(&run_round(&mut c, 2, &mut servers, t, &[0, 1])).unwrap();
-    assert!(
-        ta < tb && tb < tc,
-        "tokens {ta} {tb} {tc} must strictly increase"
-    );
-}
-
 /// A notification that arrives while a check is in flight is not dropped: that check may have run
 /// before the change, so the holder checks again once it completes. Checks never write, so a
 /// holder's own extension (whose notification Redis also sends to it) cannot start a loop.
@@ -596,108 +461,6 @@ fn a_late_extension_reply_does_not_extend_the_next_round() {
     assert_eq!(l.validity(), Some(now + ms(2_968)));
 }
 
-/// Three instances: one answers Held, one grants, one stays silent. One Held answer does not rule
-/// out a quorum of two (the silent slot could still grant), so the round failed for want of a
-/// reply: `SlowReplies` naming slot 2, never `Contended`. Reporting `Contended` here is the
-/// misreport leasehold exists to prevent.
-#[test]
-fn one_held_one_granted_one_silent_of_three_is_slow_replies_not_contention() {
-    let mut l = lock(SlotLayout::Instances { n: 3 });
-    l.acquire(T0, AcquireMode::Try).unwrap();
-    let c = sent(&mut l);
-    assert_eq!(names(&c), ["0:acquire", "1:acquire", "2:acquire"]);
-    l.handle_reply(
-        T0 + ms(1),
-        c[0].1,
-        Reply::Held {
-            holder: Some("other".into()),
-            remaining: Some(ms(900)),
-        },
-    );
-    l.handle_reply(T0 + ms(2), c[1].1, Reply::Granted { token: 5 });
-    assert!(events(&mut l).is_empty(), "a quorum is still possible");
-    assert_eq!(l.phase(), Phase::Acquiring);
-    l.handle_timeout(T0 + ms(20));
-    match &events(&mut l)[..] {
-        [
-            Event::AcquireFailed(AcquireError::SlowReplies {
-                slots,
-                waited,
-                observed: None,
-                suggested: None,
-            }),
-        ] => {
-            assert_eq!(slots.iter().collect::<Vec<_>>(), [2]);
-            assert_eq!(*waited, ms(20));
-        }
-        other => panic!("expected SlowReplies from slot 2, got {other:?}"),
-    }
-    // our grant on slot 1 is released; the silent slot 2 gets a cleanup too
-    let cleanup = names(&sent(&mut l)).join(" ");
-    assert!(cleanup.contains("1:release"), "{cleanup}");
-}
-
-/// Two Held answers of three rule out a quorum at once, whatever the third says: `Contended`.
-#[test]
-fn two_held_of_three_is_contention_without_waiting_for_the_third() {
-    let mut l = lock(SlotLayout::Instances { n: 3 });
-    l.acquire(T0, AcquireMode::Try).unwrap();
-    let c = sent(&mut l);
-    for (i, at) in [(0, 1), (2, 2)] {
-        l.handle_reply(
-            T0 + ms(at),
-            c[i].1,
-            Reply::Held {
-                holder: Some("other".into()),
-                remaining: None,
-            },
-        );
-    }
-    assert_eq!(
-        events(&mut l),
-        [Event::AcquireFailed(AcquireError::Contended {
-            holder: Some("other".into()),
-            remaining: None
-        })]
-    );
-}
-
-/// One Held, one grant and one error of three: the error, not the holder, ruled out the quorum —
-/// `QuorumUnreachable` naming the error, not `Contended`.
-#[test]
-fn one_held_one_error_is_not_contention() {
-    let mut l = lock(SlotLayout::Instances { n: 3 });
-    l.acquire(T0, AcquireMode::Try).unwrap();
-    let c = sent(&mut l);
-    l.handle_reply(
-        T0 + ms(1),
-        c[0].1,
-        Reply::Held {
-            holder: None,
-            remaining: None,
-        },
-    );
-    l.handle_reply(T0 + ms(2), c[2].1, Reply::Granted { token: 9 });
-    l.handle_reply(
-        T0 + ms(3),
-        c[1].1,
-        Reply::Error(leasehold_core::SlotError::new(
-            leasehold_core::SlotErrorKind::Server,
-            "ERR boom",
-        )),
-    );
-    match &events(&mut l)[..] {
-        [
-            Event::AcquireFailed(AcquireError::QuorumUnreachable {
-                granted: 1,
-                quorum: 2,
-                errors,
-            }),
-        ] => assert_eq!(errors.len(), 1),
-        other => panic!("expected QuorumUnreachable, got {other:?}"),
-    }
-}
-
 /// The phase names are what dashboards and logs print.
 #[test]
 fn phases_have_stable_names() {
@@ -814,45 +577,6 @@ fn late_grants_are_recognised_until_two_ttls_even_with_a_full_table() {
     l.handle_reply(now, first[0].1, Reply::Granted { token: 3 });
     assert_eq!(l.stats().late_grants_cleaned, before + 1);
     assert!(names(&sent(&mut l)).contains(&"0:release"));
-}
-
-/// The write-back gives up as soon as a quorum of acknowledgements is impossible (one fence
-/// error of a quorum's worth of fences), and not before: acknowledgements short of a quorum
-/// keep it going.
-#[test]
-fn a_write_back_fails_once_a_quorum_of_acknowledgements_is_impossible() {
-    let mut l = lock(SlotLayout::Instances { n: 5 });
-    l.acquire(T0, AcquireMode::Try).unwrap();
-    let c = sent(&mut l);
-    for (_, id) in &c[..3] {
-        l.handle_reply(T0 + ms(1), *id, Reply::Granted { token: 10 });
-    }
-    let fences = sent(&mut l);
-    assert_eq!(
-        names(&fences),
-        ["0:raise_fence", "1:raise_fence", "2:raise_fence"]
-    );
-    l.handle_reply(T0 + ms(2), fences[0].1, Reply::FenceRaised);
-    assert!(events(&mut l).is_empty(), "one of three acknowledged");
-    assert_eq!(l.phase(), Phase::WritingBack);
-    l.handle_reply(
-        T0 + ms(3),
-        fences[1].1,
-        Reply::Error(leasehold_core::SlotError::new(
-            leasehold_core::SlotErrorKind::Server,
-            "ERR boom",
-        )),
-    );
-    match &events(&mut l)[..] {
-        [
-            Event::AcquireFailed(AcquireError::QuorumUnreachable {
-                granted: 1,
-                quorum: 3,
-                ..
-            }),
-        ] => {}
-        other => panic!("expected QuorumUnreachable at once, got {other:?}"),
-    }
 }
 
 /// `write_value` renders the lock value of a command (what the adapter sends).
