@@ -2,12 +2,15 @@
 //! the typed report live in the `leasehold-bench` library.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use leasehold_bench::{BenchError, BenchOptions};
 
 use crate::sim_cmd::parse_duration;
+
+mod private;
+use private::{start_cluster, start_replicated};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -53,160 +56,6 @@ fn parse_counts(s: &str) -> Result<Counts, String> {
         })
         .collect::<Result<Vec<_>, _>>()
         .map(|v| Counts(v.into_iter().filter(|n| *n > 0).collect()))
-}
-
-/// A private redis-server in its own process group (a terminal's Ctrl-C reaches only us, and we
-/// stop it), killed on drop.
-struct OwnRedis(std::process::Child);
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis() -> Result<(OwnRedis, String), String> {
-    start_redis_with(&[])
-}
-
-/// A private primary and `n` private replicas of it, in sync.
-fn start_replicated(n: u32) -> Result<(Vec<OwnRedis>, String), String> {
-    let (primary, url) = start_redis()?;
-    let port = url.rsplit(':').next().unwrap_or_default().to_owned();
-    let mut own = vec![primary];
-    for _ in 0..n {
-        own.push(start_redis_with(&["--replicaof", "127.0.0.1", &port])?.0);
-    }
-    let start = Instant::now();
-    loop {
-        let info = std::process::Command::new("redis-cli")
-            .args(["-p", &port, "INFO", "replication"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        if info.matches("state=online").count() >= n as usize {
-            return Ok((own, url));
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            return Err(format!(
-                "the {n} private replica(s) did not come in sync within 10s"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A private cluster of three primaries (each in its own directory, which goes with it), joined
-/// by `redis-cli --cluster create`, ready when every node says `cluster_state:ok`.
-fn start_cluster() -> Result<(Vec<OwnRedis>, String, Vec<tempdir::Dir>), String> {
-    let mut own = Vec::new();
-    let mut dirs = Vec::new();
-    let mut addrs = Vec::new();
-    for _ in 0..3 {
-        let dir = tempdir::Dir::new()?;
-        let bus = free_port()?.to_string();
-        let (node, url) = start_redis_with(&[
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-            "--cluster-port",
-            &bus,
-            "--dir",
-            &dir.path(),
-        ])?;
-        own.push(node);
-        dirs.push(dir);
-        addrs.push(url.trim_start_matches("redis://").to_owned());
-    }
-    let out = std::process::Command::new("redis-cli")
-        .args(["--cluster", "create"])
-        .args(&addrs)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .output()
-        .map_err(|e| {
-            format!("cannot run redis-cli ({e}): install it (Debian/Ubuntu: apt-get install -y redis-tools) or pass --redis URL")
-        })?;
-    if !out.status.success() {
-        return Err(format!(
-            "redis-cli --cluster create failed: {}",
-            String::from_utf8_lossy(&out.stdout).trim()
-        ));
-    }
-    let start = Instant::now();
-    while !addrs.iter().all(|a| {
-        let port = a.rsplit(':').next().unwrap_or_default();
-        std::process::Command::new("redis-cli")
-            .args(["-p", port, "CLUSTER", "INFO"])
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
-    }) {
-        if start.elapsed() > Duration::from_secs(20) {
-            return Err("the private cluster did not reach cluster_state:ok within 20s".into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok((own, format!("redis+cluster://{}", addrs.join(",")), dirs))
-}
-
-/// A private directory under the system's temporary directory, removed on drop.
-mod tempdir {
-    pub struct Dir(std::path::PathBuf);
-
-    impl Dir {
-        pub fn new() -> Result<Dir, String> {
-            let p = std::env::temp_dir().join(format!(
-                "leasehold-bench-{}-{}",
-                std::process::id(),
-                super::free_port()?
-            ));
-            std::fs::create_dir_all(&p)
-                .map_err(|e| format!("cannot create {}: {e}", p.display()))?;
-            Ok(Dir(p))
-        }
-
-        pub fn path(&self) -> String {
-            self.0.to_string_lossy().into_owned()
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free loopback port: {e}"))
-}
-
-fn start_redis_with(extra: &[&str]) -> Result<(OwnRedis, String), String> {
-    use std::os::unix::process::CommandExt as _;
-    let port = free_port()?;
-    let child = std::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .args(extra)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| {
-            format!("cannot start redis-server ({e}): install it (Debian/Ubuntu: apt-get install -y redis-server) or pass --redis URL")
-        })?;
-    let own = OwnRedis(child);
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if start.elapsed() > Duration::from_secs(10) {
-            return Err("redis-server did not start listening within 10s".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok((own, format!("redis://127.0.0.1:{port}")))
 }
 
 type Signals = Vec<(tokio::signal::unix::Signal, i32)>;
