@@ -229,6 +229,25 @@ impl std::fmt::Debug for Locker {
 }
 
 /// A client for `url`, trusting `root_ca` (PEM) for `rediss://` when given.
+/// Record that the URL shown as `shown` reaches `endpoint`, or refuse it when an earlier URL
+/// already does (`what`: how the error names the endpoint, "the same" or "the same address").
+fn claim(
+    endpoints: &mut Vec<(String, String)>,
+    shown: &str,
+    endpoint: String,
+    what: &str,
+) -> Result<(), LockError> {
+    if let Some((first, _)) = endpoints.iter().find(|(_, e)| *e == endpoint) {
+        return Err(LockError::DuplicateInstance {
+            first: first.clone(),
+            second: shown.to_owned(),
+            how: format!("{what} {endpoint}"),
+        });
+    }
+    endpoints.push((shown.to_owned(), endpoint));
+    Ok(())
+}
+
 fn open_client(url: &str, root_ca: Option<&[u8]>) -> redis::RedisResult<redis::Client> {
     #[cfg(feature = "tls")]
     if let (Some(pem), true) = (root_ca, url.starts_with("rediss://")) {
@@ -357,14 +376,7 @@ impl Locker {
                     )));
                 }
                 let (placeholder, endpoint, c) = crate::cluster::prepare(url, &shown)?;
-                if let Some((first, _)) = endpoints.iter().find(|(_, e)| *e == endpoint) {
-                    return Err(LockError::DuplicateInstance {
-                        first: first.clone(),
-                        second: shown,
-                        how: format!("the same {endpoint}"),
-                    });
-                }
-                endpoints.push((shown.clone(), endpoint));
+                claim(&mut endpoints, &shown, endpoint, "the same")?;
                 sentinels.push(None);
                 clusters.push(Some(Arc::new(c)));
                 // no pushes on a cluster: waiters poll
@@ -373,14 +385,7 @@ impl Locker {
             }
             if url.starts_with(crate::sentinel::SCHEME) {
                 let (placeholder, endpoint, s) = crate::sentinel::prepare(url, &shown)?;
-                if let Some((first, _)) = endpoints.iter().find(|(_, e)| *e == endpoint) {
-                    return Err(LockError::DuplicateInstance {
-                        first: first.clone(),
-                        second: shown,
-                        how: format!("the same {endpoint}"),
-                    });
-                }
-                endpoints.push((shown.clone(), endpoint));
+                claim(&mut endpoints, &shown, endpoint, "the same")?;
                 let resp3 = opts.push && !url.contains("protocol=resp2");
                 sentinels.push(Some(Arc::new(s)));
                 clusters.push(None);
@@ -406,14 +411,7 @@ impl Locker {
                 }
                 other => other.to_string(),
             };
-            if let Some((first, _)) = endpoints.iter().find(|(_, e)| *e == endpoint) {
-                return Err(LockError::DuplicateInstance {
-                    first: first.clone(),
-                    second: shown,
-                    how: format!("the same address {endpoint}"),
-                });
-            }
-            endpoints.push((shown.clone(), endpoint));
+            claim(&mut endpoints, &shown, endpoint, "the same address")?;
             // `?protocol=resp2` (or a server without RESP3 asked for it): no pushes, waiters poll
             let resp3 =
                 opts.push && info.redis_settings().protocol() != redis::ProtocolVersion::RESP2;
