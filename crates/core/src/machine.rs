@@ -612,13 +612,7 @@ impl Lock {
             return Err(UsageError::NotHeld);
         };
         for slot in lease.held.iter() {
-            self.send(
-                now,
-                slot,
-                Purpose::Release,
-                lease.value,
-                Op::Release { value: lease.value },
-            );
+            self.send_release(now, slot, lease.value);
         }
         self.events
             .push_back(Event::Released { token: lease.token });
@@ -680,9 +674,27 @@ impl Lock {
     // ---- internals --------------------------------------------------------------------------
 
     fn send(&mut self, now: Instant, slot: usize, purpose: Purpose, value: LeaseValue, op: Op) {
+        self.prune_pending(now);
+        let id = self.push_request(now, slot, purpose, value, op);
+        self.send_wait_after(now, id, slot, value, op);
+    }
+
+    /// Compare-and-delete `value` on `slot` (a release, a cleanup, a late grant's deletion).
+    fn send_release(&mut self, now: Instant, slot: usize, value: LeaseValue) {
+        self.send(now, slot, Purpose::Release, value, Op::Release { value });
+    }
+
+    /// Number a request, keep it pending and queue its command; its id.
+    fn push_request(
+        &mut self,
+        now: Instant,
+        slot: usize,
+        purpose: Purpose,
+        value: LeaseValue,
+        op: Op,
+    ) -> RequestId {
         let id = RequestId(self.next_request);
         self.next_request += 1;
-        self.prune_pending(now);
         self.pending.push(Pending {
             id,
             slot,
@@ -696,7 +708,7 @@ impl Lock {
             slot,
             op,
         });
-        self.send_wait_after(now, id, slot, value, op);
+        id
     }
 
     /// Drop bookkeeping for requests that can no longer matter (older than two ttls).

@@ -4,7 +4,7 @@
 
 use super::{Lock, Pending, Purpose};
 use crate::time::Instant;
-use crate::wire::{Command, LeaseValue, Op, Reply, RequestId};
+use crate::wire::{LeaseValue, Op, Reply, RequestId};
 
 impl Lock {
     /// After write request `write` of `op` to `slot`: with `replication` set and a write that
@@ -23,21 +23,7 @@ impl Lock {
         if !op.needs_replication() {
             return;
         }
-        let id = RequestId(self.next_request);
-        self.next_request += 1;
-        self.pending.push(Pending {
-            id,
-            slot,
-            purpose: Purpose::Wait { write },
-            value,
-            sent: now,
-        });
-        self.stats.commands += 1;
-        self.commands.push_back(Command {
-            request: id,
-            slot,
-            op: repl.wait_op(),
-        });
+        self.push_request(now, slot, Purpose::Wait { write }, value, repl.wait_op());
     }
 
     /// With `replication` set, a write's successful reply waits here for its `WAIT`, and the
@@ -57,8 +43,7 @@ impl Lock {
             let verdict = repl.verdict(held, reply.clone());
             if w.purpose == Purpose::Acquire && matches!(verdict, Reply::Error(_)) {
                 self.stats.grants_not_replicated += 1;
-                let value = w.value;
-                self.send(now, w.slot, Purpose::Release, value, Op::Release { value });
+                self.send_release(now, w.slot, w.value);
             }
             self.dispatch(now, w, verdict);
             return None;

@@ -168,13 +168,7 @@ impl Lock {
             return;
         };
         for slot in lease.held.iter() {
-            self.send(
-                now,
-                slot,
-                Purpose::Release,
-                lease.value,
-                Op::Release { value: lease.value },
-            );
+            self.send_release(now, slot, lease.value);
         }
         self.events.push_back(Event::Lost {
             token: lease.token,

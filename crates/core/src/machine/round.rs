@@ -101,13 +101,7 @@ impl Lock {
             return;
         }
         self.stats.late_grants_cleaned += 1;
-        self.send(
-            now,
-            p.slot,
-            Purpose::Release,
-            p.value,
-            Op::Release { value: p.value },
-        );
+        self.send_release(now, p.slot, p.value);
     }
 
     pub(super) fn evaluate_round(&mut self, now: Instant, timed_out: bool) {
@@ -284,13 +278,7 @@ impl Lock {
     pub(super) fn cleanup_round(&mut self, now: Instant, round: &Round) {
         for slot in 0..self.slots {
             if round.answers.get(slot) != SlotAnswer::Held {
-                self.send(
-                    now,
-                    slot,
-                    Purpose::Release,
-                    round.value,
-                    Op::Release { value: round.value },
-                );
+                self.send_release(now, slot, round.value);
             }
         }
     }
