@@ -78,59 +78,86 @@ pub(crate) fn script_call(
     fence_key: &str,
     value: &str,
 ) -> Option<(redis::Cmd, Script)> {
-    let (which, keys): (Script, &[&str]) = match *op {
-        Op::Acquire { .. } => (Script::Acquire, &[lock_key, fence_key]),
-        Op::Extend { .. } => (Script::Extend, &[lock_key, fence_key]),
-        Op::Check { .. } => (Script::Check, &[lock_key, fence_key]),
-        Op::Release { .. } => (Script::Release, &[lock_key]),
-        Op::RaiseFence { .. } => (Script::RaiseFence, &[fence_key]),
-        Op::ForceRelease { .. } => (Script::ForceRelease, &[lock_key, fence_key]),
-        Op::CompatAcquire { force: false, .. } => (Script::CompatAcquire, &[lock_key]),
-        Op::CompatAcquire { force: true, .. } => (Script::CompatForce, &[lock_key]),
-        Op::CompatExtend { .. } => (Script::CompatExtend, &[lock_key]),
-        Op::CompatCheck { .. } => (Script::CompatCheck, &[lock_key]),
-        Op::Wait { .. } => return None,
+    // `EVALSHA sha numkeys keys...`, room for the arguments that follow
+    let evalsha = |which: Script, keys: &[&str]| {
+        let bytes = keys.iter().map(|k| k.len()).sum::<usize>() + value.len() + 40 + 48;
+        let mut c = redis::Cmd::with_capacity(3 + keys.len() + 4, bytes);
+        c.arg("EVALSHA")
+            .arg(which.of(scripts).get_hash())
+            .arg(keys.len());
+        for k in keys {
+            c.arg(*k);
+        }
+        (c, which)
     };
-    let bytes: usize = keys.iter().map(|k| k.len()).sum::<usize>() + value.len() + 40 + 48;
-    let mut c = redis::Cmd::with_capacity(3 + keys.len() + 4, bytes);
-    c.arg("EVALSHA")
-        .arg(which.of(scripts).get_hash())
-        .arg(keys.len());
-    for k in keys {
-        c.arg(*k);
-    }
-    match *op {
+    let both = [lock_key, fence_key];
+    Some(match *op {
         Op::Acquire {
             ttl_ms,
             force,
             keep_ms,
             ..
         } => {
+            let (mut c, w) = evalsha(Script::Acquire, &both);
             c.arg(value)
                 .arg(ttl_ms)
                 .arg(if force { "1" } else { "0" })
                 .arg(keep_ms);
+            (c, w)
         }
         Op::Extend {
             ttl_ms, keep_ms, ..
         } => {
+            let (mut c, w) = evalsha(Script::Extend, &both);
             c.arg(value).arg(ttl_ms).arg(keep_ms);
+            (c, w)
         }
-        Op::Check { .. } | Op::Release { .. } | Op::CompatCheck { .. } => {
+        Op::Check { .. } => {
+            let (mut c, w) = evalsha(Script::Check, &both);
             c.arg(value);
+            (c, w)
+        }
+        Op::Release { .. } => {
+            let (mut c, w) = evalsha(Script::Release, &[lock_key]);
+            c.arg(value);
+            (c, w)
         }
         Op::RaiseFence { token, keep_ms } => {
+            let (mut c, w) = evalsha(Script::RaiseFence, &[fence_key]);
             c.arg(token).arg(keep_ms);
+            (c, w)
         }
         Op::ForceRelease { keep_ms, .. } => {
+            let (mut c, w) = evalsha(Script::ForceRelease, &both);
             c.arg(value).arg(keep_ms);
+            (c, w)
         }
-        Op::CompatAcquire { expire_at_ms, .. } | Op::CompatExtend { expire_at_ms, .. } => {
+        Op::CompatAcquire {
+            expire_at_ms,
+            force,
+            ..
+        } => {
+            let which = if force {
+                Script::CompatForce
+            } else {
+                Script::CompatAcquire
+            };
+            let (mut c, w) = evalsha(which, &[lock_key]);
             c.arg(value).arg(expire_at_ms);
+            (c, w)
+        }
+        Op::CompatExtend { expire_at_ms, .. } => {
+            let (mut c, w) = evalsha(Script::CompatExtend, &[lock_key]);
+            c.arg(value).arg(expire_at_ms);
+            (c, w)
+        }
+        Op::CompatCheck { .. } => {
+            let (mut c, w) = evalsha(Script::CompatCheck, &[lock_key]);
+            c.arg(value);
+            (c, w)
         }
         Op::Wait { .. } => return None,
-    }
-    Some((c, which))
+    })
 }
 
 /// Which of the locker's scripts a call runs.
