@@ -49,16 +49,20 @@ pub async fn delete_bench_keys(c: &mut MultiplexedConnection) -> Result<u64, Str
 /// # Errors
 /// A primary that cannot be reached, or its `SCAN`/`UNLINK`.
 pub async fn delete_everywhere(url: &str) -> Result<u64, String> {
-    let mut deleted = 0;
-    for node in crate::conn::primaries(url)
+    let mut nodes = crate::conn::primary_connections(url)
         .await
-        .map_err(|e| e.to_string())?
-    {
-        let resolved = leasehold_redis::primary_url_of(&node).await?;
-        let mut c = crate::conn::single(&resolved)
-            .await
-            .map_err(|e| e.to_string())?;
-        deleted += delete_bench_keys(&mut c).await?;
+        .map_err(|e| e.to_string())?;
+    delete_on(&mut nodes).await
+}
+
+/// [`delete_bench_keys`] on each of `nodes`; how many were deleted in all.
+///
+/// # Errors
+/// The first `SCAN` or `UNLINK` that failed.
+pub async fn delete_on(nodes: &mut [MultiplexedConnection]) -> Result<u64, String> {
+    let mut deleted = 0;
+    for node in nodes {
+        deleted += delete_bench_keys(node).await?;
     }
     Ok(deleted)
 }

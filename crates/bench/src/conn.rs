@@ -45,6 +45,19 @@ pub async fn connect(url: &str) -> Result<Conn, BenchError> {
     }
 }
 
+/// A connection to every primary `url` stands for (each primary of a cluster, the current
+/// primary under Sentinel, or the server), for per-primary work: `PING`, command counts, cleanup.
+pub async fn primary_connections(url: &str) -> Result<Vec<MultiplexedConnection>, BenchError> {
+    let mut nodes = Vec::new();
+    for node in primaries(url).await? {
+        let resolved = leasehold_redis::primary_url_of(&node)
+            .await
+            .map_err(connect_err(&node))?;
+        nodes.push(single(&resolved).await?);
+    }
+    Ok(nodes)
+}
+
 /// The `redis://` URL of every primary `url` stands for: the cluster's primaries (from `CLUSTER
 /// SLOTS` on a seed), or `url` itself. Per-primary work (cleanup, command counts) connects to each.
 pub async fn primaries(url: &str) -> Result<Vec<String>, BenchError> {

@@ -111,25 +111,12 @@ pub async fn run(o: &BenchOptions, progress: &dyn Fn(&str)) -> Result<BenchRepor
                 .into(),
         });
     }
-    // one connection per primary, for what is asked of each: PING, command counts, cleanup
-    let mut nodes = Vec::new();
-    for node in conn::primaries(&o.url).await? {
-        let resolved = leasehold_redis::primary_url_of(&node)
-            .await
-            .map_err(|detail| BenchError::Connect {
-                url: leasehold_redis::redact(&node),
-                detail,
-            })?;
-        nodes.push(conn::single(&resolved).await?);
-    }
+    let mut nodes = conn::primary_connections(&o.url).await?;
     let result = measure(o, progress, &mut nodes).await;
     progress("cleanup (deleting every key the bench wrote)");
-    let mut deleted = 0;
-    for node in &mut nodes {
-        deleted += cleanup::delete_bench_keys(node)
-            .await
-            .map_err(phase_err("cleanup"))?;
-    }
+    let deleted = cleanup::delete_on(&mut nodes)
+        .await
+        .map_err(phase_err("cleanup"))?;
     let mut report = result?;
     report.cleanup.keys_deleted = deleted;
     Ok(report)
