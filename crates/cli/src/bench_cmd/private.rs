@@ -54,12 +54,11 @@ pub(super) fn start_cluster() -> Result<(Vec<OwnRedis>, String, Vec<tempdir::Dir
     let mut addrs = Vec::new();
     for _ in 0..3 {
         let dir = tempdir::Dir::new()?;
-        // a new client port and bus port with each attempt
-        let mut started = Err(String::new());
-        for _ in 0..5 {
+        // a new bus port and an empty nodes.conf with each attempt, as well as a new client port
+        let (node, url) = start_redis_each(|| {
             let bus = free_port()?.to_string();
             let _ = std::fs::remove_file(std::path::Path::new(&dir.path()).join("nodes.conf"));
-            started = match start_redis_once(&[
+            Ok([
                 "--cluster-enabled",
                 "yes",
                 "--cluster-config-file",
@@ -68,16 +67,10 @@ pub(super) fn start_cluster() -> Result<(Vec<OwnRedis>, String, Vec<tempdir::Dir
                 &bus,
                 "--dir",
                 &dir.path(),
-            ]) {
-                Ok(s) => Ok(s),
-                Err(Start::Fatal(e)) => return Err(e),
-                Err(Start::Retry(e)) => Err(e),
-            };
-            if started.is_ok() {
-                break;
-            }
-        }
-        let (node, url) = started?;
+            ]
+            .map(str::to_owned)
+            .to_vec())
+        })?;
         own.push(node);
         dirs.push(dir);
         addrs.push(url.trim_start_matches("redis://").to_owned());
@@ -147,13 +140,20 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("no free loopback port: {e}"))
 }
 
-/// A private redis-server with `extra` arguments on a free port. A port taken between the pick
-/// and the server's bind (another process's connection can be handed it) costs an attempt, not
-/// the run: up to 5, each on a new port.
+/// A private redis-server with `extra` arguments on a free port.
 fn start_redis_with(extra: &[&str]) -> Result<(OwnRedis, String), String> {
+    start_redis_each(|| Ok(extra.iter().map(|a| (*a).to_owned()).collect()))
+}
+
+/// A private redis-server on a free port, with the arguments `args` gives for each attempt. A
+/// port taken between the pick and the server's bind (another process's connection can be
+/// handed it) costs an attempt, not the run: up to 5, each on a new port.
+fn start_redis_each(
+    mut args: impl FnMut() -> Result<Vec<String>, String>,
+) -> Result<(OwnRedis, String), String> {
     let mut last = String::new();
     for _ in 0..5 {
-        match start_redis_once(extra) {
+        match start_redis_once(&args()?) {
             Ok(started) => return Ok(started),
             Err(Start::Fatal(e)) => return Err(e),
             Err(Start::Retry(e)) => last = e,
@@ -168,7 +168,7 @@ enum Start {
     Fatal(String),
 }
 
-fn start_redis_once(extra: &[&str]) -> Result<(OwnRedis, String), Start> {
+fn start_redis_once(extra: &[String]) -> Result<(OwnRedis, String), Start> {
     use std::os::unix::process::CommandExt as _;
     let port = free_port().map_err(Start::Fatal)?;
     let child = std::process::Command::new("redis-server")
