@@ -185,21 +185,17 @@ impl RedisServer {
             "--tls-auth-clients".to_owned(),
             "no".to_owned(),
         ];
-        let mut s = RedisServer {
-            child: None,
-            port: 0,
-            dir,
-            extra,
-            tls: true,
-            bus: None,
-        };
-        for _ in 0..5 {
-            s.port = free_port();
-            if s.spawn() {
-                return Some(s);
+        Some(
+            RedisServer {
+                child: None,
+                port: 0,
+                dir,
+                extra,
+                tls: true,
+                bus: None,
             }
-        }
-        panic!("could not start a TLS redis-server on a free loopback port after 5 attempts");
+            .launch(false),
+        )
     }
 
     /// Start a server with extra `redis-server` arguments (e.g. `["--requirepass", "pw"]`).
@@ -222,30 +218,40 @@ impl RedisServer {
             free_port()
         ));
         let _ = std::fs::create_dir_all(&dir);
-        let mut s = RedisServer {
-            child: None,
-            port: 0,
-            dir,
-            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
-            tls: false,
-            bus: None,
-        };
-        for _ in 0..8 {
-            s.port = free_port();
-            if cluster {
-                s.bus = Some(free_port());
-                let _ = std::fs::remove_file(s.dir.join("nodes.conf"));
+        Some(
+            RedisServer {
+                child: None,
+                port: 0,
+                dir,
+                extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+                tls: false,
+                bus: None,
             }
-            if s.spawn() {
-                return Some(s);
+            .launch(cluster),
+        )
+    }
+
+    /// Start `self` on a free port, trying up to 8 ports: each attempt picks a new client port
+    /// and, for a cluster node, a new bus port and an empty `nodes.conf`, so one port taken
+    /// between the pick and the bind costs an attempt, not the test.
+    fn launch(mut self, cluster: bool) -> RedisServer {
+        for _ in 0..8 {
+            self.port = free_port();
+            if cluster {
+                self.bus = Some(free_port());
+                let _ = std::fs::remove_file(self.dir.join("nodes.conf"));
+            }
+            if self.spawn() {
+                return self;
             }
         }
         panic!(
-            "could not start redis-server on a free loopback port after 8 attempts (ports \
+            "could not start {}redis-server on a free loopback port after 8 attempts (ports \
              taken, or redis-server refuses these arguments: {:?}); run `redis-server --port 0 \
              {}` by hand to see why",
-            s.extra,
-            s.extra.join(" ")
+            if self.tls { "a TLS " } else { "" },
+            self.extra,
+            self.extra.join(" ")
         );
     }
 
