@@ -361,7 +361,7 @@ impl Locker {
                 || url.starts_with("rediss://")
                 || url.starts_with("unix://")
                 || url.starts_with(crate::sentinel::SCHEME)
-                || url.starts_with(crate::cluster::SCHEME))
+                || crate::cluster::is_cluster_url(url))
             {
                 return Err(LockError::InvalidUrl {
                     url: shown,
@@ -369,7 +369,7 @@ impl Locker {
                         .into(),
                 });
             }
-            if url.starts_with(crate::cluster::SCHEME) {
+            if crate::cluster::is_cluster_url(url) {
                 if config.replication.is_some() {
                     return Err(LockError::Options(format!(
                         "replicas (WAIT) is not supported on a Redis Cluster ({shown}): the cluster client does not pipeline a WAIT behind the write on the same node"

@@ -169,7 +169,7 @@ impl SentinelUrl {
 /// # Errors
 /// The URL does not parse, or no Sentinel named a primary (the message says which and why).
 pub async fn primary_url_of(url: &str) -> Result<String, String> {
-    if url.starts_with(crate::cluster::SCHEME) {
+    if crate::cluster::is_cluster_url(url) {
         let c = crate::cluster::ClusterUrl::parse(url)?;
         return c
             .seed_urls()
