@@ -31,7 +31,12 @@ pub struct RedisServer {
 /// server's `bind`. Falls back to a kernel-chosen port when that range is too small.
 pub(crate) fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Mutex, OnceLock};
     static NEXT: AtomicU32 = AtomicU32::new(0);
+    static SEED: OnceLock<u32> = OnceLock::new();
+    // every port handed out in this process, so that two tests running at once never both get
+    // one (a bind check alone passes for both until either server binds)
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     const LOW: u32 = 20_000;
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
@@ -41,27 +46,85 @@ pub(crate) fn free_port() -> u16 {
                 .and_then(|w| w.parse::<u32>().ok())
         })
         .unwrap_or(32_768);
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if ephemeral_low > LOW + 1_000 {
         let span = ephemeral_low - LOW;
-        let seed = std::process::id().wrapping_mul(2_654_435_761)
-            ^ std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
+        let seed = *SEED.get_or_init(|| {
+            std::process::id().wrapping_mul(2_654_435_761)
+                ^ std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos())
+        });
         for _ in 0..256 {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
             let candidate = LOW + (seed.wrapping_add(n.wrapping_mul(7_919))) % span;
             let Ok(port) = u16::try_from(candidate) else {
                 continue;
             };
-            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                given.push(port);
                 return port;
             }
         }
     }
-    TcpListener::bind("127.0.0.1:0")
+    let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    given.push(port);
+    port
+}
+
+/// Whether process `pid` has a socket listening on `127.0.0.1:<port>`: a connect that succeeds
+/// may reach another process's server on that port (one started by a concurrent test, or by
+/// another program), which must not pass for ours. `None` where `/proc` cannot tell (not Linux).
+pub(crate) fn listens(pid: u32, port: u16) -> Option<bool> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let want = format!("0100007F:{port:04X}");
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // sl local_address rem_address st tx:rx tr:tm retrnsmt uid timeout inode
+            (f.len() > 9 && f[1] == want && f[3] == "0A").then(|| f[9].to_owned())
+        })
+        .collect();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|t| {
+            let t = t.to_string_lossy();
+            inodes.iter().any(|i| t == format!("socket:[{i}]"))
+        })
+    }))
+}
+
+/// Wait until `child` listens on `127.0.0.1:<port>` (true), or exits or another process turns
+/// out to own the port (false; the child is then killed and reaped).
+pub(crate) fn wait_listening(child: &mut Child, port: u16, within: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false; // exited: port taken or bad arguments
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            match listens(child.id(), port) {
+                Some(true) | None => return true,
+                // someone else's server answered: ours cannot bind this port
+                Some(false) => {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        return false;
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
 }
 
 fn have_redis() -> bool {
@@ -292,18 +355,13 @@ impl RedisServer {
     }
 
     fn wait_ready(&mut self, within: Duration) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < within {
-            if let Some(c) = &mut self.child
-                && let Ok(Some(_)) = c.try_wait()
-            {
-                return false; // exited: port taken or bad arguments
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let Some(child) = &mut self.child else {
+            return false;
+        };
+        if wait_listening(child, self.port, within) {
+            return true;
         }
+        self.child = None;
         false
     }
 
@@ -482,3 +540,56 @@ impl Drop for LatencyProxy {
 }
 
 pub mod topology;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_is_never_handed_out_twice_in_one_process() {
+        let ports: Vec<u16> = (0..64).map(|_| free_port()).collect();
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len(), "{ports:?}");
+    }
+
+    #[test]
+    fn listens_tells_the_owner_of_a_port_from_another_process() {
+        let l = TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
+        let port = l.local_addr().expect("its address").port();
+        assert_eq!(listens(std::process::id(), port), Some(true));
+        assert_eq!(
+            listens(1, port),
+            Some(false),
+            "pid 1 does not own our socket"
+        );
+    }
+
+    /// The race behind a CI failure: another process's server answers on the port, ours cannot
+    /// bind it; the connect succeeds all the same, and must not pass for ours.
+    #[test]
+    fn a_server_that_cannot_bind_is_not_taken_for_ready_because_another_answers() {
+        if !have_redis() {
+            return;
+        }
+        let l = TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
+        let port = l.local_addr().expect("its address").port();
+        let mut child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        assert!(!wait_listening(&mut child, port, Duration::from_secs(10)));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

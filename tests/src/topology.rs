@@ -80,19 +80,7 @@ impl Sentinel {
                 .stderr(std::process::Stdio::null())
                 .spawn();
             let Ok(mut child) = child else { continue };
-            let start = Instant::now();
-            let mut up = false;
-            while start.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    up = true;
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if up {
+            if crate::wait_listening(&mut child, port, Duration::from_secs(10)) {
                 return Some(Sentinel {
                     child: Some(child),
                     port,
