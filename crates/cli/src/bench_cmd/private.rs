@@ -198,5 +198,29 @@ fn start_redis_once(extra: &[String]) -> Result<(OwnRedis, String), Start> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok((own, format!("redis://127.0.0.1:{port}")))
+    let url = format!("redis://127.0.0.1:{port}");
+    // the port answered, but a connect alone does not say that it is ours: another program can
+    // have bound it after the pick, and then the bench would write to that server
+    match server_pid(&url) {
+        Some(pid) if pid == own.0.id() => Ok((own, url)),
+        other => Err(Start::Retry(format!(
+            "port {port} is served by another process ({}), not the redis-server started here",
+            other.map_or_else(
+                || "its INFO server did not say".to_owned(),
+                |p| format!("pid {p}")
+            )
+        ))),
+    }
+}
+
+/// The `process_id` a Redis server at `url` reports in `INFO server`.
+fn server_pid(url: &str) -> Option<u32> {
+    let client = redis::Client::open(url).ok()?;
+    let mut conn = client
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .ok()?;
+    let info: String = redis::cmd("INFO").arg("server").query(&mut conn).ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|v| v.trim().parse().ok())
 }
