@@ -1,7 +1,9 @@
-//! Pushes against a real redis-server: a holder's own script writes come back as invalidation
-//! pushes (Redis's NOLOOP does not cover scripts, and the push follows the reply); the adapter
-//! drops them as echoes, so a held lease costs one script per extension; a foreign change still
-//! reaches the holder within a round trip.
+//! Pushes against a real redis-server. A locker's connection tracks in default mode with
+//! `NOLOOP` (as rueidislock does): Redis pushes a change of a key the connection's scripts read,
+//! never one of its own scripts' writes, and forgets a key once written until it is read again.
+//! So the scripts end with a read of the key they wrote; a held lease costs one script per
+//! extension (no echo to re-check), and a foreign change still reaches the holder within a round
+//! trip, after a grant and after an extension alike.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -71,7 +73,7 @@ async fn a_foreign_delete_reaches_the_holder_within_a_round_trip() {
         .unwrap();
     for round in 0..3 {
         let lease = locker.try_lock("watched").await.unwrap();
-        // let the echo of our own grant arrive first, then delete the key from outside
+        // let the grant settle, then delete the key from outside
         tokio::time::sleep(Duration::from_millis(100)).await;
         let _: i64 = redis.cmd(&["DEL", "leasehold:{watched}"]).await.unwrap();
         let lost = tokio::time::timeout(Duration::from_secs(5), lease.lost()).await;
@@ -81,4 +83,118 @@ async fn a_foreign_delete_reaches_the_holder_within_a_round_trip() {
             "round {round}: the holder missed a foreign delete"
         );
     }
+}
+
+/// A raw RESP3 connection: commands out, and whatever arrives within a short wait back as text
+/// (a reply, or `>2 invalidate ...` pushes).
+struct Raw(std::net::TcpStream);
+
+impl Raw {
+    fn open(port: u16) -> Raw {
+        let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(150)))
+            .unwrap();
+        let mut raw = Raw(s);
+        raw.send(&["HELLO", "3"]);
+        raw
+    }
+
+    fn send(&mut self, args: &[&str]) -> String {
+        use std::io::Write;
+        let mut out = format!("*{}\r\n", args.len());
+        for a in args {
+            out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        self.0.write_all(out.as_bytes()).unwrap();
+        self.drain()
+    }
+
+    /// Everything that arrives until 150 ms pass in silence.
+    fn drain(&mut self) -> String {
+        use std::io::Read;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = self.0.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    }
+}
+
+fn pushed(text: &str, key: &str) -> bool {
+    text.contains("invalidate") && text.contains(key)
+}
+
+/// The contract the adapter's wake-ups rest on, checked on the scripts themselves (wire.rs):
+/// no push for our own grant or extension, a push for the next foreign write after each of
+/// them, and a push for the holder's release to a waiter that found the key held.
+#[test]
+fn the_scripts_keep_their_key_tracked_and_never_notify_their_caller() {
+    use leasehold_core::wire::{ACQUIRE, EXTEND, RELEASE};
+    let Some(redis) = RedisServer::start("pushes_wire_contract") else {
+        return;
+    };
+    let (lock, fence) = ("leasehold:{w}", "leasehold:{w}:fence");
+    let mut a = Raw::open(redis.port);
+    let mut b = Raw::open(redis.port);
+    assert!(
+        a.send(&["CLIENT", "TRACKING", "ON", "NOLOOP"])
+            .contains("OK")
+    );
+    let acquire = |c: &mut Raw, v: &str| {
+        c.send(&[
+            "EVAL",
+            ACQUIRE.source,
+            "2",
+            lock,
+            fence,
+            v,
+            "30000",
+            "0",
+            "60000",
+        ])
+    };
+    // our grant: a reply, no push
+    let r = acquire(&mut a, "va");
+    assert!(r.starts_with("*2") && !pushed(&r, lock), "{r:?}");
+    // a foreign write after it: pushed
+    b.send(&["SET", lock, "vb"]);
+    assert!(
+        pushed(&a.drain(), lock),
+        "no push for a foreign write after our grant"
+    );
+    // a waiter's attempt reads the key: the holder's release reaches it
+    let r = acquire(&mut a, "va2");
+    assert!(r.starts_with("*3") && r.contains("vb"), "{r:?}");
+    b.send(&["EVAL", RELEASE.source, "1", lock, "vb"]);
+    assert!(
+        pushed(&a.drain(), lock),
+        "no push for the holder's release to a waiter"
+    );
+    // grant, then our extension: no push; a foreign write after the extension: pushed
+    let r = acquire(&mut a, "va3");
+    assert!(r.starts_with("*2"), "{r:?}");
+    let r = a.send(&[
+        "EVAL",
+        EXTEND.source,
+        "2",
+        lock,
+        fence,
+        "va3",
+        "30000",
+        "60000",
+    ]);
+    assert!(r.contains(":1") && !pushed(&r, lock), "{r:?}");
+    b.send(&["DEL", lock]);
+    assert!(
+        pushed(&a.drain(), lock),
+        "no push for a foreign delete after our extension"
+    );
+    // our own release: no push
+    acquire(&mut a, "va4");
+    let r = a.send(&["EVAL", RELEASE.source, "1", lock, "va4"]);
+    assert!(!pushed(&r, lock), "our own release notified us: {r:?}");
 }

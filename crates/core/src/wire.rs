@@ -13,6 +13,13 @@
 //!
 //! Keys in both directions (build and parse) and the event stream's fields: [`keys`].
 //!
+//! Key-change pushes: a locker's connection runs `CLIENT TRACKING ON NOLOOP` (default mode, as
+//! rueidislock does): Redis tracks for a connection the keys its scripts *read*, and after a
+//! write forgets them until they are read again. So every script that writes a lock key and
+//! wants to hear of the next foreign change ends with a read of it (`PTTL`), after its write;
+//! `NOLOOP` keeps our own script's write from notifying ourselves (Redis ≥ 7.0.5 applies it to
+//! script writes in this mode; in `BCAST` mode it does not).
+//!
 //! A second dialect, rueidislock's (keys `<prefix>:<i>:<name>`, `PXAT` expiry, no fence counter),
 //! for fleets shared with rueidislock clients: [`compat`], chosen by
 //! [`crate::LockConfig::dialect`].
@@ -73,6 +80,9 @@ redis.call('SET', KEYS[2], string.format('%d', token), 'PX', KEEP_MS)
 ///   *our* value (a resent script whose first reply was lost) the grant is repeated with the
 ///   current counter, instead of orphaning the key.
 /// - `{0, holder_value, pttl}`: held by someone else.
+///
+/// Either way the lock key is read last, so the caller's connection hears of its next change
+/// (see the module's note on pushes).
 pub const ACQUIRE: Script = Script {
     name: "acquire",
     source: concat!(
@@ -82,6 +92,7 @@ local mine = redis.call('GET', KEYS[1])
 if mine == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('PEXPIRE', KEYS[2], KEEP_MS)
+  redis.call('PTTL', KEYS[1])
   return {1, tonumber(redis.call('GET', KEYS[2]) or '0')}
 end
 if mine and ARGV[3] ~= '1' then
@@ -89,6 +100,7 @@ if mine and ARGV[3] ~= '1' then
 end"#,
         next_token_lua!(),
         r#"redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('PTTL', KEYS[1])
 return {1, token}
 "#
     ),
@@ -99,7 +111,8 @@ return {1, token}
 /// `KEYS = [lock, fence]`, `ARGV = [value, ttl_ms, fence_keep_ms]`. Returns `{1}` extended (the
 /// fence counter's retention is renewed too, so it outlives the lease), `{0, other_value}` taken
 /// by someone else, `{-1, fence_exists}` key gone (`fence_exists == 0` means the server lost its
-/// data: a restart without persistence or a flush).
+/// data: a restart without persistence or a flush). The key is read after the `PEXPIRE`, so the
+/// holder's connection hears of the next foreign change.
 pub const EXTEND: Script = Script {
     name: "extend",
     source: r#"
@@ -107,6 +120,7 @@ local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3]))
+  redis.call('PTTL', KEYS[1])
   return {1}
 end
 if cur then return {0, cur} end
@@ -115,8 +129,7 @@ return {-1, redis.call('EXISTS', KEYS[2])}
 };
 
 /// Check, without writing, that one slot still holds our value (a holder's re-check after a
-/// key-change notification; a write here would notify ourselves again, since Redis's `NOLOOP`
-/// does not cover writes made inside scripts).
+/// key-change notification; its read keeps the key tracked, and writing nothing wakes no waiter).
 ///
 /// `KEYS = [lock, fence]`, `ARGV = [value]`. Returns `{1}` still ours, `{0, other_value}`,
 /// `{-1, fence_exists}` as [`EXTEND`] does.

@@ -14,7 +14,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::cell::{GateGuard, LeaseCell};
 use crate::conn::InstanceEvent;
-use crate::drive::{EchoFlag, Entry, Machine};
+use crate::drive::{Entry, Machine};
 use crate::keeper::{KeeperHandle, KeeperMsg, TICK};
 use crate::lease::Lease;
 use crate::locker::Shared;
@@ -50,15 +50,13 @@ impl Acquisition {
             .next_driver
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, pushes) = mpsc::unbounded_channel();
-        let flags: Vec<EchoFlag> = (0..shared.slots).map(|_| EchoFlag::default()).collect();
-        for (slot, flag) in flags.iter().enumerate() {
+        for slot in 0..shared.slots {
             shared.router.register(
                 id,
                 shared.instance_of(slot),
                 lock.keys().lock_key(slot),
                 slot,
                 tx.clone(),
-                flag.clone(),
             );
         }
         // a waiter needs to hear of reconnects (it may have missed a push); one round does not
@@ -68,7 +66,7 @@ impl Acquisition {
             keeper: keeper.clone(),
             id,
             name: name.to_owned(),
-            machine: Some(Machine::new(lock, flags)),
+            machine: Some(Machine::new(lock)),
             inflight: FuturesUnordered::new(),
             pushes,
             events,

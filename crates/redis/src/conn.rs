@@ -1,6 +1,7 @@
 //! One supervised, multiplexed connection per Redis instance: connects, enables client-side
-//! tracking (RESP3 `CLIENT TRACKING ON BCAST PREFIX <prefix> NOLOOP`) when the server allows it,
-//! forwards invalidation pushes, and reconnects with backoff. Without push support it says so and
+//! tracking (RESP3 `CLIENT TRACKING ON NOLOOP`: default mode, so Redis pushes a change of each
+//! key this connection's scripts read, and never one of its own scripts' writes) when the server
+//! allows it, forwards invalidation pushes, and reconnects with backoff. Without push support it says so and
 //! waiters fall back to polling with backoff and jitter.
 
 use std::sync::Arc;
@@ -94,13 +95,8 @@ pub(crate) enum InstanceEvent {
 /// driver for every push: per instance, key -> (lease id, slot, where to send `(lease id, slot)`).
 /// A lease's keys are not kept twice: whoever unregisters or retargets an id names its keys (the
 /// machine has them), and a push is looked up by the bytes it carries, without a copy.
-/// (lease id, slot, where to send, the slot's echo flag).
-type Route = (
-    u64,
-    usize,
-    mpsc::UnboundedSender<(u64, usize)>,
-    crate::drive::EchoFlag,
-);
+/// (lease id, slot, where to send).
+type Route = (u64, usize, mpsc::UnboundedSender<(u64, usize)>);
 
 #[derive(Debug, Default)]
 struct Routes {
@@ -128,7 +124,6 @@ impl Router {
         key: &str,
         slot: usize,
         tx: mpsc::UnboundedSender<(u64, usize)>,
-        echo: crate::drive::EchoFlag,
     ) {
         let mut r = self.routes();
         if r.by_instance.len() <= instance {
@@ -139,7 +134,7 @@ impl Router {
         r.by_instance[instance]
             .entry(key.as_bytes().into())
             .or_insert_with(|| Vec::with_capacity(1))
-            .push((id, slot, tx, echo));
+            .push((id, slot, tx));
     }
 
     /// Send `id`'s changes of `keys` (`(instance, key)`, as registered) to `tx` from now on (one
@@ -186,25 +181,20 @@ impl Router {
         match key {
             Some(k) => {
                 if let Some(v) = r.by_instance.get(instance).and_then(|m| m.get(k)) {
-                    for (id, slot, tx, echo) in v {
-                        // the echo of our own write, already known to be one: nobody to wake
-                        if echo.swap(false, std::sync::atomic::Ordering::AcqRel) {
-                            continue;
-                        }
+                    for (id, slot, tx) in v {
                         let _ = tx.send((*id, *slot));
                     }
                 }
             }
             None => {
-                // a flush: every key may have changed, whoever wrote last
+                // a flush: every key may have changed
                 for v in r
                     .by_instance
                     .get(instance)
                     .into_iter()
                     .flat_map(|m| m.values())
                 {
-                    for (id, slot, tx, echo) in v {
-                        echo.store(false, std::sync::atomic::Ordering::Release);
+                    for (id, slot, tx) in v {
                         let _ = tx.send((*id, *slot));
                     }
                 }
@@ -236,7 +226,6 @@ pub(crate) struct Supervisor {
     pub index: usize,
     pub client: Client,
     pub resp3: bool,
-    pub prefix: String,
     pub tracking: bool,
     pub response_timeout: Duration,
     pub conn_tx: watch::Sender<Option<Conn>>,
@@ -343,9 +332,6 @@ impl Supervisor {
                         && redis::cmd("CLIENT")
                             .arg("TRACKING")
                             .arg("ON")
-                            .arg("BCAST")
-                            .arg("PREFIX")
-                            .arg(format!("{}:", self.prefix))
                             .arg("NOLOOP")
                             .query_async::<()>(&mut conn)
                             .await

@@ -5,83 +5,52 @@
 //! driver that sent it; the machine matches replies by request id, so interleaving is safe.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use leasehold_core::{Event, Lock, Reply};
 
 use crate::cell::{GateGuard, LeaseCell};
 use crate::locker::Shared;
 use crate::observe::LockEvent;
-use crate::send::{Answer, wrote_lock_key};
+use crate::send::Answer;
 
-/// A lock machine plus the bookkeeping that turns Redis's invalidation pushes into key-change
-/// inputs.
+/// A lock machine, fed by whichever driver holds it.
 ///
-/// Redis (7.0.15, BCAST tracking) sends a connection an invalidation push for every key its
-/// *scripts* write (`NOLOOP` does not cover script writes), and sends it *after* the script's
-/// reply. So each reply that says our script wrote a slot's lock key counts one push to expect;
-/// a push that finds such a count is our own write's echo and is dropped (Redis coalesces pushes
-/// of one key within one event-loop iteration, so the count is reset, not decremented). Every
-/// other push is someone else's change and reaches the machine. Drivers feed every ready reply
-/// before a push (biased select, then draining ready replies), which the reader of the `redis`
-/// crate makes sound: it completes a reply before it forwards a push that came after it.
+/// Key-change pushes need no sorting here: the connection tracks in default mode with `NOLOOP`
+/// (see [`leasehold_core::wire`]), so Redis pushes a change of a key only when another client (or
+/// expiry, or a flush) changed it, never for our own scripts' writes. Every push reaches the
+/// machine. Drivers feed every ready reply before a push (biased select, then draining ready
+/// replies), which the reader of the `redis` crate makes sound: it completes a reply before it
+/// forwards a push that came after it.
 #[derive(Debug)]
 pub(crate) struct Machine {
     /// The core machine.
     pub lock: Lock,
-    /// Per slot: our own script wrote the lock key since the last push about it. Shared with
-    /// the slot's route in the [`crate::conn::Router`], which drops an echo without waking
-    /// anyone when the reply was fed first (as it usually is); when the push wins that race, the
-    /// flag is still set by the time the driver handles the push (it feeds ready replies first).
-    own_write: Vec<EchoFlag>,
 }
 
-/// "Our own script wrote this slot's key; the next push about it is its echo."
-pub(crate) type EchoFlag = Arc<std::sync::atomic::AtomicBool>;
-
 impl Machine {
-    /// A machine for `lock` whose slots' echo flags are `flags` (one per slot, shared with the
-    /// router).
-    pub fn new(lock: Lock, flags: Vec<EchoFlag>) -> Self {
-        Machine {
-            lock,
-            own_write: flags,
-        }
+    /// A driver's handle on `lock`.
+    pub fn new(lock: Lock) -> Self {
+        Machine { lock }
     }
 
-    /// Feed one answer: the reply time, the own-write mark, the reply.
+    /// Feed one answer: the reply time, then the reply.
     pub fn feed(&mut self, shared: &Shared, answer: Answer) {
         let (cmd, reply, inst, took) = answer;
         if !matches!(reply, Reply::Error(_)) {
             shared.note_reply_time(inst, took);
         }
-        if wrote_lock_key(&cmd.op, &reply)
-            && let Some(w) = self.own_write.get(cmd.slot)
-        {
-            w.store(true, Ordering::Release);
-        }
         let now = shared.core_now();
         self.lock.handle_reply(now, cmd.request, reply);
     }
 
-    /// A push said `slot`'s key changed: the echo of our own write is dropped, anything else
-    /// reaches the machine.
+    /// A push said `slot`'s key changed.
     pub fn pushed(&mut self, shared: &Shared, slot: usize) {
-        if let Some(w) = self.own_write.get(slot)
-            && w.swap(false, Ordering::AcqRel)
-        {
-            return;
-        }
         let now = shared.core_now();
         self.lock.handle_key_changed(now, slot);
     }
 
-    /// The connection to `slot` is back: pushes may have been missed, and nothing is ours to
-    /// expect any more.
+    /// The connection to `slot` is back: pushes may have been missed.
     pub fn reconnected(&mut self, shared: &Shared, slot: usize) {
-        if let Some(w) = self.own_write.get(slot) {
-            w.store(false, Ordering::Release);
-        }
         let now = shared.core_now();
         self.lock.handle_reconnected(now, slot);
         self.lock.handle_key_changed(now, slot);

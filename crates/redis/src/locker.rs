@@ -436,7 +436,6 @@ impl Locker {
                 index,
                 client,
                 resp3,
-                prefix: config.prefix.clone(),
                 tracking: resp3,
                 response_timeout,
                 conn_tx,

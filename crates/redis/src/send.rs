@@ -199,19 +199,6 @@ pub(crate) fn is_no_script(e: &redis::RedisError) -> bool {
     e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
 }
 
-/// Whether `reply` to `op` says our script wrote the slot's lock key (so Redis will send this
-/// connection an invalidation push about it: `NOLOOP` does not cover writes made in scripts).
-pub(crate) fn wrote_lock_key(op: &Op, reply: &Reply) -> bool {
-    matches!(
-        (op, reply),
-        (Op::Acquire { .. }, Reply::Granted { .. })
-            | (Op::Extend { .. }, Reply::Extended)
-            | (Op::Release { .. }, Reply::Released { deleted: true })
-            | (Op::CompatAcquire { .. }, Reply::GrantedUnfenced)
-            | (Op::CompatExtend { .. }, Reply::Extended)
-    )
-}
-
 async fn execute(
     shared: &Shared,
     inst: usize,

@@ -193,14 +193,15 @@ impl World {
                 );
             }
         }
-        // Redis's NOLOOP does not cover writes made inside scripts: the writer is notified too
+        // default-mode tracking with NOLOOP (the adapter's, wire.rs's note on pushes): the
+        // clients that read the key hear of the write, the writer does not
         let wrote = before != after.map(|(o, _)| o)
             || matches!(
                 (cmd.op, &reply),
                 (Op::Extend { .. } | Op::CompatExtend { .. }, Reply::Extended)
             );
         if wrote {
-            self.invalidate(s, l, cmd.slot, None);
+            self.invalidate(s, l, cmd.slot, Some(c));
         }
         let li = self.link(c, s);
         if self.links[li].epoch != epoch {
@@ -221,7 +222,8 @@ impl World {
         self.servers[s].keys[key].exec(now, c, op)
     }
 
-    /// Client-tracking style invalidation to interested clients other than the writer (NOLOOP).
+    /// Client-tracking invalidation to the interested clients (those waiting for the key or
+    /// holding it, who read it last), other than the writer (NOLOOP).
     pub(super) fn invalidate(&mut self, s: usize, l: usize, slot: usize, writer: Option<usize>) {
         if !self.cfg.notifications {
             return;
