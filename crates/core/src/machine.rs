@@ -508,8 +508,9 @@ impl Lock {
     }
 
     /// A slot's key changed (a client-tracking invalidation or similar push). A waiter retries at
-    /// once, unless its own write to that slot is still in flight (the change may be its own: a
-    /// push about it arrives before the write's reply; the backoff timer still retries). A holder
+    /// once, unless its own write to that slot is still in flight (the change may be its own
+    /// where a server notifies a connection of its own script writes, as Redis before 7.0.5
+    /// does, the push ahead of the write's reply; the backoff timer still retries). A holder
     /// re-checks the key read-only, so its own extensions cannot start a notification loop.
     pub fn handle_key_changed(&mut self, now: Instant, slot: usize) {
         self.handle_timeout(now);

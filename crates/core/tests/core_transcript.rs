@@ -382,8 +382,9 @@ fn notifications_recheck_read_only_and_never_loop() {
     );
 }
 
-/// A waiter ignores a notification while its own write to that slot is in flight (Redis notifies
-/// a connection of its own script writes; the push precedes the reply), and retries on others.
+/// A waiter ignores a notification while its own write to that slot is in flight (a server
+/// that notifies a connection of its own script writes, as Redis before 7.0.5 does, sends the
+/// push ahead of the reply), and retries on others.
 #[test]
 fn a_waiter_ignores_its_own_cleanup_notification() {
     let mut cfg = config(SlotLayout::Single);
