@@ -252,18 +252,20 @@ pub(crate) fn parse_run_id(info: &str) -> Option<String> {
         .filter(|id| !id.is_empty())
 }
 
-fn keys_of(data: &[Value]) -> Vec<Option<Vec<u8>>> {
+/// Call `f` with each key an invalidation push names (`None`: a nil invalidation, "every key").
+fn each_key(data: &[Value], mut f: impl FnMut(Option<&[u8]>)) {
     match data.first() {
-        Some(Value::Array(keys)) => keys
-            .iter()
-            .map(|k| match k {
-                Value::BulkString(b) => Some(b.clone()),
-                Value::SimpleString(s) => Some(s.clone().into_bytes()),
-                _ => None,
-            })
-            .collect(),
+        Some(Value::Array(keys)) => {
+            for k in keys {
+                match k {
+                    Value::BulkString(b) => f(Some(b)),
+                    Value::SimpleString(s) => f(Some(s.as_bytes())),
+                    _ => {}
+                }
+            }
+        }
         // a nil invalidation means "flush everything"
-        _ => vec![None],
+        _ => f(None),
     }
 }
 
@@ -283,7 +285,18 @@ impl Supervisor {
                 .set_connection_timeout(Some(Duration::from_secs(2)))
                 .set_response_timeout(Some(self.response_timeout));
             if self.resp3 {
-                cfg = cfg.set_push_sender(push_tx);
+                // key changes go to their drivers straight from the connection's reader (no hop
+                // through this task on the hand-off path; the reader has completed every reply
+                // that came before the push); anything else (a disconnection) to `watch`
+                let (router, index) = (self.router.clone(), self.index);
+                cfg = cfg.set_push_sender(move |info: PushInfo| {
+                    if matches!(info.kind, PushKind::Invalidate) {
+                        each_key(&info.data, |key| router.changed(index, key));
+                        Ok(())
+                    } else {
+                        push_tx.send(info)
+                    }
+                });
             } else {
                 drop(push_tx);
             }
@@ -423,11 +436,6 @@ impl Supervisor {
         loop {
             tokio::select! {
                 msg = push_rx.recv(), if self.resp3 => match msg {
-                    Some(PushInfo { kind: PushKind::Invalidate, data }) => {
-                        for key in keys_of(&data) {
-                            self.router.changed(self.index, key.as_deref());
-                        }
-                    }
                     Some(PushInfo { kind: PushKind::Disconnection, .. }) | None => return,
                     Some(_) => {}
                 },
