@@ -5,8 +5,9 @@
 //! - `scripts`: leasehold's acquire and release scripts, by hand (the server's cost of fencing);
 //! - `cycle_nopush`: `try_lock` + `release` through a locker without key tracking (the client's
 //!   own code);
-//! - `cycle`: the same with tracking, as lockers run by default (adds the invalidation pushes
-//!   Redis sends a tracking connection for its own script writes).
+//! - `cycle`: the same with tracking, as lockers run by default (adds what key tracking costs:
+//!   the scripts' re-arming reads and the server's tracking table; no push reaches the locker,
+//!   whose own writes Redis does not report to it).
 //!
 //! `cargo run --release -p leasehold-bench --example cycle_breakdown -- redis://127.0.0.1:6379 6000`
 

@@ -1,6 +1,6 @@
 //! The round-trip floor: what a hand-written, unfenced lock costs on the same Redis. Its keys live
-//! under [`crate::FLOOR_PREFIX`], outside every prefix a `Locker` tracks, and it runs on its own
-//! connection, so no invalidation push or shared socket flatters or burdens either side. On a
+//! under [`crate::FLOOR_PREFIX`], which no `Locker` reads (so none tracks them), and it runs on
+//! its own connection, so no invalidation push or shared socket flatters or burdens either side. On a
 //! cluster that connection is the cluster client, which routes each key to its primary.
 
 use crate::conn::Conn;

@@ -66,7 +66,7 @@ impl Acquisition {
             keeper: keeper.clone(),
             id,
             name: name.to_owned(),
-            machine: Some(Machine::new(lock)),
+            machine: Some(Machine::new(lock, id)),
             inflight: FuturesUnordered::new(),
             pushes,
             events,

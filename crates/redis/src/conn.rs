@@ -175,6 +175,21 @@ impl Router {
         }
     }
 
+    /// Deliver a change of `key` on `instance` that lease `writer` made itself to every other
+    /// lease of this locker routed there. Redis does not report it: they share the writer's
+    /// connection, and `NOLOOP` spares that connection its own writes (e.g. a `force_lock` of a
+    /// name this locker holds, or a release a local waiter of the name is waiting for).
+    pub fn changed_except(&self, instance: usize, key: &[u8], writer: u64) {
+        let r = self.routes();
+        if let Some(v) = r.by_instance.get(instance).and_then(|m| m.get(key)) {
+            for (id, slot, tx) in v {
+                if *id != writer {
+                    let _ = tx.send((*id, *slot));
+                }
+            }
+        }
+    }
+
     /// Deliver a change of `key` on `instance` (`None`: every key may have changed).
     pub fn changed(&self, instance: usize, key: Option<&[u8]>) {
         let r = self.routes();

@@ -21,23 +21,34 @@ use crate::send::Answer;
 /// machine. Drivers feed every ready reply before a push (biased select, then draining ready
 /// replies), which the reader of the `redis` crate makes sound: it completes a reply before it
 /// forwards a push that came after it.
+///
+/// The one change Redis does not report is one this locker made itself, on the connection its
+/// other leases share: a reply that says our script wrote a lock key is passed on to the other
+/// routes of that key ([`crate::conn::Router::changed_except`]).
 #[derive(Debug)]
 pub(crate) struct Machine {
     /// The core machine.
     pub lock: Lock,
+    /// The lease's id in the router (its acquisition's, then its keeper entry's).
+    id: u64,
 }
 
 impl Machine {
-    /// A driver's handle on `lock`.
-    pub fn new(lock: Lock) -> Self {
-        Machine { lock }
+    /// A driver's handle on `lock`, routed as `id`.
+    pub fn new(lock: Lock, id: u64) -> Self {
+        Machine { lock, id }
     }
 
-    /// Feed one answer: the reply time, then the reply.
+    /// Feed one answer: the reply time, the change it made for this locker's other leases, then
+    /// the reply.
     pub fn feed(&mut self, shared: &Shared, answer: Answer) {
         let (cmd, reply, inst, took) = answer;
         if !matches!(reply, Reply::Error(_)) {
             shared.note_reply_time(inst, took);
+        }
+        if crate::send::wrote_lock_key(&cmd.op, &reply) {
+            let key = self.lock.keys().lock_key(cmd.slot);
+            shared.router.changed_except(inst, key.as_bytes(), self.id);
         }
         let now = shared.core_now();
         self.lock.handle_reply(now, cmd.request, reply);

@@ -686,7 +686,8 @@ impl Locker {
     }
 
     /// Take `name` over even if someone holds it. The previous holder learns it was taken
-    /// (`LostReason::Taken`) at its next extension or push re-check; its token is lower.
+    /// (`LostReason::Taken`) at its push re-check (within a round trip; a holder in this locker
+    /// too) or at the latest its next extension; its token is lower.
     pub async fn force_lock(&self, name: &str) -> Result<Lease, LockError> {
         self.acquire(name, AcquireMode::Force, false).await
     }
