@@ -277,6 +277,11 @@ pub struct Lock {
     commands: VecDeque<Command>,
     events: VecDeque<Event>,
     disconnected: SlotSet,
+    /// Slots whose key changed while the machine could not act on it (acquiring, writing back)
+    /// and no read of that key was in flight. Client tracking reports a key's change once, then
+    /// forgets the key until it is read again, so such a change is acted on when the round ends:
+    /// a granted slot is re-checked (which also reads it again), a waiter retries at once.
+    missed: SlotSet,
     /// Per slot (the layout's count, not `MAX_SLOTS`: a held lease keeps its machine).
     last_reply_time: Box<[Option<Duration>]>,
     stats: Stats,
@@ -328,6 +333,7 @@ impl Lock {
             commands: VecDeque::with_capacity(slots + 1),
             events: VecDeque::with_capacity(2),
             disconnected: SlotSet::EMPTY,
+            missed: SlotSet::EMPTY,
             last_reply_time: vec![None; slots].into_boxed_slice(),
             stats: Stats::default(),
             wall: None,
@@ -512,29 +518,51 @@ impl Lock {
     /// where a server notifies a connection of its own script writes, as Redis before 7.0.5
     /// does, the push ahead of the write's reply; the backoff timer still retries). A holder
     /// re-checks the key read-only, so its own extensions cannot start a notification loop.
+    /// While acquiring or writing back, a change of a slot with no read of it in flight (its
+    /// reply already fed: the change came after our read) is kept for the round's end.
     pub fn handle_key_changed(&mut self, now: Instant, slot: usize) {
         self.handle_timeout(now);
-        let own_write_in_flight = self.pending.iter().any(|p| {
-            p.slot == slot
-                && matches!(
-                    p.purpose,
-                    Purpose::Acquire | Purpose::Release | Purpose::Extend | Purpose::Wait { .. }
-                )
+        let in_flight = |purposes: fn(Purpose) -> bool| {
+            self.pending
+                .iter()
+                .any(|p| p.slot == slot && purposes(p.purpose))
+        };
+        let own_write_in_flight = in_flight(|p| {
+            matches!(
+                p,
+                Purpose::Acquire | Purpose::Release | Purpose::Extend | Purpose::Wait { .. }
+            )
         });
-        match &mut self.state {
+        // requests whose script reads the lock key (and so re-arms its tracking)
+        let read_in_flight = in_flight(|p| {
+            matches!(
+                p,
+                Purpose::Acquire | Purpose::Release | Purpose::Extend | Purpose::Check
+            )
+        });
+        match &self.state {
             State::Backoff(..) if !own_write_in_flight => self.start_round(now),
-            State::Held(lease) if lease.held.contains(slot) => {
-                if lease.checking.contains(slot) {
-                    // the check in flight may have run before this change: check again after it
-                    lease.recheck.insert(slot);
-                } else {
-                    lease.checking.insert(slot);
-                    let value = lease.value;
-                    let op = self.config.dialect.check_op(value);
-                    self.send(now, slot, Purpose::Check, value, op);
-                }
+            State::Held(lease) if lease.held.contains(slot) => self.recheck(now, slot),
+            State::Acquiring(..) | State::WritingBack(..) if !read_in_flight => {
+                self.missed.insert(slot);
             }
             _ => {}
+        }
+    }
+
+    /// Re-check held `slot` read-only (again after the check in flight, if there is one: it may
+    /// have run before the change).
+    fn recheck(&mut self, now: Instant, slot: usize) {
+        let State::Held(lease) = &mut self.state else {
+            return;
+        };
+        if lease.checking.contains(slot) {
+            lease.recheck.insert(slot);
+        } else {
+            lease.checking.insert(slot);
+            let value = lease.value;
+            let op = self.config.dialect.check_op(value);
+            self.send(now, slot, Purpose::Check, value, op);
         }
     }
 

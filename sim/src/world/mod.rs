@@ -149,7 +149,11 @@ impl World {
         let servers = (0..nserv)
             .map(|_| {
                 let drift_ppm = draw_drift(&mut rng, cfg.faults.server_drift_ppm);
-                Server::new(cfg.locks * slots, SkewedClock::new(0, drift_ppm, None))
+                Server::new(
+                    cfg.locks * slots,
+                    cfg.clients,
+                    SkewedClock::new(0, drift_ppm, None),
+                )
             })
             .collect();
         let links = (0..cfg.clients * nserv).map(|_| Link::default()).collect();

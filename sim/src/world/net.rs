@@ -113,6 +113,8 @@ impl World {
         }
         self.links[li].epoch += 1;
         self.links[li].up = false;
+        // the server drops the connection's client tracking with it
+        self.servers[s].forget_client(c);
         let now = self.local(c);
         for l in 0..self.cfg.locks {
             for slot in 0..self.slots {

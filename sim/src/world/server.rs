@@ -6,7 +6,7 @@
 //! simulator adds time, placement and faults around it, never protocol logic of its own.
 
 use leasehold_core::testkit::ModelServer;
-use leasehold_core::{Command, Instant, Op, Phase, Reply};
+use leasehold_core::{Command, Instant, Op, Reply};
 
 use super::World;
 use super::clock::SkewedClock;
@@ -35,11 +35,17 @@ pub(super) struct Server {
     pub(super) waits: Vec<super::wait::Waiter>,
     /// Ids for `waits`.
     pub(super) next_wait: u32,
+    /// Client tracking, per (key, client): the client's connection read the key since its last
+    /// change, so Redis will push the next one (and then forget it, until it is read again).
+    tracked: Vec<bool>,
+    clients: usize,
 }
 
 impl Server {
-    pub(super) fn new(keys: usize, clock: SkewedClock) -> Server {
+    pub(super) fn new(keys: usize, clients: usize, clock: SkewedClock) -> Server {
         Server {
+            tracked: vec![false; keys * clients],
+            clients,
             keys: vec![ModelServer::default(); keys],
             fenced: vec![false; keys],
             replica: vec![ModelServer::default(); keys],
@@ -64,6 +70,28 @@ impl Server {
             return true;
         }
         false
+    }
+
+    /// Client `c`'s connection now tracks `key` (it read it last) or not (it wrote it last).
+    pub(super) fn track(&mut self, key: usize, c: usize, on: bool) {
+        self.tracked[key * self.clients + c] = on;
+    }
+
+    /// The clients tracking `key`, which forgets them all (Redis's tracking table after a write).
+    fn take_trackers(&mut self, key: usize) -> impl Iterator<Item = usize> + use<> {
+        let row = &mut self.tracked[key * self.clients..(key + 1) * self.clients];
+        let was: Vec<bool> = row.to_vec();
+        row.fill(false);
+        was.into_iter()
+            .enumerate()
+            .filter_map(|(c, t)| t.then_some(c))
+    }
+
+    /// Client `c`'s connection to this server is gone, and with it everything it tracked.
+    pub(super) fn forget_client(&mut self, c: usize) {
+        for key in 0..self.keys.len() {
+            self.tracked[key * self.clients + c] = false;
+        }
     }
 
     /// Promote the replica (a failover). The new primary starts a new replication history;
@@ -207,6 +235,12 @@ impl World {
         if self.links[li].epoch != epoch {
             return;
         }
+        // every script of ours ends with a read of the lock key (wire.rs), except a release
+        // that deleted it; the fence write-back and WAIT do not touch it
+        if !matches!(cmd.op, Op::RaiseFence { .. }) {
+            let deleted = matches!(reply, Reply::Released { deleted: true });
+            self.servers[s].track(key, c, !deleted);
+        }
         self.send_to_client(c, s, l, Msg::Reply(cmd.request, reply));
     }
 
@@ -222,18 +256,13 @@ impl World {
         self.servers[s].keys[key].exec(now, c, op)
     }
 
-    /// Client-tracking invalidation to the interested clients (those waiting for the key or
-    /// holding it, who read it last), other than the writer (NOLOOP).
+    /// Client-tracking invalidation, as Redis does it in default mode: to every client whose
+    /// connection read the key since its last change, other than the writer (NOLOOP), and the
+    /// key is forgotten for all of them (the writer included) until they read it again.
     pub(super) fn invalidate(&mut self, s: usize, l: usize, slot: usize, writer: Option<usize>) {
-        if !self.cfg.notifications {
-            return;
-        }
-        for c in 0..self.clients.len() {
-            if Some(c) == writer {
-                continue;
-            }
-            let phase = self.clients[c].locks[l].machine.phase();
-            if !matches!(phase, Phase::Backoff | Phase::Held) {
+        let key = l * self.slots + slot;
+        for c in self.servers[s].take_trackers(key) {
+            if !self.cfg.notifications || Some(c) == writer {
                 continue;
             }
             if !self.links[self.link(c, s)].up {

@@ -26,7 +26,7 @@ impl World {
         scratch.clear();
         let _ = write!(
             scratch,
-            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
+            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
             self.now,
             self.apps,
             self.keys,
@@ -36,7 +36,8 @@ impl World {
             self.resource,
             self.tenures,
             self.op_seq,
-            self.budget
+            self.budget,
+            self.tracked
         );
         h.write(scratch.as_bytes());
         h.finish()

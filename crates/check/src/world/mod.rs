@@ -157,6 +157,9 @@ pub struct World {
     pub(crate) tenures: Vec<Tenure>,
     op_seq: u64,
     budget: Budget,
+    /// Client tracking per (slot, client): the client's connection read the key since its last
+    /// change (Redis's default tracking mode: one push per read, never to the writer).
+    tracked: Vec<bool>,
     /// Each machine's part of the fingerprint, while the machine is untouched (derived data,
     /// not state: cleared by every step that feeds the machine).
     lock_fp: Vec<Option<u128>>,
@@ -191,6 +194,7 @@ impl World {
             resource: Resource::default(),
             tenures: Vec::new(),
             op_seq: 0,
+            tracked: vec![false; slots * setup.clients],
             budget: Budget {
                 drops: setup.drops,
                 restarts: setup.restarts,
@@ -383,7 +387,7 @@ impl World {
         for slot in 0..self.keys.len() {
             if self.keys[slot].expire(t) {
                 log.note(|| format!("  slot {slot}: the key expires"));
-                self.notify(setup, slot);
+                self.notify(setup, slot, None);
             }
         }
         for c in 0..self.locks.len() {
@@ -400,13 +404,16 @@ impl World {
         self.op_seq
     }
 
-    /// Push a key-change notification for `slot` to every waiting or holding client.
-    fn notify(&mut self, setup: &Setup, slot: usize) {
-        if !setup.notifications {
-            return;
-        }
-        for c in 0..self.locks.len() {
-            if matches!(self.locks[c].phase(), Phase::Backoff | Phase::Held) {
+    /// Push a key-change notification for `slot` to every client whose connection read the key
+    /// since its last change, except the writer (`NOLOOP`); all of them, the writer included,
+    /// stop tracking the key until they read it again (Redis's default tracking mode).
+    fn notify(&mut self, setup: &Setup, slot: usize, writer: Option<usize>) {
+        let n = self.locks.len();
+        for c in 0..n {
+            if !std::mem::replace(&mut self.tracked[slot * n + c], false) {
+                continue;
+            }
+            if setup.notifications && Some(c) != writer {
                 let q = self.conn(c, slot);
                 self.replies[q].push_back(Msg::Notify);
             }
@@ -467,7 +474,13 @@ impl World {
             _ => {}
         }
         if self.keys[slot].stored().map(|(o, _)| o) != before {
-            self.notify(setup, slot);
+            self.notify(setup, slot, Some(c));
+        }
+        // every script of ours ends with a read of the lock key (wire.rs), except a release
+        // that deleted it; the fence write-back does not touch it
+        if !matches!(cmd.op, Op::RaiseFence { .. }) {
+            let n = self.locks.len();
+            self.tracked[slot * n + c] = !matches!(reply, Reply::Released { deleted: true });
         }
         self.replies[q].push_back(Msg::Reply {
             id: cmd.request,
@@ -580,6 +593,8 @@ impl World {
                 let q = self.conn(c, slot);
                 self.requests[q].clear();
                 self.replies[q].clear();
+                // the dropped connection's tracking goes with it
+                self.tracked[slot * self.locks.len() + c] = false;
                 self.locks[c].handle_disconnected(now, slot);
                 self.locks[c].handle_reconnected(now, slot);
             }
@@ -602,7 +617,7 @@ impl World {
         let reply = self.keys[slot].exec(self.now, owner.client, op);
         log.note(|| format!("  slot {slot}: {}", reply_text(&reply)));
         if matches!(reply, Reply::ForceReleased(ForceOutcome::Deleted { .. })) {
-            self.notify(setup, slot);
+            self.notify(setup, slot, None);
         }
     }
 }

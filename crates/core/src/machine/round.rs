@@ -11,6 +11,8 @@ impl Lock {
             return;
         };
         attempt.rounds += 1;
+        // the new round reads every slot again
+        self.missed = SlotSet::EMPTY;
         let value = LeaseValue {
             nonce: self.rng.next_u64(),
         };
@@ -272,6 +274,11 @@ impl Lock {
             checking: SlotSet::EMPTY,
             recheck: SlotSet::EMPTY,
         });
+        // granted slots that changed after their grant was read: re-check them now
+        let missed = std::mem::replace(&mut self.missed, SlotSet::EMPTY);
+        for slot in (0..self.slots).filter(|s| missed.contains(*s) && held.contains(*s)) {
+            self.recheck(now, slot);
+        }
     }
 
     /// Delete whatever the round may have written: every slot that did not report another holder.
@@ -323,7 +330,11 @@ impl Lock {
             .min(self.config.backoff_max);
         let ceiling_ns = crate::time::duration_nanos(ceiling);
         let sleep = Duration::from_nanos(self.rng.below_inclusive(ceiling_ns));
-        let until = (now + sleep).min(deadline);
-        self.state = State::Backoff(attempt, until);
+        self.state = State::Backoff(attempt, (now + sleep).min(deadline));
+        // a key changed after this round read it (see `missed`): retry at once, as that push
+        // would have made a waiter in backoff do
+        if !std::mem::replace(&mut self.missed, SlotSet::EMPTY).is_empty() {
+            self.start_round(now);
+        }
     }
 }
