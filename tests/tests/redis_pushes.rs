@@ -123,6 +123,7 @@ impl Raw {
         raw
     }
 
+    /// Send one command; its reply, and whatever else arrives until 150 ms pass in silence.
     fn send(&mut self, args: &[&str]) -> String {
         use std::io::Write;
         let mut out = format!("*{}\r\n", args.len());
@@ -130,19 +131,34 @@ impl Raw {
             out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
         }
         self.0.write_all(out.as_bytes()).unwrap();
-        self.drain()
+        // a stalled machine can hold the reply back for a while: wait for it generously
+        let mut got = self.read_until(|t| !t.is_empty(), Duration::from_secs(10));
+        got.push_str(&self.read_until(|_| false, Duration::ZERO));
+        got
     }
 
-    /// Everything that arrives until 150 ms pass in silence.
-    fn drain(&mut self) -> String {
+    /// Wait (up to 10 s) for a push naming `key`; what arrived, with or without it.
+    fn wait_push(&mut self, key: &str) -> String {
+        self.read_until(|t| pushed(t, key), Duration::from_secs(10))
+    }
+
+    /// Read until `done` says so of what arrived, or `patience` has passed and then 150 ms pass
+    /// in silence.
+    fn read_until(&mut self, done: impl Fn(&str) -> bool, patience: Duration) -> String {
         use std::io::Read;
+        let start = std::time::Instant::now();
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
-        while let Ok(n) = self.0.read(&mut buf) {
-            if n == 0 {
+        loop {
+            match self.0.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(_) if start.elapsed() >= patience => break,
+                Err(_) => {}
+            }
+            if done(&String::from_utf8_lossy(&got)) {
                 break;
             }
-            got.extend_from_slice(&buf[..n]);
         }
         String::from_utf8_lossy(&got).into_owned()
     }
@@ -202,7 +218,7 @@ fn the_scripts_keep_their_key_tracked_and_never_notify_their_caller() {
     // a foreign write after it: pushed
     b.send(&["SET", lock, "vb"]);
     assert!(
-        pushed(&a.drain(), lock),
+        pushed(&a.wait_push(lock), lock),
         "no push for a foreign write after our grant"
     );
     // a waiter's attempt reads the key: the holder's release reaches it
@@ -210,7 +226,7 @@ fn the_scripts_keep_their_key_tracked_and_never_notify_their_caller() {
     assert!(r.starts_with("*3") && r.contains("vb"), "{r:?}");
     b.send(&["EVAL", RELEASE.source, "1", lock, "vb"]);
     assert!(
-        pushed(&a.drain(), lock),
+        pushed(&a.wait_push(lock), lock),
         "no push for the holder's release to a waiter"
     );
     // grant, then our extension: no push; a foreign write after the extension: pushed
@@ -229,7 +245,7 @@ fn the_scripts_keep_their_key_tracked_and_never_notify_their_caller() {
     assert!(r.contains(":1") && !pushed(&r, lock), "{r:?}");
     b.send(&["DEL", lock]);
     assert!(
-        pushed(&a.drain(), lock),
+        pushed(&a.wait_push(lock), lock),
         "no push for a foreign delete after our extension"
     );
     // our own release: no push
