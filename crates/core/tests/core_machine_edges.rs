@@ -2,47 +2,17 @@
 //! Machine behaviours that mutation testing found no test reading (see ARCHITECTURE.md,
 //! "Mutation testing"), each driven through the public API only.
 
-use std::time::Duration;
-
 use leasehold_core::{
     AcquireMode, Event, HolderId, Instant, Lock, LockConfig, LockName, LostReason, Reply,
     SlotLayout,
 };
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-const T0: Instant = Instant::from_millis(10_000);
-
-fn config(layout: SlotLayout) -> LockConfig {
-    LockConfig {
-        layout,
-        ttl: ms(3_000),
-        extend_interval: Some(ms(1_000)),
-        slot_wait: ms(20),
-        drift_factor: 0.01,
-        drift_margin: ms(2),
-        ..LockConfig::default()
-    }
-}
-
-fn lock(layout: SlotLayout) -> Lock {
-    Lock::new(
-        config(layout),
-        LockName::new("jobs").unwrap(),
-        HolderId::new("me").unwrap(),
-        1,
-    )
-    .unwrap()
-}
+#[path = "support/transcript.rs"]
+mod transcript;
+use transcript::*;
 
 fn drain(l: &mut Lock) -> Vec<leasehold_core::Command> {
     std::iter::from_fn(|| l.poll_command()).collect()
-}
-
-fn events(l: &mut Lock) -> Vec<Event> {
-    std::iter::from_fn(|| l.poll_event()).collect()
 }
 
 /// A single-slot lease acquired at `T0` with token 1 (validity `T0 + 2968 ms`).
