@@ -90,14 +90,7 @@ fn contention_reports_the_holder_and_its_ttl() {
     let mut l = lock(SlotLayout::Single);
     l.acquire(T0, AcquireMode::Try).unwrap();
     let c = sent(&mut l);
-    l.handle_reply(
-        T0 + ms(1),
-        c[0].1,
-        Reply::Held {
-            holder: Some("other".into()),
-            remaining: Some(ms(900)),
-        },
-    );
+    l.handle_reply(T0 + ms(1), c[0].1, held(Some("other"), Some(ms(900))));
     assert!(sent(&mut l).is_empty(), "nothing of ours to clean up");
     let ev = events(&mut l);
     assert_eq!(
@@ -116,14 +109,7 @@ fn wait_mode_backs_off_retries_on_notification_and_reports_the_deadline() {
     let deadline = T0 + ms(200);
     l.acquire(T0, AcquireMode::Wait { deadline }).unwrap();
     let c = sent(&mut l);
-    l.handle_reply(
-        T0 + ms(1),
-        c[0].1,
-        Reply::Held {
-            holder: None,
-            remaining: None,
-        },
-    );
+    l.handle_reply(T0 + ms(1), c[0].1, held(None, None));
     assert_eq!(l.phase(), Phase::Backoff);
     let wake = l.poll_timeout().unwrap();
     assert!(
@@ -611,12 +597,7 @@ fn a_failed_extension_retries_soon_and_foreign_slots_are_not_rechecked() {
     l.handle_timeout(T0 + ms(1_000));
     let ext = sent(&mut l);
     assert_eq!(names(&ext), ["0:extend", "1:extend"]);
-    let err = || {
-        Reply::Error(leasehold_core::SlotError::new(
-            leasehold_core::SlotErrorKind::Server,
-            "ERR busy",
-        ))
-    };
+    let err = || server_error("busy");
     l.handle_reply(T0 + ms(1_001), ext[0].1, err());
     l.handle_reply(T0 + ms(1_001), ext[1].1, err());
     assert_eq!(l.phase(), Phase::Held);

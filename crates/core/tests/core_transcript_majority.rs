@@ -115,14 +115,7 @@ fn one_held_one_granted_one_silent_of_three_is_slow_replies_not_contention() {
     l.acquire(T0, AcquireMode::Try).unwrap();
     let c = sent(&mut l);
     assert_eq!(names(&c), ["0:acquire", "1:acquire", "2:acquire"]);
-    l.handle_reply(
-        T0 + ms(1),
-        c[0].1,
-        Reply::Held {
-            holder: Some("other".into()),
-            remaining: Some(ms(900)),
-        },
-    );
+    l.handle_reply(T0 + ms(1), c[0].1, held(Some("other"), Some(ms(900))));
     l.handle_reply(T0 + ms(2), c[1].1, Reply::Granted { token: 5 });
     assert!(events(&mut l).is_empty(), "a quorum is still possible");
     assert_eq!(l.phase(), Phase::Acquiring);
@@ -153,14 +146,7 @@ fn two_held_of_three_is_contention_without_waiting_for_the_third() {
     l.acquire(T0, AcquireMode::Try).unwrap();
     let c = sent(&mut l);
     for (i, at) in [(0, 1), (2, 2)] {
-        l.handle_reply(
-            T0 + ms(at),
-            c[i].1,
-            Reply::Held {
-                holder: Some("other".into()),
-                remaining: None,
-            },
-        );
+        l.handle_reply(T0 + ms(at), c[i].1, held(Some("other"), None));
     }
     assert_eq!(
         events(&mut l),
@@ -178,23 +164,9 @@ fn one_held_one_error_is_not_contention() {
     let mut l = lock(SlotLayout::Instances { n: 3 });
     l.acquire(T0, AcquireMode::Try).unwrap();
     let c = sent(&mut l);
-    l.handle_reply(
-        T0 + ms(1),
-        c[0].1,
-        Reply::Held {
-            holder: None,
-            remaining: None,
-        },
-    );
+    l.handle_reply(T0 + ms(1), c[0].1, held(None, None));
     l.handle_reply(T0 + ms(2), c[2].1, Reply::Granted { token: 9 });
-    l.handle_reply(
-        T0 + ms(3),
-        c[1].1,
-        Reply::Error(leasehold_core::SlotError::new(
-            leasehold_core::SlotErrorKind::Server,
-            "ERR boom",
-        )),
-    );
+    l.handle_reply(T0 + ms(3), c[1].1, server_error("boom"));
     match &events(&mut l)[..] {
         [
             Event::AcquireFailed(AcquireError::QuorumUnreachable {
@@ -226,14 +198,7 @@ fn a_write_back_fails_once_a_quorum_of_acknowledgements_is_impossible() {
     l.handle_reply(T0 + ms(2), fences[0].1, Reply::FenceRaised);
     assert!(events(&mut l).is_empty(), "one of three acknowledged");
     assert_eq!(l.phase(), Phase::WritingBack);
-    l.handle_reply(
-        T0 + ms(3),
-        fences[1].1,
-        Reply::Error(leasehold_core::SlotError::new(
-            leasehold_core::SlotErrorKind::Server,
-            "ERR boom",
-        )),
-    );
+    l.handle_reply(T0 + ms(3), fences[1].1, server_error("boom"));
     match &events(&mut l)[..] {
         [
             Event::AcquireFailed(AcquireError::QuorumUnreachable {

@@ -12,13 +12,6 @@ use leasehold_core::{AcquireMode, Event, Phase, Reply, SlotLayout};
 mod transcript;
 use transcript::*;
 
-fn held_by_other() -> Reply {
-    Reply::Held {
-        holder: Some("other".into()),
-        remaining: None,
-    }
-}
-
 /// Three instances: slot 0 grants, then its key changes (its reply was fed, so the change came
 /// after our read), then slot 1 grants. Once the token is written back and the lease is held,
 /// slot 0 is checked at once; slot 1, unchanged, is not.
@@ -71,11 +64,11 @@ fn contended_waiter(changed: bool) -> (Vec<String>, Phase) {
     )
     .unwrap();
     let c = sent(&mut l);
-    l.handle_reply(T0 + ms(1), c[0].1, held_by_other());
+    l.handle_reply(T0 + ms(1), c[0].1, held(Some("other"), None));
     if changed {
         l.handle_key_changed(T0 + ms(1), 0);
     }
-    l.handle_reply(T0 + ms(2), c[2].1, held_by_other());
+    l.handle_reply(T0 + ms(2), c[2].1, held(Some("other"), None));
     let next = sent(&mut l).into_iter().map(|(n, _)| n).collect();
     (next, l.phase())
 }

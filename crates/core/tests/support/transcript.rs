@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use leasehold_core::{Event, HolderId, Instant, Lock, LockConfig, LockName, SlotLayout};
+use leasehold_core::{
+    Event, HolderId, Instant, Lock, LockConfig, LockName, Reply, SlotError, SlotErrorKind,
+    SlotLayout,
+};
 
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -49,3 +52,16 @@ pub fn events(l: &mut Lock) -> Vec<Event> {
 }
 
 pub const T0: Instant = Instant::from_millis(10_000);
+
+/// A slot's "held by someone else" reply.
+pub fn held(holder: Option<&str>, remaining: Option<Duration>) -> Reply {
+    Reply::Held {
+        holder: holder.map(Into::into),
+        remaining,
+    }
+}
+
+/// A slot's server error reply (`ERR <what>`).
+pub fn server_error(what: &str) -> Reply {
+    Reply::Error(SlotError::new(SlotErrorKind::Server, format!("ERR {what}")))
+}
