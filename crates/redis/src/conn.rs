@@ -180,39 +180,26 @@ impl Router {
     /// connection, and `NOLOOP` spares that connection its own writes (e.g. a `force_lock` of a
     /// name this locker holds, or a release a local waiter of the name is waiting for).
     pub fn changed_except(&self, instance: usize, key: &[u8], writer: u64) {
-        let r = self.routes();
-        if let Some(v) = r.by_instance.get(instance).and_then(|m| m.get(key)) {
-            for (id, slot, tx) in v {
-                if *id != writer {
-                    let _ = tx.send((*id, *slot));
-                }
-            }
-        }
+        self.deliver(instance, Some(key), Some(writer));
     }
 
     /// Deliver a change of `key` on `instance` (`None`: every key may have changed).
     pub fn changed(&self, instance: usize, key: Option<&[u8]>) {
+        self.deliver(instance, key, None);
+    }
+
+    /// Send `(id, slot)` to every route of `key` on `instance` (`None`: of every key, a flush),
+    /// except lease `except`'s.
+    fn deliver(&self, instance: usize, key: Option<&[u8]>, except: Option<u64>) {
         let r = self.routes();
-        match key {
-            Some(k) => {
-                if let Some(v) = r.by_instance.get(instance).and_then(|m| m.get(k)) {
-                    for (id, slot, tx) in v {
-                        let _ = tx.send((*id, *slot));
-                    }
-                }
-            }
-            None => {
-                // a flush: every key may have changed
-                for v in r
-                    .by_instance
-                    .get(instance)
-                    .into_iter()
-                    .flat_map(|m| m.values())
-                {
-                    for (id, slot, tx) in v {
-                        let _ = tx.send((*id, *slot));
-                    }
-                }
+        let Some(m) = r.by_instance.get(instance) else {
+            return;
+        };
+        let one = key.and_then(|k| m.get(k));
+        let all = key.is_none().then(|| m.values());
+        for (id, slot, tx) in one.into_iter().chain(all.into_iter().flatten()).flatten() {
+            if Some(*id) != except {
+                let _ = tx.send((*id, *slot));
             }
         }
     }
