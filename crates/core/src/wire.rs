@@ -315,6 +315,40 @@ impl Op {
         }
     }
 
+    /// Whether this operation's script, answering `reply`, wrote the slot's lock key (a change
+    /// Redis reports to every other connection that read the key since its last change).
+    #[must_use]
+    pub fn wrote_lock_key(&self, reply: &Reply) -> bool {
+        matches!(
+            (self, reply),
+            (Op::Acquire { .. }, Reply::Granted { .. })
+                | (Op::Extend { .. }, Reply::Extended)
+                | (Op::Release { .. }, Reply::Released { deleted: true })
+                | (
+                    Op::ForceRelease { .. },
+                    Reply::ForceReleased(ForceOutcome::Deleted { .. })
+                )
+                | (Op::CompatAcquire { .. }, Reply::GrantedUnfenced)
+                | (Op::CompatExtend { .. }, Reply::Extended)
+        )
+    }
+
+    /// Whether the caller's connection tracks the lock key after this operation's script
+    /// answered `reply` (`None`: the script does not touch the lock key). Every script ends
+    /// with a read of the key (see the module's note on pushes), except a compare-and-delete
+    /// that deleted it.
+    #[must_use]
+    pub fn tracks_lock_key(&self, reply: &Reply) -> Option<bool> {
+        match (self, reply) {
+            (Op::RaiseFence { .. } | Op::Wait { .. }, _) => None,
+            (Op::Release { .. }, Reply::Released { deleted: true })
+            | (Op::ForceRelease { .. }, Reply::ForceReleased(ForceOutcome::Deleted { .. })) => {
+                Some(false)
+            }
+            _ => Some(true),
+        }
+    }
+
     /// Whether the machine must have this write acknowledged by replicas (with
     /// [`crate::LockConfig::replication`] set): a grant, an extension or a fence write-back.
     /// Releases and checks are not confirmed (a release that is lost in a failover only delays

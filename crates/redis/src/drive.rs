@@ -46,7 +46,7 @@ impl Machine {
         if !matches!(reply, Reply::Error(_)) {
             shared.note_reply_time(inst, took);
         }
-        if crate::send::wrote_lock_key(&cmd.op, &reply) {
+        if cmd.op.wrote_lock_key(&reply) {
             let key = self.lock.keys().lock_key(cmd.slot);
             shared.router.changed_except(inst, key.as_bytes(), self.id);
         }

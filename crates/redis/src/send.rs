@@ -199,19 +199,6 @@ pub(crate) fn is_no_script(e: &redis::RedisError) -> bool {
     e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
 }
 
-/// Whether `reply` to `op` says our script wrote the slot's lock key (a change Redis reports to
-/// every connection that read the key, except the writer's own).
-pub(crate) fn wrote_lock_key(op: &Op, reply: &Reply) -> bool {
-    matches!(
-        (op, reply),
-        (Op::Acquire { .. }, Reply::Granted { .. })
-            | (Op::Extend { .. }, Reply::Extended)
-            | (Op::Release { .. }, Reply::Released { deleted: true })
-            | (Op::CompatAcquire { .. }, Reply::GrantedUnfenced)
-            | (Op::CompatExtend { .. }, Reply::Extended)
-    )
-}
-
 async fn execute(
     shared: &Shared,
     inst: usize,

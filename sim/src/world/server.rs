@@ -77,14 +77,10 @@ impl Server {
         self.tracked[key * self.clients + c] = on;
     }
 
-    /// The clients tracking `key`, which forgets them all (Redis's tracking table after a write).
-    fn take_trackers(&mut self, key: usize) -> impl Iterator<Item = usize> + use<> {
-        let row = &mut self.tracked[key * self.clients..(key + 1) * self.clients];
-        let was: Vec<bool> = row.to_vec();
-        row.fill(false);
-        was.into_iter()
-            .enumerate()
-            .filter_map(|(c, t)| t.then_some(c))
+    /// Whether client `c`'s connection tracked `key`, which it no longer does (Redis's tracking
+    /// table after a change of the key is reported).
+    fn untrack(&mut self, key: usize, c: usize) -> bool {
+        std::mem::replace(&mut self.tracked[key * self.clients + c], false)
     }
 
     /// Client `c`'s connection to this server is gone, and with it everything it tracked.
@@ -235,11 +231,8 @@ impl World {
         if self.links[li].epoch != epoch {
             return;
         }
-        // every script of ours ends with a read of the lock key (wire.rs), except a release
-        // that deleted it; the fence write-back and WAIT do not touch it
-        if !matches!(cmd.op, Op::RaiseFence { .. }) {
-            let deleted = matches!(reply, Reply::Released { deleted: true });
-            self.servers[s].track(key, c, !deleted);
+        if let Some(on) = cmd.op.tracks_lock_key(&reply) {
+            self.servers[s].track(key, c, on);
         }
         self.send_to_client(c, s, l, Msg::Reply(cmd.request, reply));
     }
@@ -261,8 +254,8 @@ impl World {
     /// key is forgotten for all of them (the writer included) until they read it again.
     pub(super) fn invalidate(&mut self, s: usize, l: usize, slot: usize, writer: Option<usize>) {
         let key = l * self.slots + slot;
-        for c in self.servers[s].take_trackers(key) {
-            if !self.cfg.notifications || Some(c) == writer {
+        for c in 0..self.clients.len() {
+            if !self.servers[s].untrack(key, c) || !self.cfg.notifications || Some(c) == writer {
                 continue;
             }
             if !self.links[self.link(c, s)].up {

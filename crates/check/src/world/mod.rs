@@ -476,11 +476,9 @@ impl World {
         if self.keys[slot].stored().map(|(o, _)| o) != before {
             self.notify(setup, slot, Some(c));
         }
-        // every script of ours ends with a read of the lock key (wire.rs), except a release
-        // that deleted it; the fence write-back does not touch it
-        if !matches!(cmd.op, Op::RaiseFence { .. }) {
+        if let Some(on) = cmd.op.tracks_lock_key(&reply) {
             let n = self.locks.len();
-            self.tracked[slot * n + c] = !matches!(reply, Reply::Released { deleted: true });
+            self.tracked[slot * n + c] = on;
         }
         self.replies[q].push_back(Msg::Reply {
             id: cmd.request,
