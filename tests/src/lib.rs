@@ -430,10 +430,16 @@ impl RedisServer {
         panic!("redis-server did not restart on port {}", self.port);
     }
 
+    /// A connection of a test's own to this server.
+    pub async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        redis::Client::open(self.url())?
+            .get_multiplexed_async_connection()
+            .await
+    }
+
     /// A synchronous-ish helper: run one command on a fresh connection.
     pub async fn cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> redis::RedisResult<T> {
-        let client = redis::Client::open(self.url())?;
-        let mut conn = client.get_multiplexed_async_connection().await?;
+        let mut conn = self.connection().await?;
         let mut c = redis::cmd(args[0]);
         for a in &args[1..] {
             c.arg(*a);

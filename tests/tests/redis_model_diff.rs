@@ -4,7 +4,8 @@
 //! all trust), comparing every reply — including expiry (small ttls and fence retentions, real
 //! sleeps), data loss (`FLUSHALL`, and restarts without persistence) and the fence-token rule's
 //! `TIME` floor; and the rueidislock dialect's scripts (absolute `PXAT`/`PEXPIREAT` expiry),
-//! on the same keys.
+//! on the same keys; and `ACQUIRE_BATCH` and `RELEASE_BATCH` over both locks' keys at once,
+//! against the model run slot by slot (with the batch's token floor, `ModelServer::batch_floor`).
 //!
 //! Time: before each operation the model is given the server's own `TIME`; a reply that depends
 //! on the instant the script ran (a `TIME`-derived token, a `PTTL`) is accepted within the
@@ -46,6 +47,16 @@ enum Step {
     Flush,
     /// kill -9 and start again without persistence.
     Restart,
+    /// `RELEASE_BATCH` of every lock's key at once by `client` with one of its values.
+    ReleaseBatch { client: usize, nonce: u64 },
+    /// `ACQUIRE_BATCH` of every lock's key at once by `client` (one round's value).
+    Batch {
+        client: usize,
+        nonce: u64,
+        ttl_ms: u64,
+        force: bool,
+        keep_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +136,17 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(client, nonce, lock, op)| Step::Run { client, nonce, lock, op }),
         3 => prop_oneof![Just(5u64), Just(25), Just(70)].prop_map(|ms| Step::Sleep { ms }),
         1 => Just(Step::Flush),
+        1 => (0..CLIENTS, 1..3u64)
+            .prop_map(|(client, nonce)| Step::ReleaseBatch { client, nonce }),
+        3 => (0..CLIENTS, 1..3u64, ttl(), any::<bool>(), keep()).prop_map(
+            |(client, nonce, ttl_ms, force, keep_ms)| Step::Batch {
+                client,
+                nonce,
+                ttl_ms,
+                force,
+                keep_ms,
+            }
+        ),
     ]
 }
 
@@ -352,6 +374,8 @@ struct Diff {
     /// Operations compared, and how many of them returned a `TIME`-derived token.
     compared: usize,
     time_tokens: usize,
+    /// Batches that granted every lock's key with one fresh token.
+    shared_tokens: usize,
     /// The longest `TIME` window around one operation so far, ns: an expiry the model set from
     /// the `TIME` before an operation may be this much earlier than the one Redis set.
     window: u64,
@@ -417,6 +441,27 @@ impl Diff {
                 self.reset_models();
                 return Ok(());
             }
+            Step::Batch {
+                client,
+                nonce,
+                ttl_ms,
+                force,
+                keep_ms,
+            } => {
+                let op = Op::Acquire {
+                    value: LeaseValue { nonce: *nonce },
+                    ttl_ms: *ttl_ms,
+                    force: *force,
+                    keep_ms: *keep_ms,
+                };
+                return self.batch(*client, *nonce, op).await;
+            }
+            Step::ReleaseBatch { client, nonce } => {
+                let op = Op::Release {
+                    value: LeaseValue { nonce: *nonce },
+                };
+                return self.batch(*client, *nonce, op).await;
+            }
             Step::Run {
                 client,
                 nonce,
@@ -477,15 +522,128 @@ impl Diff {
             .max(after.as_nanos().saturating_sub(before.as_nanos()));
         let real = decode(&op, &raw)?;
         let model = self.models[lock].exec(before, client, op);
+        let floor = cur_fence.map_or(0, |f| f + 1);
+        if self.judge(
+            lock,
+            op,
+            (&model, &real),
+            (cur_fence, floor),
+            (before, after),
+        ) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} by c{client} (nonce {nonce}) on l{lock}: model {model:?}, redis {real:?} (raw {raw:?}; counter before {cur_fence:?}, TIME {}..{} µs)",
+                op.name(),
+                before.as_nanos() / 1_000,
+                after.as_nanos() / 1_000
+            ))
+        }
+    }
+
+    /// `ACQUIRE_BATCH` of every lock's key by `client`, against the model run key by key with
+    /// the batch's floor; every key granted a fresh token must share one.
+    async fn batch(&mut self, client: usize, nonce: u64, op: Op) -> Result<(), String> {
+        let before = self.clear_time().await?;
+        let lock_keys: Vec<String> = (0..LOCKS).map(lock_key).collect();
+        let which = wire::batch::script_of(&op).ok_or("a batch is of acquires or releases")?;
+        let script = redis::Script::new(which.source);
+        let mut inv = script.prepare_invoke();
+        let acquire = matches!(op, Op::Acquire { .. });
+        for k in &lock_keys {
+            inv.key(k);
+            if acquire {
+                inv.key(keys::fence_key_of(k));
+            }
+        }
+        inv.arg(value_of(client, nonce));
+        if let Op::Acquire {
+            ttl_ms,
+            force,
+            keep_ms,
+            ..
+        } = op
+        {
+            inv.arg(ttl_ms)
+                .arg(if force { "1" } else { "0" })
+                .arg(keep_ms);
+        }
+        let raw: Value = inv
+            .invoke_async(&mut self.conn)
+            .await
+            .map_err(|e| format!("{}: {e}", which.name))?;
+        let after = server_time(&mut self.conn).await?;
+        self.window = self
+            .window
+            .max(after.as_nanos().saturating_sub(before.as_nanos()));
+        let entries = match &raw {
+            Value::Array(items) if items.len() == LOCKS => items.clone(),
+            _ => return Err(format!("acquire_batch returned {raw:?}")),
+        };
+        let floor = self
+            .models
+            .iter()
+            .filter_map(|m| m.clone().batch_floor(before, client, op))
+            .max()
+            .unwrap_or(0);
+        let mut fresh = Vec::new();
+        for (lock, entry) in entries.iter().enumerate() {
+            let cur_fence = self.models[lock]
+                .stored_fence()
+                .filter(|(_, e)| *e > before)
+                .map(|(f, _)| f);
+            let adds = self.models[lock].clone().batch_floor(before, client, op);
+            let real = decode(&op, entry)?;
+            let model = self.models[lock].exec_in_batch(before, client, op, floor);
+            if !self.judge(
+                lock,
+                op,
+                (&model, &real),
+                (cur_fence, floor),
+                (before, after),
+            ) {
+                return Err(format!(
+                    "{} by c{client} (nonce {nonce}), l{lock}: model {model:?}, redis {real:?} (raw {raw:?}; counter before {cur_fence:?}, batch floor {floor}, TIME {}..{} µs)",
+                    which.name,
+                    before.as_nanos() / 1_000,
+                    after.as_nanos() / 1_000
+                ));
+            }
+            if let (Some(_), Reply::Granted { token }) = (adds, &real) {
+                fresh.push(*token);
+            }
+        }
+        if fresh.windows(2).any(|w| w[0] != w[1]) {
+            return Err(format!(
+                "acquire_batch by c{client}: fresh grants with different tokens {fresh:?} (raw {raw:?})"
+            ));
+        }
+        if fresh.len() == LOCKS {
+            self.shared_tokens += 1;
+        }
+        Ok(())
+    }
+
+    /// Whether Redis's `real` reply to `op` on `lock` is the model's `model`: equal, or a fresh
+    /// token `max(floor, TIME)` for a `TIME` in the operation's window (the model is then
+    /// resynced to it), or a `PTTL` within the window's slack. `cur_fence`: the counter before
+    /// the operation (a repeated grant returns it).
+    fn judge(
+        &mut self,
+        lock: usize,
+        op: Op,
+        (model, real): (&Reply, &Reply),
+        (cur_fence, floor): (Option<u64>, u64),
+        (before, after): (Instant, Instant),
+    ) -> bool {
         self.compared += 1;
         let window = |token: u64| {
-            // max(counter + 1, TIME) for some TIME in [before, after]
-            let floor = cur_fence.map_or(0, |f| f + 1);
+            // max(floor, TIME) for some TIME in [before, after]
             let lo = floor.max(before.as_nanos() / 1_000);
             let hi = floor.max(after.as_nanos() / 1_000);
             (lo..=hi).contains(&token)
         };
-        let same = match (&model, &real) {
+        match (model, real) {
             (Reply::Granted { token: m }, Reply::Granted { token: r })
             | (
                 Reply::ForceReleased(ForceOutcome::Deleted { token: m }),
@@ -522,16 +680,6 @@ impl Diff {
                 mh == rh && *r <= *m + slack && *r + slack >= *m
             }
             (m, r) => m == r,
-        };
-        if same {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} by c{client} (nonce {nonce}) on l{lock}: model {model:?}, redis {real:?} (raw {raw:?}; counter before {cur_fence:?}, TIME {}..{} µs)",
-                op.name(),
-                before.as_nanos() / 1_000,
-                after.as_nanos() / 1_000
-            ))
         }
     }
 }
@@ -552,6 +700,7 @@ fn random_sequences_get_the_same_replies_from_the_model_and_redis() {
         models: Vec::new(),
         compared: 0,
         time_tokens: 0,
+        shared_tokens: 0,
         window: 0,
     });
     let mut runner = TestRunner::new(Config {
@@ -583,6 +732,11 @@ fn random_sequences_get_the_same_replies_from_the_model_and_redis() {
         "{} TIME-derived tokens",
         diff.time_tokens
     );
+    assert!(
+        diff.shared_tokens > 5,
+        "{} batches granted every key one token",
+        diff.shared_tokens
+    );
 }
 
 /// A restart without persistence loses keys and counters alike, on both sides; the next token
@@ -603,6 +757,7 @@ fn a_restart_without_persistence_is_data_loss_on_both_sides() {
         models: vec![ModelServer::default(); LOCKS],
         compared: 0,
         time_tokens: 0,
+        shared_tokens: 0,
         window: 0,
     };
     let acquire = |client, ttl_ms| Step::Run {

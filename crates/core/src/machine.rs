@@ -78,8 +78,8 @@ enum SlotAnswer {
 }
 
 /// Every slot's [`SlotAnswer`] in one round, as one set per kind (a slot in none is still
-/// waiting) and the highest token granted: 16 bytes where an array of answers took 240, and a
-/// held lease keeps its machine (see `Lock::new`).
+/// waiting), the highest token granted and whether grants disagreed: 24 bytes where an array of
+/// answers took 240, and a held lease keeps its machine (see `Lock::new`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Answers {
     granted: SlotSet,
@@ -88,6 +88,10 @@ struct Answers {
     silent: SlotSet,
     /// The highest token among the grants.
     max_token: u64,
+    /// Whether two grants came with different tokens. While they all carry one token, every
+    /// granted slot's fence counter already stands at the lease's token, and no write-back is
+    /// needed (`evaluate_round`).
+    tokens_differ: bool,
 }
 
 impl Answers {
@@ -122,6 +126,9 @@ impl Answers {
         match a {
             SlotAnswer::Waiting => {}
             SlotAnswer::Granted(t) => {
+                if !self.granted.is_empty() && t != self.max_token {
+                    self.tokens_differ = true;
+                }
                 self.granted.insert(slot);
                 self.max_token = self.max_token.max(t);
             }

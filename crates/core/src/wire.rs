@@ -3,7 +3,8 @@
 //!
 //! The simulator's Redis model and the Redis adapter both execute *these* definitions, so the two
 //! can never disagree about what a lock operation does. Every script touches one lock key and its
-//! fence counter, which share a hash tag (`{...}`), so the scripts run on Redis Cluster.
+//! fence counter, which share a hash tag (`{...}`), so the scripts run on Redis Cluster; the one
+//! exception, [`batch::ACQUIRE_BATCH`], is only sent to an instance that holds every slot.
 //!
 //! Key layout (prefix `leasehold`, lock `jobs`):
 //! - one key per instance (`Single`, `Instances`): lock `leasehold:{jobs}`, fence `leasehold:{jobs}:fence`;
@@ -24,6 +25,7 @@
 //! for fleets shared with rueidislock clients: [`compat`], chosen by
 //! [`crate::LockConfig::dialect`].
 
+pub mod batch;
 pub mod compat;
 pub mod keys;
 

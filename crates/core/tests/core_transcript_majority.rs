@@ -187,8 +187,16 @@ fn a_write_back_fails_once_a_quorum_of_acknowledgements_is_impossible() {
     let mut l = lock(SlotLayout::Instances { n: 5 });
     l.acquire(T0, AcquireMode::Try).unwrap();
     let c = sent(&mut l);
-    for (_, id) in &c[..3] {
-        l.handle_reply(T0 + ms(1), *id, Reply::Granted { token: 10 });
+    // different tokens: only a write-back makes the counters agree (equal ones need none:
+    // `grants_that_agree_on_the_token_need_no_write_back`)
+    for (i, (_, id)) in c[..3].iter().enumerate() {
+        l.handle_reply(
+            T0 + ms(1),
+            *id,
+            Reply::Granted {
+                token: 10 + i as u64,
+            },
+        );
     }
     let fences = sent(&mut l);
     assert_eq!(
@@ -209,4 +217,37 @@ fn a_write_back_fails_once_a_quorum_of_acknowledgements_is_impossible() {
         ] => {}
         other => panic!("expected QuorumUnreachable at once, got {other:?}"),
     }
+}
+
+/// Grants that all carry one token (a batch on one instance, `wire::ACQUIRE_BATCH`) leave every
+/// granted slot's counter at the lease's token already: the lease is reported at once, with no
+/// write-back round. One differing grant brings the write-back back.
+#[test]
+fn grants_that_agree_on_the_token_need_no_write_back() {
+    let mut l = lock(SlotLayout::KeyMajority { k: 2 });
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = sent(&mut l);
+    assert_eq!(names(&c), ["0:acquire", "1:acquire", "2:acquire"]);
+    l.handle_reply(T0 + ms(1), c[0].1, Reply::Granted { token: 77 });
+    assert!(events(&mut l).is_empty(), "one grant of a quorum of two");
+    l.handle_reply(T0 + ms(1), c[1].1, Reply::Granted { token: 77 });
+    assert!(matches!(
+        events(&mut l)[..],
+        [Event::Acquired { token: 77, .. }]
+    ));
+    assert!(sent(&mut l).is_empty(), "no write-back");
+    assert_eq!(l.phase(), Phase::Held);
+    // the third slot's grant joins the lease
+    l.handle_reply(T0 + ms(2), c[2].1, Reply::Granted { token: 77 });
+    assert_eq!(l.held_slots().len(), 3);
+
+    // the control: the same round with one token apart is written back first
+    let mut l = lock(SlotLayout::KeyMajority { k: 2 });
+    l.acquire(T0, AcquireMode::Try).unwrap();
+    let c = sent(&mut l);
+    l.handle_reply(T0 + ms(1), c[0].1, Reply::Granted { token: 77 });
+    l.handle_reply(T0 + ms(1), c[1].1, Reply::Granted { token: 78 });
+    assert!(events(&mut l).is_empty(), "no lease before the write-back");
+    assert_eq!(names(&sent(&mut l)), ["0:raise_fence", "1:raise_fence"]);
+    assert_eq!(l.phase(), Phase::WritingBack);
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use futures_util::FutureExt as _;
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::stream::StreamExt;
 use leasehold_core::{AcquireError, AcquireMode, Event, Instant as CoreInstant, Lock};
 use tokio::sync::{broadcast, mpsc};
 
@@ -19,7 +19,7 @@ use crate::keeper::{KeeperHandle, KeeperMsg, TICK};
 use crate::lease::Lease;
 use crate::locker::Shared;
 use crate::observe::LockEvent;
-use crate::send::{Request, drain};
+use crate::send::{Inflight, Request, drain};
 
 /// One acquisition in progress.
 pub(crate) struct Acquisition {
@@ -28,7 +28,7 @@ pub(crate) struct Acquisition {
     id: u64,
     name: String,
     machine: Option<Machine>,
-    inflight: FuturesUnordered<Request>,
+    inflight: Inflight,
     pushes: mpsc::UnboundedReceiver<(u64, usize)>,
     events: Option<broadcast::Receiver<InstanceEvent>>,
     gate: Option<GateGuard>,
@@ -67,7 +67,7 @@ impl Acquisition {
             id,
             name: name.to_owned(),
             machine: Some(Machine::new(lock, id)),
-            inflight: FuturesUnordered::new(),
+            inflight: Inflight::Empty,
             pushes,
             events,
             gate,
@@ -112,13 +112,13 @@ impl Acquisition {
             let events = self.events.as_mut();
             tokio::select! {
                 biased;
-                Some(answer) = self.inflight.next(), if !self.inflight.is_empty() => {
-                    m.feed(&self.shared, answer);
+                Some(answers) = self.inflight.next(), if !self.inflight.is_empty() => {
+                    m.feed_all(&self.shared, answers);
                 }
                 Some((_, slot)) = self.pushes.recv() => {
                     // replies that came before the push on the wire are complete by now
-                    while let Some(Some(answer)) = self.inflight.next().now_or_never() {
-                        m.feed(&self.shared, answer);
+                    while let Some(Some(answers)) = self.inflight.next().now_or_never() {
+                        m.feed_all(&self.shared, answers);
                     }
                     m.pushed(&self.shared, slot);
                 }
@@ -176,7 +176,7 @@ impl Acquisition {
         while let Ok((_, slot)) = self.pushes.try_recv() {
             pushes.push(slot);
         }
-        let inflight: Vec<Request> = std::mem::take(&mut self.inflight).into_iter().collect();
+        let inflight: Vec<Request> = std::mem::take(&mut self.inflight).into_vec();
         // the keeper must hear at once when it has requests to feed, pushes to look at, or a
         // timer due before its next look; otherwise its next wake-up (at most a TICK away) is
         // soon enough, and a lease released before then never wakes it at all
@@ -203,7 +203,7 @@ impl Acquisition {
 
     fn acquired(&mut self, token: u64, validity: CoreInstant) -> Result<Lease, AcquireError> {
         self.done = true;
-        self.shared.emit(LockEvent::Acquired {
+        self.shared.emit(|| LockEvent::Acquired {
             name: self.name.clone(),
             token,
             latency: self.started.elapsed(),
@@ -232,7 +232,7 @@ impl Acquisition {
         let until = tokio::time::Instant::now() + self.shared.config.slot_wait;
         while !self.inflight.is_empty() {
             match tokio::time::timeout_at(until, self.inflight.next()).await {
-                Ok(Some(answer)) => m.feed(&self.shared, answer),
+                Ok(Some(answers)) => m.feed_all(&self.shared, answers),
                 _ => break,
             }
             drain(&self.shared, &mut m.lock, |_, r| self.inflight.push(r));
@@ -241,7 +241,7 @@ impl Acquisition {
 
     fn failed(&mut self, e: AcquireError) -> AcquireError {
         self.done = true;
-        self.shared.emit(LockEvent::AcquireFailed {
+        self.shared.emit(|| LockEvent::AcquireFailed {
             name: self.name.clone(),
             reason: e.reason(),
             latency: self.started.elapsed(),

@@ -1,7 +1,9 @@
 //! [`LeaseCell`]: the state a lease handle and its background driver share, and [`NameGate`]:
 //! the per-name in-process queue. Both are model-checked with loom (`tests/loom_state.rs`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::{HashMap, HashMapExt as _};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};

@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 
 use crate::decode::{decode_in_pipeline, error_reply};
 use crate::locker::Shared;
-use crate::send::{Request, script_call};
+use crate::send::{Answers, Request, script_call};
 
 /// The requests for `write` and the `wait` right behind it on the same slot.
 pub(crate) fn pipelined(
@@ -48,7 +48,7 @@ pub(crate) fn pipelined(
         .await;
         let took = sent.elapsed();
         let _ = tx.send(acked);
-        (write, wrote, inst, took)
+        Answers::One((write, wrote, inst, took))
     });
     let a: Request = Box::pin(async move {
         let sent = tokio::time::Instant::now();
@@ -58,7 +58,7 @@ pub(crate) fn pipelined(
                 "the write this WAIT confirms was abandoned before it was sent",
             ))
         });
-        (wait, reply, inst, sent.elapsed())
+        Answers::One((wait, reply, inst, sent.elapsed()))
     });
     (w, a)
 }

@@ -101,7 +101,7 @@ type Route = (u64, usize, mpsc::UnboundedSender<(u64, usize)>);
 #[derive(Debug, Default)]
 struct Routes {
     /// Indexed by instance.
-    by_instance: Vec<std::collections::HashMap<Box<[u8]>, Vec<Route>>>,
+    by_instance: Vec<foldhash::HashMap<Box<[u8]>, Vec<Route>>>,
 }
 
 #[derive(Debug, Default)]
@@ -216,6 +216,10 @@ pub(crate) struct Instance {
     /// server given under two URLs.
     pub run_id: Arc<std::sync::Mutex<Option<String>>>,
     pub url: String,
+    /// Whether one script may touch several slots' keys here ([`leasehold_core::wire::batch`]):
+    /// a plain instance or a Sentinel's primary, never a Redis Cluster (whose slots' keys live on
+    /// different nodes).
+    pub batches: bool,
 }
 
 impl Instance {

@@ -132,6 +132,35 @@ pub fn decode(op: &Op, v: &Value) -> Reply {
     }
 }
 
+/// Decode a batch's reply `v` ([`leasehold_core::wire::batch`]) into one reply per command of
+/// `ops`, in order: each entry as [`decode`] does the per-slot script's, `{-2, message}` a server
+/// error of that slot alone. A reply of another shape (not one entry per command) is `Corrupt`
+/// for every slot.
+#[must_use]
+pub fn decode_batch(ops: &[Op], v: &Value) -> Vec<Reply> {
+    let entries = match v {
+        Value::Array(items) if items.len() == ops.len() => items,
+        _ => return ops.iter().map(|op| corrupt(op, v)).collect(),
+    };
+    ops.iter()
+        .zip(entries)
+        .map(|(op, e)| match e {
+            Value::Array(items)
+                if items.first().and_then(int)
+                    == Some(leasehold_core::wire::batch::SLOT_FAILED) =>
+            {
+                let detail = match items.get(1) {
+                    Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                    Some(Value::SimpleString(s)) => s.clone(),
+                    _ => "a slot of the batch failed without a message".to_owned(),
+                };
+                Reply::Error(SlotError::new(SlotErrorKind::Server, detail))
+            }
+            e => decode(op, e),
+        })
+        .collect()
+}
+
 /// Classify a transport or server error.
 #[must_use]
 pub fn error_reply(e: &redis::RedisError) -> Reply {

@@ -11,7 +11,7 @@ use leasehold_core::{Event, Lock, Reply};
 use crate::cell::{GateGuard, LeaseCell};
 use crate::locker::Shared;
 use crate::observe::LockEvent;
-use crate::send::Answer;
+use crate::send::{Answer, Answers};
 
 /// A lock machine, fed by whichever driver holds it.
 ///
@@ -52,6 +52,13 @@ impl Machine {
         }
         let now = shared.core_now();
         self.lock.handle_reply(now, cmd.request, reply);
+    }
+
+    /// Feed every answer of one request, in the order its commands were sent.
+    pub fn feed_all(&mut self, shared: &Shared, answers: Answers) {
+        for a in answers {
+            self.feed(shared, a);
+        }
     }
 
     /// A push said `slot`'s key changed.
@@ -118,14 +125,14 @@ pub(crate) fn apply_events(shared: &Arc<Shared>, entry: &Entry, m: &mut Machine)
                 if let Some(v) = m.lock.validity() {
                     entry.cell.set_validity(v.as_nanos());
                 }
-                shared.emit(LockEvent::Extended {
+                shared.emit(|| LockEvent::Extended {
                     name: entry.name.clone(),
                     slack,
                 });
             }
             Event::Lost { reason, token } => {
                 tracing::warn!(lock = %entry.name, token, reason = %reason, "lease lost");
-                shared.emit(LockEvent::Lost {
+                shared.emit(|| LockEvent::Lost {
                     name: entry.name.clone(),
                     token,
                     reason: reason.clone(),
@@ -136,7 +143,7 @@ pub(crate) fn apply_events(shared: &Arc<Shared>, entry: &Entry, m: &mut Machine)
                 entry.cell.set_lost(reason);
             }
             Event::Released { token } => {
-                shared.emit(LockEvent::Released {
+                shared.emit(|| LockEvent::Released {
                     name: entry.name.clone(),
                     token,
                 });

@@ -9,7 +9,9 @@
 //! One task and one timer set for all leases instead of a task per lease: no task hop on the
 //! acquire or release path, and a held lease costs a machine, a cell and a timer entry.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashMapExt as _};
 use std::sync::{Arc, Weak};
 
 use futures_util::FutureExt as _;
@@ -20,7 +22,7 @@ use tokio::time::Instant;
 use crate::conn::InstanceEvent;
 use crate::drive::{Entry, apply_events};
 use crate::locker::Shared;
-use crate::send::{Answer, Request, drain};
+use crate::send::{Answers, Request, drain};
 
 /// What the keeper is told.
 pub(crate) enum KeeperMsg {
@@ -72,7 +74,7 @@ impl KeeperHandle {
     }
 }
 
-type Tagged = std::pin::Pin<Box<dyn Future<Output = (u64, Answer)> + Send>>;
+type Tagged = std::pin::Pin<Box<dyn Future<Output = (u64, Answers)> + Send>>;
 
 struct Keeper {
     shared: Weak<Shared>,
@@ -220,13 +222,13 @@ impl Keeper {
         }
     }
 
-    fn answer(&mut self, id: u64, answer: Answer) {
+    fn answer(&mut self, id: u64, answers: Answers) {
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
         if let Some(h) = self.leases.get_mut(&id) {
             h.inflight = h.inflight.saturating_sub(1);
-            h.entry.machine().feed(&shared, answer);
+            h.entry.machine().feed_all(&shared, answers);
         }
         self.pump(id);
     }

@@ -3,15 +3,15 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
-use leasehold_core::LostReason;
+use futures_util::stream::StreamExt;
+use leasehold_core::{LostReason, Phase};
 
 use crate::cell::CellState;
 use crate::drive::{Entry, apply_events};
 use crate::error::LockError;
 use crate::keeper::{KeeperHandle, KeeperMsg};
 use crate::locker::Shared;
-use crate::send::drain;
+use crate::send::{Inflight, drain};
 
 /// A held lease. Use [`Lease::token`] as the fencing token on every write to the protected
 /// resource; watch [`Lease::lost`]; call [`Lease::release`]. Dropping it releases in the
@@ -106,7 +106,7 @@ impl Lease {
         if !cell.request_release() {
             return Ok(());
         }
-        let mut replies = FuturesUnordered::new();
+        let mut replies = Inflight::Empty;
         {
             let mut m = self.entry.machine();
             if m.lock.release(self.shared.core_now()).is_err() {
@@ -123,10 +123,21 @@ impl Lease {
             apply_events(&self.shared, &self.entry, &mut m);
         }
         let outstanding = Outstanding::new(&self.entry, &self.keeper, replies.len());
-        while let Some(answer) = replies.next().await {
+        while let Some(answers) = replies.next().await {
             let mut m = self.entry.machine();
-            m.feed(&self.shared, answer);
+            m.feed_all(&self.shared, answers);
             apply_events(&self.shared, &self.entry, &mut m);
+        }
+        {
+            // released: no push concerns this lease any more. Its routes go now, not at the
+            // keeper's next look (up to a TICK away): until then every write of the name by this
+            // locker (the next grant, the next release) would be passed on to them and wake the
+            // keeper for nothing
+            let m = self.entry.machine();
+            if m.lock.phase() == Phase::Idle {
+                let keys = self.shared.route_keys(m.lock.keys());
+                self.shared.router.unregister(self.entry.id, keys);
+            }
         }
         drop(outstanding);
         Ok(())

@@ -32,6 +32,7 @@
 //! only moves its commands to Redis and its events to the application.
 
 mod acquire;
+mod batch;
 pub mod cell;
 mod cluster;
 mod compat;

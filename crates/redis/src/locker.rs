@@ -126,6 +126,9 @@ fn default_holder() -> String {
 
 pub(crate) struct Scripts {
     pub acquire: redis::Script,
+    /// Several slots' acquires, or releases, on one instance ([`leasehold_core::wire::batch`]).
+    pub acquire_batch: redis::Script,
+    pub release_batch: redis::Script,
     pub extend: redis::Script,
     pub check: redis::Script,
     pub release: redis::Script,
@@ -193,8 +196,12 @@ impl Shared {
         }
     }
 
-    pub fn emit(&self, ev: LockEvent) {
-        let _ = self.lock_events.send(ev);
+    /// Send the event `ev` builds to the locker's subscribers; with none (the usual case) it is
+    /// not even built (its name is a string to copy).
+    pub fn emit(&self, ev: impl FnOnce() -> LockEvent) {
+        if self.lock_events.receiver_count() > 0 {
+            let _ = self.lock_events.send(ev());
+        }
     }
 
     fn next_seed(&self) -> u64 {
@@ -457,6 +464,7 @@ impl Locker {
                 last_error,
                 run_id,
                 url,
+                batches: clusters.get(index).cloned().flatten().is_none(),
             });
         }
         // wait briefly for the first connection attempt of each instance, to report refused
@@ -507,6 +515,12 @@ impl Locker {
             lock_events,
             scripts: Scripts {
                 acquire: redis::Script::new(leasehold_core::wire::ACQUIRE.source),
+                acquire_batch: redis::Script::new(
+                    leasehold_core::wire::batch::ACQUIRE_BATCH.source,
+                ),
+                release_batch: redis::Script::new(
+                    leasehold_core::wire::batch::RELEASE_BATCH.source,
+                ),
                 extend: redis::Script::new(leasehold_core::wire::EXTEND.source),
                 check: redis::Script::new(leasehold_core::wire::CHECK.source),
                 // the same compare-and-delete in both dialects; rueidislock's own text in its

@@ -6,19 +6,135 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::Stream;
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
+
+use leasehold_core::wire::batch;
 use leasehold_core::{Command, Lock, Op, Reply, SlotError, SlotErrorKind};
 
 use crate::decode::{decode, error_reply};
 use crate::locker::{Scripts, Shared};
 
-/// What a request resolves to: the command, the reply, the instance it went to, and how long it
-/// took.
+/// What one command came back with: the command, the reply, the instance it went to, and how
+/// long it took.
 pub(crate) type Answer = (Command, Reply, usize, Duration);
 
+/// What a request resolves to: the answer to its one command, or one per command of a batch
+/// ([`crate::batch`]), in the order they were sent.
+pub(crate) enum Answers {
+    One(Answer),
+    Batch(Vec<Answer>),
+}
+
+impl IntoIterator for Answers {
+    type Item = Answer;
+    type IntoIter = AnswersIter;
+
+    fn into_iter(self) -> AnswersIter {
+        match self {
+            Answers::One(a) => AnswersIter::One(Some(a)),
+            Answers::Batch(v) => AnswersIter::Batch(v.into_iter()),
+        }
+    }
+}
+
+/// The answers of one request, one by one.
+pub(crate) enum AnswersIter {
+    One(Option<Answer>),
+    Batch(std::vec::IntoIter<Answer>),
+}
+
+impl Iterator for AnswersIter {
+    type Item = Answer;
+
+    fn next(&mut self) -> Option<Answer> {
+        match self {
+            AnswersIter::One(a) => a.take(),
+            AnswersIter::Batch(v) => v.next(),
+        }
+    }
+}
+
 /// A request in flight.
-pub(crate) type Request = Pin<Box<dyn Future<Output = Answer> + Send>>;
+pub(crate) type Request = Pin<Box<dyn Future<Output = Answers> + Send>>;
+
+/// The requests one caller awaits (an acquisition, a release), answered in any order. The usual
+/// one at a time is polled as it is: a `FuturesUnordered` costs two allocations to create and one
+/// per request, a good part of a short lease's client-side cost.
+#[derive(Default)]
+pub(crate) enum Inflight {
+    #[default]
+    Empty,
+    One(Request),
+    Many(FuturesUnordered<Request>),
+}
+
+impl Inflight {
+    /// Await `r` too.
+    pub fn push(&mut self, r: Request) {
+        *self = match std::mem::take(self) {
+            Inflight::Empty => Inflight::One(r),
+            Inflight::One(first) => {
+                let many = FuturesUnordered::new();
+                many.push(first);
+                many.push(r);
+                Inflight::Many(many)
+            }
+            Inflight::Many(many) => {
+                many.push(r);
+                Inflight::Many(many)
+            }
+        };
+    }
+
+    /// Whether nothing is awaited.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Inflight::Empty => true,
+            Inflight::One(_) => false,
+            Inflight::Many(many) => many.is_empty(),
+        }
+    }
+
+    /// How many requests are awaited.
+    pub fn len(&self) -> usize {
+        match self {
+            Inflight::Empty => 0,
+            Inflight::One(_) => 1,
+            Inflight::Many(many) => many.len(),
+        }
+    }
+
+    /// The requests, for another driver to await.
+    pub fn into_vec(self) -> Vec<Request> {
+        match self {
+            Inflight::Empty => Vec::new(),
+            Inflight::One(r) => vec![r],
+            Inflight::Many(many) => many.into_iter().collect(),
+        }
+    }
+}
+
+impl Stream for Inflight {
+    type Item = Answers;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Answers>> {
+        match &mut *self {
+            Inflight::Empty => Poll::Ready(None),
+            Inflight::One(r) => match r.as_mut().poll(cx) {
+                Poll::Ready(a) => {
+                    *self = Inflight::Empty;
+                    Poll::Ready(Some(a))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            Inflight::Many(many) => many.poll_next_unpin(cx),
+        }
+    }
+}
 
 /// The request for `cmd` of `lock`: its `EVALSHA` rendered now, into one buffer (keys and value
 /// straight from the machine), sent when first polled.
@@ -39,19 +155,38 @@ pub(crate) fn request(shared: &Arc<Shared>, lock: &Lock, cmd: Command) -> Reques
     Box::pin(async move {
         let sent = tokio::time::Instant::now();
         let reply = execute(&shared, inst, cmd, call).await;
-        (cmd, reply, inst, sent.elapsed())
+        Answers::One((cmd, reply, inst, sent.elapsed()))
     })
 }
 
-/// Drain `lock`'s commands into requests, calling `each` with every command and its request. A
-/// write the machine wants confirmed is followed by its `WAIT` on the same slot; the two become
-/// one pipeline on one connection ([`crate::confirm`]), so the `WAIT` runs right after the
-/// write and can never confirm nothing (on another connection, or before a script re-sent on
-/// `NOSCRIPT`).
+/// Drain `lock`'s commands into requests, calling `each` with every request and its (first)
+/// command. A write the machine wants confirmed is followed by its `WAIT` on the same slot; the
+/// two become one pipeline on one connection ([`crate::confirm`]), so the `WAIT` runs right
+/// after the write and can never confirm nothing (on another connection, or before a script
+/// re-sent on `NOSCRIPT`). Acquires of one round for several slots on one instance become one
+/// script ([`crate::batch`]).
 pub(crate) fn drain(shared: &Arc<Shared>, lock: &mut Lock, mut each: impl FnMut(Command, Request)) {
     let mut next = lock.poll_command();
     while let Some(cmd) = next.take() {
         next = lock.poll_command();
+        let inst = shared.instance_of(cmd.slot);
+        if shared.instances[inst].batches
+            && let Some(n) = next
+            && batch::joins(&cmd, &n)
+            && shared.instance_of(n.slot) == inst
+        {
+            let mut cmds = vec![cmd, n];
+            next = lock.poll_command();
+            while let Some(n) = next
+                && batch::joins(&cmd, &n)
+                && shared.instance_of(n.slot) == inst
+            {
+                cmds.push(n);
+                next = lock.poll_command();
+            }
+            each(cmd, crate::batch::request(shared, lock, cmds));
+            continue;
+        }
         if let Some(wait) = next
             && matches!(wait.op, Op::Wait { .. })
             && wait.slot == cmd.slot
@@ -164,6 +299,8 @@ pub(crate) fn script_call(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Script {
     Acquire,
+    AcquireBatch,
+    ReleaseBatch,
     Extend,
     Check,
     Release,
@@ -180,6 +317,8 @@ impl Script {
     pub(crate) fn of(self, s: &Scripts) -> &redis::Script {
         match self {
             Script::Acquire => &s.acquire,
+            Script::AcquireBatch => &s.acquire_batch,
+            Script::ReleaseBatch => &s.release_batch,
             Script::Extend => &s.extend,
             Script::Check => &s.check,
             Script::Release => &s.release,
@@ -205,15 +344,6 @@ async fn execute(
     cmd: Command,
     call: Option<(redis::Cmd, Script)>,
 ) -> Reply {
-    let instance = &shared.instances[inst];
-    let conn = instance.conn.borrow().clone();
-    let Some(mut conn) = conn else {
-        let e = SlotError::new(
-            SlotErrorKind::Disconnected,
-            format!("not connected to {}", instance.url),
-        );
-        return Reply::Error(e);
-    };
     let Some((call, which)) = call else {
         // a WAIT is only meaningful right behind its write, in one pipeline (`drain`); alone it
         // would confirm whatever this connection wrote before
@@ -223,6 +353,29 @@ async fn execute(
         );
         return Reply::Error(e);
     };
+    match query(shared, inst, call, which).await {
+        Ok(v) => decode(&cmd.op, &v),
+        Err(reply) => reply,
+    }
+}
+
+/// Run `call` (a script of `which`) on instance `inst`, loading the script on `NOSCRIPT`: the raw
+/// reply, or the error as the machine's reply.
+pub(crate) async fn query(
+    shared: &Shared,
+    inst: usize,
+    call: redis::Cmd,
+    which: Script,
+) -> Result<redis::Value, Reply> {
+    let instance = &shared.instances[inst];
+    let conn = instance.conn.borrow().clone();
+    let Some(mut conn) = conn else {
+        let e = SlotError::new(
+            SlotErrorKind::Disconnected,
+            format!("not connected to {}", instance.url),
+        );
+        return Err(Reply::Error(e));
+    };
     let mut result = call.query_async::<redis::Value>(&mut conn).await;
     if result.as_ref().is_err_and(is_no_script) {
         result = match which.of(&shared.scripts).load_async(&mut conn).await {
@@ -230,13 +383,10 @@ async fn execute(
             Err(e) => Err(e),
         };
     }
-    match result {
-        Ok(v) => decode(&cmd.op, &v),
-        Err(e) => {
-            if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
-                let _ = instance.kick.send(());
-            }
-            error_reply(&e)
+    result.map_err(|e| {
+        if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+            let _ = instance.kick.send(());
         }
-    }
+        error_reply(&e)
+    })
 }

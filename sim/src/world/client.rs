@@ -7,8 +7,10 @@
 
 use leasehold_core::testkit::IssueLog;
 use leasehold_core::testkit::classify::RoundLog;
+use leasehold_core::wire::batch;
 use leasehold_core::{
-    AcquireError, AcquireMode, Event, Instant, Lock, Op, Reply, RequestId, SlotError, SlotErrorKind,
+    AcquireError, AcquireMode, Command, Event, Instant, Lock, Op, Reply, RequestId, SlotError,
+    SlotErrorKind,
 };
 
 use super::clock::SkewedClock;
@@ -215,42 +217,75 @@ impl World {
 
     /// Move a machine's commands to the network and its events to the workload and history.
     pub(super) fn drain(&mut self, c: usize, l: usize) {
-        while let Some(cmd) = self.clients[c].locks[l].machine.poll_command() {
+        let mut next = self.clients[c].locks[l].machine.poll_command();
+        while let Some(cmd) = next.take() {
+            next = self.clients[c].locks[l].machine.poll_command();
             let s = self.server_of(cmd.slot);
-            self.clients[c].locks[l].round.sent(&cmd);
-            if let Op::Acquire { .. } | Op::CompatAcquire { .. } = cmd.op {
-                self.clients[c].acquire_sent.push((cmd.request, self.now));
+            // acquires of one round for slots on this one server go as one script, as the
+            // adapter sends them (`leasehold_core::wire::batch`)
+            let mut batch: Vec<Command> = Vec::new();
+            while let Some(n) = next
+                && batch::joins(&cmd, &n)
+                && self.server_of(n.slot) == s
+                && self.servers.len() == 1
+            {
+                if batch.is_empty() {
+                    batch.push(cmd);
+                }
+                batch.push(n);
+                next = self.clients[c].locks[l].machine.poll_command();
+            }
+            let group = if batch.is_empty() {
+                std::slice::from_ref(&cmd)
+            } else {
+                &batch[..]
+            };
+            for one in group {
+                self.clients[c].locks[l].round.sent(one);
+                if let Op::Acquire { .. } | Op::CompatAcquire { .. } = one.op {
+                    self.clients[c].acquire_sent.push((one.request, self.now));
+                }
             }
             let li = self.link(c, s);
             if !self.links[li].up {
-                let reply = Reply::Error(SlotError::new(
-                    SlotErrorKind::Disconnected,
-                    "connection down",
-                ));
                 let epoch = self.links[li].epoch;
-                self.push(
-                    self.now,
-                    Ev::ToClient {
-                        c: c as u32,
-                        s: s as u32,
-                        l: l as u32,
-                        epoch,
-                        msg: Msg::Reply(cmd.request, reply),
-                    },
-                );
+                for one in group {
+                    let reply = Reply::Error(SlotError::new(
+                        SlotErrorKind::Disconnected,
+                        "connection down",
+                    ));
+                    self.push(
+                        self.now,
+                        Ev::ToClient {
+                            c: c as u32,
+                            s: s as u32,
+                            l: l as u32,
+                            epoch,
+                            msg: Msg::Reply(one.request, reply),
+                        },
+                    );
+                }
                 continue;
             }
             let (at, epoch) = self.send_at(li, true);
-            self.push(
-                at,
+            let ev = if batch.is_empty() {
                 Ev::Arrive {
                     c: c as u32,
                     s: s as u32,
                     l: l as u32,
                     epoch,
                     cmd,
-                },
-            );
+                }
+            } else {
+                Ev::ArriveBatch {
+                    c: c as u32,
+                    s: s as u32,
+                    l: l as u32,
+                    epoch,
+                    cmds: batch,
+                }
+            };
+            self.push(at, ev);
         }
         while let Some(ev) = self.clients[c].locks[l].machine.poll_event() {
             self.on_event(c, l, ev);

@@ -83,6 +83,9 @@ pub struct World {
     trace: Option<Vec<String>>,
     live: bool,
     log: Vec<LogLine>,
+    /// The token floor of the batch being executed ([`leasehold_core::wire::batch`]; 0 outside
+    /// one).
+    batch_floor: u64,
 }
 
 fn fnv(h: u64, x: u64) -> u64 {
@@ -176,6 +179,7 @@ impl World {
             trace: trace.then(Vec::new),
             live: false,
             log: Vec::new(),
+            batch_floor: 0,
         };
         for (i, f) in w.faults.clone().iter().enumerate() {
             w.push(f.at, Ev::Fault(i as u32));
@@ -280,6 +284,20 @@ impl World {
                 cmd,
                 epoch,
             } => self.exec(c as usize, s as usize, l as usize, cmd, epoch),
+            Ev::ArriveBatch {
+                c,
+                s,
+                l,
+                epoch,
+                cmds,
+            } => self.arrive_batch(c, s, l, epoch, cmds),
+            Ev::ExecBatch {
+                c,
+                s,
+                l,
+                cmds,
+                epoch,
+            } => self.exec_batch(c as usize, s as usize, l as usize, cmds, epoch),
             Ev::ToClient {
                 c,
                 s,

@@ -47,6 +47,22 @@ pub(super) enum Ev {
         cmd: Command,
         epoch: u32,
     },
+    /// Acquires of one round for several slots on one server, sent as one script
+    /// ([`leasehold_core::wire::batch`]).
+    ArriveBatch {
+        c: u32,
+        s: u32,
+        l: u32,
+        epoch: u32,
+        cmds: Vec<Command>,
+    },
+    ExecBatch {
+        c: u32,
+        s: u32,
+        l: u32,
+        cmds: Vec<Command>,
+        epoch: u32,
+    },
     ToClient {
         c: u32,
         s: u32,
@@ -124,6 +140,8 @@ impl Ev {
             Ev::ReadArrive { .. } => 13,
             Ev::ReadReply { .. } => 14,
             Ev::WaitTimeout { .. } => 15,
+            Ev::ArriveBatch { .. } => 16,
+            Ev::ExecBatch { .. } => 17,
         }
     }
 
@@ -132,7 +150,11 @@ impl Ev {
         match self.client() {
             Some(c) => format!("client{c}"),
             None => match self {
-                Ev::Arrive { s, .. } | Ev::Exec { s, .. } | Ev::ExpireCheck { s, .. } => {
+                Ev::Arrive { s, .. }
+                | Ev::Exec { s, .. }
+                | Ev::ArriveBatch { s, .. }
+                | Ev::ExecBatch { s, .. }
+                | Ev::ExpireCheck { s, .. } => {
                     format!("server{s}")
                 }
                 Ev::WriteArrive { .. } | Ev::ReadArrive { .. } => "resource".into(),

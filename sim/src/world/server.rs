@@ -107,15 +107,24 @@ impl World {
         Instant::from_nanos(self.servers[s].clock.read(self.now))
     }
 
-    /// A command reached server `s`: it queues behind the server's earlier work.
-    pub(super) fn arrive(&mut self, c: u32, s: u32, l: u32, epoch: u32, cmd: Command) {
+    /// When work that reached server `s` from client `c` now runs: queued behind the server's
+    /// earlier work; `None` when the server is down or the link was reset since it was sent.
+    fn queue_behind(&mut self, c: u32, s: u32, epoch: u32) -> Option<u64> {
         let (ci, si) = (c as usize, s as usize);
         if !self.servers[si].up || self.links[self.link(ci, si)].epoch != epoch {
-            return;
+            return None;
         }
         let service = nanos(self.cfg.faults.service_time);
         let at = self.now.max(self.servers[si].busy_until) + service;
         self.servers[si].busy_until = at;
+        Some(at)
+    }
+
+    /// A command reached server `s`: it queues behind the server's earlier work.
+    pub(super) fn arrive(&mut self, c: u32, s: u32, l: u32, epoch: u32, cmd: Command) {
+        let Some(at) = self.queue_behind(c, s, epoch) else {
+            return;
+        };
         self.push(
             at,
             Ev::Exec {
@@ -126,6 +135,54 @@ impl World {
                 epoch,
             },
         );
+    }
+
+    /// A batch reached server `s`: it queues as one script.
+    pub(super) fn arrive_batch(&mut self, c: u32, s: u32, l: u32, epoch: u32, cmds: Vec<Command>) {
+        let Some(at) = self.queue_behind(c, s, epoch) else {
+            return;
+        };
+        self.push(
+            at,
+            Ev::ExecBatch {
+                c,
+                s,
+                l,
+                cmds,
+                epoch,
+            },
+        );
+    }
+
+    /// Run a batch as `ACQUIRE_BATCH` does: every slot reads first (each one's floor), then
+    /// each runs as its own `ACQUIRE` with the highest floor, in one step.
+    pub(super) fn exec_batch(
+        &mut self,
+        c: usize,
+        s: usize,
+        l: usize,
+        cmds: Vec<Command>,
+        epoch: u32,
+    ) {
+        if !self.servers[s].up {
+            return;
+        }
+        let now = self.server_clock(s);
+        let base = l * self.slots;
+        self.batch_floor = cmds
+            .iter()
+            .filter_map(|cmd| {
+                // on a copy: the batch's own reads must not change what `exec` sees as before
+                self.servers[s].keys[base + cmd.slot]
+                    .clone()
+                    .batch_floor(now, c, cmd.op)
+            })
+            .max()
+            .unwrap_or(0);
+        for cmd in cmds {
+            self.exec(c, s, l, cmd, epoch);
+        }
+        self.batch_floor = 0;
     }
 
     pub(super) fn exec(&mut self, c: usize, s: usize, l: usize, cmd: Command, epoch: u32) {
@@ -246,7 +303,7 @@ impl World {
         {
             return Reply::Extended;
         }
-        self.servers[s].keys[key].exec(now, c, op)
+        self.servers[s].keys[key].exec_in_batch(now, c, op, self.batch_floor)
     }
 
     /// Client-tracking invalidation, as Redis does it in default mode: to every client whose

@@ -440,7 +440,18 @@ impl World {
             {
                 Reply::Extended
             }
-            _ => key.exec(now, c, cmd.op),
+            // each script reads its own `TIME`: one µs later per issuing operation so far, so
+            // grants at one instant carry different tokens as on Redis (where two scripts never
+            // run in the same µs) and a multi-slot lease is written back; the token rule only
+            // needs a reading not below the clock (`ModelServer::exec_in_batch`)
+            _ => {
+                let time = if key.has_time_floor() {
+                    now.as_nanos() / 1_000 + self.op_seq
+                } else {
+                    0
+                };
+                key.exec_in_batch(now, c, cmd.op, time)
+            }
         };
         log.note(|| {
             format!(

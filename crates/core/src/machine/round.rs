@@ -125,7 +125,10 @@ impl Lock {
         let slack = self.slots - self.quorum;
         if granted >= self.quorum {
             round.token = answers.max_token;
-            if self.slots == 1 || !self.config.dialect.has_fence() {
+            // the write-back raises every granted slot's counter to the lease's token; when all
+            // grants carried that token (a batch on one instance, `wire::ACQUIRE_BATCH`) the
+            // counters already stand there
+            if self.slots == 1 || !self.config.dialect.has_fence() || !answers.tokens_differ {
                 self.finish_acquired(now);
             } else {
                 self.start_write_back(now);

@@ -16,6 +16,7 @@
 //!   a `DeadlineExceeded` carrying its last round's real cause;
 //! - nothing panics (the caller observes a panic as a test failure).
 
+mod batch;
 pub mod classify;
 mod compat;
 pub mod issue;
@@ -270,20 +271,29 @@ impl ModelServer {
 
     /// The fence-token rule ([`crate::wire::ACQUIRE`]): `max(counter + 1, TIME in µs)`, stored
     /// with a retention of `keep_ms`.
-    fn next_token(&mut self, now: Instant, keep_ms: u64) -> u64 {
+    /// `floor`: a batch's common token floor ([`crate::wire::batch`]; 0 alone).
+    fn next_token(&mut self, now: Instant, keep_ms: u64, floor: u64) -> u64 {
         let cur = self.current_fence(now).unwrap_or(0);
         let time_us = now.as_nanos() / 1_000;
         let token = if self.time_floor {
             (cur + 1).max(time_us)
         } else {
             cur + 1
-        };
+        }
+        .max(floor);
         self.fence = Some((token, keep(now, keep_ms)));
         token
     }
 
     /// Execute `op` for `client` at `now` (the server's clock).
     pub fn exec(&mut self, now: Instant, client: usize, op: Op) -> Reply {
+        self.exec_in_batch(now, client, op, 0)
+    }
+
+    /// Execute `op` as one slot of a batch ([`crate::wire::batch::ACQUIRE_BATCH`]) whose
+    /// slots' [`ModelServer::batch_floor`]s have the maximum `floor`: a new token is at least
+    /// `floor`. `floor` 0 is [`ModelServer::exec`].
+    pub fn exec_in_batch(&mut self, now: Instant, client: usize, op: Op, floor: u64) -> Reply {
         let ttl = |ms: u64| now + Duration::from_millis(ms);
         let cur = self.current(now);
         let fence_now = self.current_fence(now);
@@ -312,7 +322,7 @@ impl ModelServer {
                         remaining,
                     };
                 }
-                let token = self.next_token(now, keep_ms);
+                let token = self.next_token(now, keep_ms, floor);
                 self.key = Some((me, ttl(ttl_ms)));
                 Reply::Granted { token }
             }
@@ -380,7 +390,7 @@ impl ModelServer {
                 }
                 Some(_) => {
                     self.key = None;
-                    let token = self.next_token(now, keep_ms);
+                    let token = self.next_token(now, keep_ms, 0);
                     Reply::ForceReleased(ForceOutcome::Deleted { token })
                 }
             },
