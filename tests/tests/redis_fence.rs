@@ -220,33 +220,58 @@ async fn a_corrupt_counter_is_a_clear_error_naming_the_key() {
         return;
     };
     let mut c = conn(&server).await;
+    // Lua's tonumber takes all of these; none is a counter (tokens are exact below 2^53)
+    for corrupt in [
+        "not-a-number",
+        "1e20",
+        "0x10",
+        "1.5",
+        " 5",
+        "9007199254740993",
+    ] {
+        let _: () = redis::cmd("SET")
+            .arg(FENCE)
+            .arg(corrupt)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let script = redis::Script::new(ACQUIRE.source);
+        let err = script
+            .key(LOCK)
+            .key(FENCE)
+            .arg("lh1:0000000000000001:a")
+            .arg(1000)
+            .arg("0")
+            .arg(1000)
+            .invoke_async::<Value>(&mut c)
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("fence counter") && msg.contains(FENCE),
+            "{corrupt:?}: the error names the corrupt counter: {msg}"
+        );
+        // the lock key was not written, the counter kept as it was
+        let v: Option<String> = redis::cmd("GET")
+            .arg(LOCK)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(v, None, "{corrupt:?}");
+        let kept: String = redis::cmd("GET")
+            .arg(FENCE)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(kept, corrupt);
+    }
+    // a hand-lowered (even negative) counter is no corruption: the TIME floor wins
     let _: () = redis::cmd("SET")
         .arg(FENCE)
-        .arg("not-a-number")
+        .arg("-3")
         .query_async(&mut c)
         .await
         .unwrap();
-    let script = redis::Script::new(ACQUIRE.source);
-    let err = script
-        .key(LOCK)
-        .key(FENCE)
-        .arg("lh1:0000000000000001:a")
-        .arg(1000)
-        .arg("0")
-        .arg(1000)
-        .invoke_async::<Value>(&mut c)
-        .await
-        .unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        msg.contains("fence counter") && msg.contains(FENCE),
-        "error names the corrupt counter: {msg}"
-    );
-    // the lock key was not written
-    let v: Option<String> = redis::cmd("GET")
-        .arg(LOCK)
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    assert_eq!(v, None);
+    let token = acquire(&mut c, "lh1:0000000000000002:a").await;
+    assert!(token > 1_000_000_000_000_000, "{token}");
 }

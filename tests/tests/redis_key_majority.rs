@@ -14,12 +14,17 @@ use leasehold_tests::RedisServer;
 const PREFIX: &str = "lhkm";
 
 async fn locker(server: &RedisServer, holder: &str) -> Locker {
+    locker_with(server, holder, true).await
+}
+
+async fn locker_with(server: &RedisServer, holder: &str, batch_keys: bool) -> Locker {
     let mut o = LockerOptions::new(server.url())
         .ttl(Duration::from_secs(10))
         .slot_wait(Duration::from_secs(5))
         .prefix(PREFIX);
     o.key_majority = Some(2);
     o.holder = Some(holder.into());
+    o.batch_keys = batch_keys;
     o.build().await.unwrap()
 }
 
@@ -85,7 +90,7 @@ fn three_keys_on_one_server_are_acquired_by_one_script_with_one_token() {
 }
 
 #[test]
-fn a_taken_key_and_a_key_of_another_type_cost_only_their_slots() {
+fn a_taken_key_a_corrupt_counter_and_a_key_of_another_type_cost_only_their_slots() {
     let Some(server) = RedisServer::start("a_taken_key_and_a_key_of_another_type") else {
         return;
     };
@@ -113,6 +118,18 @@ fn a_taken_key_and_a_key_of_another_type_cost_only_their_slots() {
         lease.release().await.unwrap();
         let kept: String = server.cmd(&["HGET", &hash, "field"]).await.unwrap();
         assert_eq!(kept, "data");
+
+        // slot 2 of `c` has a counter Lua would read as 1e20: it fails alone, and never becomes
+        // the token the other two share
+        let bad = keys::fence_key_of(&lock_key("c", 2));
+        let _: () = server.cmd(&["SET", &bad, "1e20"]).await.unwrap();
+        let lease = l.try_lock("c").await.unwrap();
+        assert!(lease.token() < 1 << 53, "{}", lease.token());
+        assert_eq!(fence(&server, "c", 0).await, Some(lease.token()));
+        assert_eq!(fence(&server, "c", 1).await, Some(lease.token()));
+        let kept: String = server.cmd(&["GET", &bad]).await.unwrap();
+        assert_eq!(kept, "1e20", "the corrupt counter is left for the operator");
+        lease.release().await.unwrap();
 
         // two such keys leave no majority: the error says what Redis found there
         let _: () = server
@@ -151,5 +168,31 @@ fn a_second_locker_finds_the_batch_held_and_gets_it_after_the_release() {
         let next = waiter.await.unwrap().unwrap();
         assert!(next.token() > token);
         next.release().await.unwrap();
+    });
+}
+
+#[test]
+fn with_batch_keys_off_each_key_has_its_script_and_the_token_is_written_back() {
+    let Some(server) = RedisServer::start("with_batch_keys_off") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let l = locker_with(&server, "one", false).await;
+        l.try_lock("job").await.unwrap().release().await.unwrap();
+        let _: () = server.cmd(&["CONFIG", "RESETSTAT"]).await.unwrap();
+        let lease = l.try_lock("job").await.unwrap();
+        // three acquires, then the write-back to (at least) the quorum of two
+        let scripts = scripts_run(&server).await;
+        assert!((5..=6).contains(&scripts), "{scripts} scripts");
+        let token = lease.token();
+        let mut at_token = 0;
+        for slot in 0..3 {
+            if fence(&server, "job", slot).await == Some(token) {
+                at_token += 1;
+            }
+        }
+        assert!(at_token >= 2, "a majority of counters at the lease's token");
+        lease.release().await.unwrap();
     });
 }

@@ -45,6 +45,18 @@ pub fn full() -> Vec<Setup> {
         }),
         world("instances-delays", INSTANCES, 2, 10, |_| {}),
         world("instances-restart", INSTANCES, 2, 9, |s| s.restarts = 1),
+        // grants of one instant carry one token: the write-back is skipped
+        world("instances-same-time", INSTANCES, 2, 10, |s| {
+            s.same_time = true
+        }),
+        world("instances-same-time-restart", INSTANCES, 2, 9, |s| {
+            s.same_time = true;
+            s.restarts = 1;
+        }),
+        world("keys-same-time-restart", KEYS, 2, 10, |s| {
+            s.same_time = true;
+            s.restarts = 1;
+        }),
         world("rueidislock-keys-1-client-loss", KEYS, 1, 18, |s| {
             s.dialect = Dialect::Rueidislock;
             s.drops = 1;

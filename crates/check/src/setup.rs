@@ -72,6 +72,11 @@ pub struct Setup {
     /// The wire dialect (rueidislock's: no fence counter, `PXAT` expiry from the client's
     /// clock, which here is the one true clock).
     pub dialect: Dialect,
+    /// Every script run at one instant reads the same `TIME` (independent servers' clocks can
+    /// agree to the µs), so grants of one round can carry one token and skip the write-back.
+    /// Off: each script reads one µs later per issuing operation so far, as scripts on one Redis
+    /// never share a µs, and multi-slot grants differ and are written back.
+    pub same_time: bool,
 }
 
 impl Setup {
@@ -94,6 +99,7 @@ impl Setup {
             max_depth: None,
             planted: None,
             dialect: Dialect::Leasehold,
+            same_time: false,
         }
     }
 
@@ -175,7 +181,7 @@ impl Setup {
             Some(w) => format!("wait {}ms", w.as_millis()),
         };
         format!(
-            "{:?}{}, {} clients x {} {mode}, drops {}, restarts {}, force-releases {}, pauses {}, notifications {}, horizon {}ms, tick {}",
+            "{:?}{}, {} clients x {} {mode}, drops {}, restarts {}, force-releases {}, pauses {}, notifications {}, horizon {}ms, tick {}{}",
             self.layout,
             if self.dialect == Dialect::Rueidislock {
                 " (rueidislock dialect)"
@@ -192,6 +198,11 @@ impl Setup {
             self.horizon.as_millis(),
             self.tick
                 .map_or("off".to_owned(), |t| format!("{}ms", t.as_millis())),
+            if self.same_time {
+                ", one TIME per instant"
+            } else {
+                ""
+            },
         )
     }
 }

@@ -23,7 +23,8 @@ pub enum Phase {
     Idle,
     /// An acquire round is out; waiting for slot replies.
     Acquiring,
-    /// A quorum was granted; raising the fence counters on a majority (multi-slot layouts only).
+    /// A quorum was granted with different tokens; raising the fence counters on a majority
+    /// (multi-slot layouts only; grants that agree on the token skip it).
     WritingBack,
     /// `wait` mode between rounds.
     Backoff,

@@ -3,8 +3,9 @@
 //!
 //! The simulator's Redis model and the Redis adapter both execute *these* definitions, so the two
 //! can never disagree about what a lock operation does. Every script touches one lock key and its
-//! fence counter, which share a hash tag (`{...}`), so the scripts run on Redis Cluster; the one
-//! exception, [`batch::ACQUIRE_BATCH`], is only sent to an instance that holds every slot.
+//! fence counter, which share a hash tag (`{...}`), so the scripts run on Redis Cluster; the
+//! exceptions, [`batch::ACQUIRE_BATCH`] and [`batch::RELEASE_BATCH`], are only sent to one
+//! standalone server that holds every slot.
 //!
 //! Key layout (prefix `leasehold`, lock `jobs`):
 //! - one key per instance (`Single`, `Instances`): lock `leasehold:{jobs}`, fence `leasehold:{jobs}:fence`;
@@ -61,8 +62,8 @@ local raw = redis.call('GET', KEYS[2])
 local cur = 0
 if raw then
   cur = tonumber(raw)
-  if cur == nil then
-    return redis.error_reply('leasehold: fence counter ' .. KEYS[2] .. ' holds a non-integer value; delete it (the next token is then taken from TIME)')
+  if cur == nil or not string.find(raw, '^%-?%d+$') or cur >= 9007199254740992 then
+    return redis.error_reply('leasehold: fence counter ' .. KEYS[2] .. ' holds a non-integer value (a counter is a whole number below 2^53); delete it (the next token is then taken from TIME)')
   end
 end
 local t = redis.call('TIME')
@@ -157,15 +158,15 @@ return 0
 };
 
 /// Raise a fence counter to at least `token` (written back to a majority before a multi-slot lease
-/// is reported acquired). `KEYS = [fence]`, `ARGV = [token, keep_ms]`; the counter's retention
+/// is reported acquired, when its grants did not all carry that token). `KEYS = [fence]`, `ARGV = [token, keep_ms]`; the counter's retention
 /// becomes `keep_ms` (the lease's ttl plus the fence retention); returns 1.
 pub const RAISE_FENCE: Script = Script {
     name: "raise_fence",
     source: r#"
 local raw = redis.call('GET', KEYS[1])
 local cur = tonumber(raw or '0')
-if cur == nil then
-  return redis.error_reply('leasehold: fence counter ' .. KEYS[1] .. ' holds a non-integer value; delete it (the next token is then taken from TIME)')
+if cur == nil or (raw and not string.find(raw, '^%-?%d+$')) or cur >= 9007199254740992 then
+  return redis.error_reply('leasehold: fence counter ' .. KEYS[1] .. ' holds a non-integer value (a counter is a whole number below 2^53); delete it (the next token is then taken from TIME)')
 end
 if cur < tonumber(ARGV[1]) then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use leasehold_core::{Command, Lock, Op};
+use leasehold_core::{Command, Lock, Op, Reply, SlotError, SlotErrorKind};
 
 use crate::decode::decode_batch;
 use crate::locker::Shared;
@@ -36,7 +36,15 @@ pub(crate) fn request(shared: &Arc<Shared>, lock: &Lock, cmds: Vec<Command>) -> 
                 }
                 Err(e) => vec![e; cmds.len()],
             },
-            None => Vec::new(),
+            // never (`joins` forms batches of acquires and releases only); answered all the
+            // same, so no command waits for a reply that is never coming
+            None => {
+                let e = SlotError::new(
+                    SlotErrorKind::Corrupt,
+                    "a batch of commands that cannot be batched; nothing was sent",
+                );
+                vec![Reply::Error(e); cmds.len()]
+            }
         };
         let took = sent.elapsed();
         Answers::Batch(

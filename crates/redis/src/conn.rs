@@ -5,7 +5,7 @@
 //! waiters fall back to polling with backoff and jitter.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -216,13 +216,17 @@ pub(crate) struct Instance {
     /// server given under two URLs.
     pub run_id: Arc<std::sync::Mutex<Option<String>>>,
     pub url: String,
-    /// Whether one script may touch several slots' keys here ([`leasehold_core::wire::batch`]):
-    /// a plain instance or a Sentinel's primary, never a Redis Cluster (whose slots' keys live on
-    /// different nodes).
-    pub batches: bool,
+    /// Whether one script may touch several slots' keys here ([`leasehold_core::wire::batch`]),
+    /// as of the latest connection: see [`Supervisor::batches`].
+    pub batches: Arc<AtomicBool>,
 }
 
 impl Instance {
+    /// Whether acquires (releases) of several slots may go here as one script.
+    pub fn batches(&self) -> bool {
+        self.batches.load(Ordering::Relaxed)
+    }
+
     pub fn wake_mode(&self) -> WakeMode {
         WakeMode::from_u8(self.mode.load(Ordering::Relaxed))
     }
@@ -248,6 +252,20 @@ pub(crate) struct Supervisor {
     /// A `redis+cluster://` instance: one cluster connection, kept for the locker's life
     /// ([`Supervisor::run_cluster`]).
     pub cluster: Option<Arc<crate::cluster::ClusterUrl>>,
+    /// Set on each connection: whether one script may touch several slots' keys on it. Only
+    /// when batching is allowed (`LockerOptions::batch_keys`) and the server says it is one
+    /// keyspace (`redis_mode:standalone` in `INFO server`: a plain server or a Sentinel's
+    /// primary; not a Cluster node, and not what does not answer `INFO` as Redis does).
+    pub batches: Arc<AtomicBool>,
+    /// `LockerOptions::batch_keys`.
+    pub batch_keys: bool,
+}
+
+/// Whether an `INFO server` reply is a standalone server's (one keyspace).
+pub(crate) fn is_standalone(info: &str) -> bool {
+    info.lines()
+        .find_map(|l| l.strip_prefix("redis_mode:"))
+        .is_some_and(|m| m.trim() == "standalone")
 }
 
 /// The `run_id` line of an `INFO server` reply.
@@ -360,6 +378,9 @@ impl Supervisor {
                         .arg("server")
                         .query_async::<String>(&mut conn)
                         .await;
+                    let standalone = info.as_ref().is_ok_and(|i| is_standalone(i));
+                    self.batches
+                        .store(self.batch_keys && standalone, Ordering::Relaxed);
                     if let (Ok(info), Ok(mut id)) = (info, self.run_id.lock()) {
                         *id = parse_run_id(&info);
                     }
@@ -478,5 +499,25 @@ impl Supervisor {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_standalone_server_takes_batches() {
+        let info = |mode: &str| {
+            format!("# Server\r\nredis_version:7.0.15\r\nredis_mode:{mode}\r\nrun_id:ab\r\n")
+        };
+        assert!(is_standalone(&info("standalone")));
+        assert!(!is_standalone(&info("cluster")), "a Cluster node");
+        assert!(!is_standalone(&info("sentinel")), "a Sentinel itself");
+        assert!(
+            !is_standalone("# Server\r\nredis_version:7.0.15\r\n"),
+            "a reply that does not say (a proxy's)"
+        );
+        assert_eq!(parse_run_id(&info("standalone")).as_deref(), Some("ab"));
     }
 }

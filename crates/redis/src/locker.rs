@@ -39,6 +39,13 @@ pub struct LockerOptions {
     /// instance (`XADD ... MAXLEN ~ 10000`), so a dashboard can show every client's timeouts and
     /// losses. Off by default.
     pub publish_events: bool,
+    /// With `key_majority` on one server, send the keys of one round as one script
+    /// (`ACQUIRE_BATCH`, `RELEASE_BATCH`: one round trip less, no token write-back). On by
+    /// default, and used only when the server reports itself standalone (`INFO server`). Turn
+    /// it off behind a proxy that shards keys and answers `INFO` as one server (twemproxy,
+    /// Envoy, a managed service's proxy): a batch lands on the shard of its first key, where
+    /// per-key scripts would reach each key's own shard.
+    pub batch_keys: bool,
 }
 
 impl LockerOptions {
@@ -52,6 +59,7 @@ impl LockerOptions {
             push: true,
             tls_root_ca: None,
             publish_events: false,
+            batch_keys: true,
         }
     }
 
@@ -439,6 +447,7 @@ impl Locker {
             let mode = Arc::new(AtomicU8::new(0));
             let last_error = Arc::new(Mutex::new(None));
             let run_id = Arc::new(Mutex::new(None));
+            let batches = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let sup = Supervisor {
                 index,
                 client,
@@ -454,6 +463,8 @@ impl Locker {
                 router: router.clone(),
                 sentinel: sentinels.get(index).cloned().flatten(),
                 cluster: clusters.get(index).cloned().flatten(),
+                batches: batches.clone(),
+                batch_keys: opts.batch_keys,
             };
             tokio::spawn(sup.run());
 
@@ -464,7 +475,7 @@ impl Locker {
                 last_error,
                 run_id,
                 url,
-                batches: clusters.get(index).cloned().flatten().is_none(),
+                batches,
             });
         }
         // wait briefly for the first connection attempt of each instance, to report refused

@@ -170,15 +170,15 @@ pub(crate) fn drain(shared: &Arc<Shared>, lock: &mut Lock, mut each: impl FnMut(
     while let Some(cmd) = next.take() {
         next = lock.poll_command();
         let inst = shared.instance_of(cmd.slot);
-        if shared.instances[inst].batches
+        if shared.instances[inst].batches()
             && let Some(n) = next
-            && batch::joins(&cmd, &n)
+            && batch::joins(&[cmd], &n)
             && shared.instance_of(n.slot) == inst
         {
             let mut cmds = vec![cmd, n];
             next = lock.poll_command();
             while let Some(n) = next
-                && batch::joins(&cmd, &n)
+                && batch::joins(&cmds, &n)
                 && shared.instance_of(n.slot) == inst
             {
                 cmds.push(n);

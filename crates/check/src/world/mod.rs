@@ -30,6 +30,20 @@ use judge::{event_text, op_name, owner_text, reply_text};
 /// any positive outage).
 pub const RESTART_GAP: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// The `TIME` a script reads at `now` after `op_seq` issuing operations, as a floor for its new
+/// token (`ModelServer::exec_in_batch`): one µs later per issuing operation, so grants at one
+/// instant carry different tokens as on Redis (where two scripts never run in the same µs) and a
+/// multi-slot lease is written back; the clock itself with `Setup::same_time`. The token rule
+/// only needs a reading not below the clock. None without the rule's `TIME` floor (the
+/// `CounterFromZero` control).
+fn time_reading(setup: &Setup, key: &ModelServer, now: Instant, op_seq: u64) -> u64 {
+    if !key.has_time_floor() || setup.same_time {
+        0
+    } else {
+        now.as_nanos() / 1_000 + op_seq
+    }
+}
+
 /// True time at which every run starts.
 pub const START: Instant = Instant::from_millis(1_000);
 
@@ -440,16 +454,8 @@ impl World {
             {
                 Reply::Extended
             }
-            // each script reads its own `TIME`: one µs later per issuing operation so far, so
-            // grants at one instant carry different tokens as on Redis (where two scripts never
-            // run in the same µs) and a multi-slot lease is written back; the token rule only
-            // needs a reading not below the clock (`ModelServer::exec_in_batch`)
             _ => {
-                let time = if key.has_time_floor() {
-                    now.as_nanos() / 1_000 + self.op_seq
-                } else {
-                    0
-                };
+                let time = time_reading(setup, key, now, self.op_seq);
                 key.exec_in_batch(now, c, cmd.op, time)
             }
         };
@@ -623,7 +629,8 @@ impl World {
             value: owner.value,
             keep_ms,
         };
-        let reply = self.keys[slot].exec(self.now, owner.client, op);
+        let time = time_reading(setup, &self.keys[slot], self.now, self.op_seq);
+        let reply = self.keys[slot].exec_in_batch(self.now, owner.client, op, time);
         log.note(|| format!("  slot {slot}: {}", reply_text(&reply)));
         if matches!(reply, Reply::ForceReleased(ForceOutcome::Deleted { .. })) {
             self.notify(setup, slot, None);

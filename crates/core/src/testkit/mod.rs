@@ -271,7 +271,7 @@ impl ModelServer {
 
     /// The fence-token rule ([`crate::wire::ACQUIRE`]): `max(counter + 1, TIME in µs)`, stored
     /// with a retention of `keep_ms`.
-    /// `floor`: a batch's common token floor ([`crate::wire::batch`]; 0 alone).
+    /// `floor`: see [`ModelServer::exec_in_batch`] (0: none).
     fn next_token(&mut self, now: Instant, keep_ms: u64, floor: u64) -> u64 {
         let cur = self.current_fence(now).unwrap_or(0);
         let time_us = now.as_nanos() / 1_000;
@@ -290,9 +290,11 @@ impl ModelServer {
         self.exec_in_batch(now, client, op, 0)
     }
 
-    /// Execute `op` as one slot of a batch ([`crate::wire::batch::ACQUIRE_BATCH`]) whose
-    /// slots' [`ModelServer::batch_floor`]s have the maximum `floor`: a new token is at least
-    /// `floor`. `floor` 0 is [`ModelServer::exec`].
+    /// Execute `op` with every new token (an acquire's, a force-release's) at least `floor`: the
+    /// highest [`ModelServer::batch_floor`] of a batch's slots
+    /// ([`crate::wire::batch::ACQUIRE_BATCH`]), or a `TIME` read later than `now` (the token rule
+    /// needs only a token above the counter and not below the clock). `floor` 0 is
+    /// [`ModelServer::exec`].
     pub fn exec_in_batch(&mut self, now: Instant, client: usize, op: Op, floor: u64) -> Reply {
         let ttl = |ms: u64| now + Duration::from_millis(ms);
         let cur = self.current(now);
@@ -390,7 +392,7 @@ impl ModelServer {
                 }
                 Some(_) => {
                     self.key = None;
-                    let token = self.next_token(now, keep_ms, 0);
+                    let token = self.next_token(now, keep_ms, floor);
                     Reply::ForceReleased(ForceOutcome::Deleted { token })
                 }
             },

@@ -27,14 +27,25 @@ use super::{Command, Op, Script};
 /// fence_keep_ms]` (as [`super::ACQUIRE`]'s). Returns one entry per slot, in order: what
 /// `ACQUIRE` returns for it (`{1, token}` with the one token of every slot granted now, or the
 /// current counter on a repeated grant; `{0, holder_value, pttl}`), or `{-2, message}` for a slot
-/// that failed alone (a key of another type, a fence counter that is not an integer), where
-/// per-slot scripts would have failed that slot and no other. No slot is written before every
+/// that failed alone (a key of another type, a fence counter that is not a whole number below
+/// 2^53, which is checked before it can enter the common token), where per-slot scripts would
+/// have failed that slot and no other. No slot is written before every
 /// slot was read, so a failed slot never leaves a half-done batch. Every lock key is read last,
 /// as in `ACQUIRE`, so the caller hears of its next change.
 pub const ACQUIRE_BATCH: Script = Script {
     name: "acquire_batch",
     source: r#"
 local KEEP_MS = tonumber(ARGV[2]) + tonumber(ARGV[4])
+local function counter(fk)
+  local raw = redis.pcall('GET', fk)
+  if type(raw) == 'table' then return nil, {-2, raw.err} end
+  if not raw then return 0 end
+  local cur = tonumber(raw)
+  if cur == nil or not string.find(raw, '^%-?%d+$') or cur >= 9007199254740992 then
+    return nil, {-2, 'leasehold: fence counter ' .. fk .. ' holds a non-integer value (a counter is a whole number below 2^53); delete it (the next token is then taken from TIME)'}
+  end
+  return cur
+end
 local out, grant, top = {}, {}, 0
 for i = 1, #KEYS / 2 do
   local lk, fk = KEYS[2 * i - 1], KEYS[2 * i]
@@ -42,29 +53,22 @@ for i = 1, #KEYS / 2 do
   if type(mine) == 'table' then
     out[i] = {-2, mine.err}
   elseif mine == ARGV[1] then
-    local raw = redis.pcall('GET', fk)
-    if type(raw) == 'table' then
-      out[i] = {-2, raw.err}
+    local cur, failed = counter(fk)
+    if failed then
+      out[i] = failed
     else
       redis.call('PEXPIRE', lk, ARGV[2])
       redis.call('PEXPIRE', fk, KEEP_MS)
       redis.call('PTTL', lk)
-      out[i] = {1, tonumber(raw or '0') or 0}
+      out[i] = {1, cur}
     end
   elseif mine and ARGV[3] ~= '1' then
     out[i] = {0, mine, redis.call('PTTL', lk)}
   else
-    local raw = redis.pcall('GET', fk)
-    local cur = 0
-    if type(raw) == 'table' then
-      out[i] = {-2, raw.err}
-    elseif raw then
-      cur = tonumber(raw)
-      if cur == nil then
-        out[i] = {-2, 'leasehold: fence counter ' .. fk .. ' holds a non-integer value; delete it (the next token is then taken from TIME)'}
-      end
-    end
-    if not out[i] then
+    local cur, failed = counter(fk)
+    if failed then
+      out[i] = failed
+    else
       grant[#grant + 1] = i
       top = math.max(top, cur + 1)
     end
@@ -111,15 +115,16 @@ return out
 /// The entry a batch returns for a slot that failed alone (`{-2, message}`).
 pub const SLOT_FAILED: i64 = -2;
 
-/// Whether `next` may join a batch that `first` starts: both fenced acquires of one round (same
-/// value, ttl, force and retention), or both releases of one value, for different slots.
-/// Whoever batches also keeps a batch to one instance, and to commands with no `WAIT` behind
-/// them (a write to be confirmed is sent with its own `WAIT`).
+/// Whether `next` may join `batch` (the commands gathered so far, the first of them alone to
+/// start one): fenced acquires of one round (same value, ttl, force and retention), or releases
+/// of one value, each for a slot not in the batch yet. Whoever batches also keeps a batch to one
+/// instance, and to commands with no `WAIT` behind them (a write to be confirmed is sent with its
+/// own `WAIT`).
 #[must_use]
-pub fn joins(first: &Command, next: &Command) -> bool {
-    matches!(first.op, Op::Acquire { .. } | Op::Release { .. })
-        && first.op == next.op
-        && first.slot != next.slot
+pub fn joins(batch: &[Command], next: &Command) -> bool {
+    batch.first().is_some_and(|first| {
+        matches!(first.op, Op::Acquire { .. } | Op::Release { .. }) && first.op == next.op
+    }) && batch.iter().all(|c| c.slot != next.slot)
 }
 
 /// The script that runs a batch `first` starts.
@@ -152,9 +157,14 @@ mod tests {
 
     #[test]
     fn only_acquires_of_one_round_for_other_slots_join() {
-        assert!(joins(&acq(0, 1), &acq(1, 1)));
-        assert!(!joins(&acq(0, 1), &acq(0, 1)), "the same slot twice");
-        assert!(!joins(&acq(0, 1), &acq(1, 2)), "another round's value");
+        assert!(joins(&[acq(0, 1)], &acq(1, 1)));
+        assert!(!joins(&[acq(0, 1)], &acq(0, 1)), "the same slot twice");
+        assert!(
+            !joins(&[acq(0, 1), acq(1, 1)], &acq(1, 1)),
+            "a slot already in the batch"
+        );
+        assert!(!joins(&[], &acq(0, 1)), "nothing to join");
+        assert!(!joins(&[acq(0, 1)], &acq(1, 2)), "another round's value");
         let release = Command {
             request: RequestId(9),
             slot: 1,
@@ -162,16 +172,16 @@ mod tests {
                 value: LeaseValue { nonce: 1 },
             },
         };
-        assert!(!joins(&acq(0, 1), &release));
-        assert!(!joins(&release, &acq(1, 1)));
+        assert!(!joins(&[acq(0, 1)], &release));
+        assert!(!joins(&[release], &acq(1, 1)));
         let other_slot = Command { slot: 0, ..release };
-        assert!(joins(&other_slot, &release), "releases of one value");
+        assert!(joins(&[other_slot], &release), "releases of one value");
         let other_value = Command {
             op: Op::Release {
                 value: LeaseValue { nonce: 2 },
             },
             ..release
         };
-        assert!(!joins(&other_slot, &other_value));
+        assert!(!joins(&[other_slot], &other_value));
     }
 }

@@ -43,7 +43,9 @@ pub const EXTEND: super::Script = super::Script {
 };
 
 /// Compare-and-delete: 1 deleted, 0 not ours. `KEYS = [lock]`, `ARGV = [value]`. The same
-/// semantics and reply as [`super::RELEASE`], so the machine's `Op::Release` runs it.
+/// semantics and reply as [`super::RELEASE`], so the machine's `Op::Release` runs it (several of
+/// them on one standalone server go as one [`super::batch::RELEASE_BATCH`], the same
+/// compare-and-delete per key).
 pub const DELKEY: super::Script = super::Script {
     name: "rueidislock_delkey",
     source: r#"if redis.call("GET",KEYS[1]) == ARGV[1] then return redis.call("DEL",KEYS[1]) end;return 0;"#,
