@@ -11,19 +11,14 @@ use std::time::Duration;
 use leasehold_redis::{LockEvent, LockerOptions, LostReason, WakeMode};
 use leasehold_tests::RedisServer;
 
+/// Scripts run (`EVAL` and `EVALSHA` calls) so far, counted as the bench's `hold` phase counts
+/// them.
 async fn script_calls(redis: &RedisServer) -> u64 {
-    let info: String = redis.cmd(&["INFO", "commandstats"]).await.unwrap();
-    info.lines()
-        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-        .filter_map(|l| {
-            l.split(':')
-                .nth(1)?
-                .split(',')
-                .find_map(|kv| kv.strip_prefix("calls="))?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
+    let mut c = [redis.connection().await.unwrap()];
+    leasehold_bench::hold::command_counts(&mut c)
+        .await
+        .unwrap()
+        .1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

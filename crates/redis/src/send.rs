@@ -170,22 +170,17 @@ pub(crate) fn drain(shared: &Arc<Shared>, lock: &mut Lock, mut each: impl FnMut(
     while let Some(cmd) = next.take() {
         next = lock.poll_command();
         let inst = shared.instance_of(cmd.slot);
-        if shared.instances[inst].batches()
-            && let Some(n) = next
-            && batch::joins(&[cmd], &n)
-            && shared.instance_of(n.slot) == inst
-        {
-            let mut cmds = vec![cmd, n];
-            next = lock.poll_command();
-            while let Some(n) = next
-                && batch::joins(&cmds, &n)
-                && shared.instance_of(n.slot) == inst
-            {
-                cmds.push(n);
-                next = lock.poll_command();
+        if shared.instances[inst].batches() {
+            let cmds = batch::gather(
+                cmd,
+                &mut next,
+                || lock.poll_command(),
+                |n| shared.instance_of(n.slot) == inst,
+            );
+            if !cmds.is_empty() {
+                each(cmd, crate::batch::request(shared, lock, cmds));
+                continue;
             }
-            each(cmd, crate::batch::request(shared, lock, cmds));
-            continue;
         }
         if let Some(wait) = next
             && matches!(wait.op, Op::Wait { .. })

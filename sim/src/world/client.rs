@@ -9,8 +9,7 @@ use leasehold_core::testkit::IssueLog;
 use leasehold_core::testkit::classify::RoundLog;
 use leasehold_core::wire::batch;
 use leasehold_core::{
-    AcquireError, AcquireMode, Command, Event, Instant, Lock, Op, Reply, RequestId, SlotError,
-    SlotErrorKind,
+    AcquireError, AcquireMode, Event, Instant, Lock, Op, Reply, RequestId, SlotError, SlotErrorKind,
 };
 
 use super::clock::SkewedClock;
@@ -225,25 +224,12 @@ impl World {
             // one script, as the adapter sends them (`leasehold_core::wire::batch`). The
             // replies still travel one by one, so a reset can lose some of them where Redis
             // answers a batch with one reply: the simulator allows more than Redis does
-            let mut batch: Vec<Command> = Vec::new();
-            while let Some(n) = next
-                && batch::joins(
-                    if batch.is_empty() {
-                        std::slice::from_ref(&cmd)
-                    } else {
-                        &batch
-                    },
-                    &n,
-                )
-                && self.server_of(n.slot) == s
-                && self.servers.len() == 1
-            {
-                if batch.is_empty() {
-                    batch.push(cmd);
-                }
-                batch.push(n);
-                next = self.clients[c].locks[l].machine.poll_command();
-            }
+            let batch = if self.servers.len() == 1 {
+                let machine = &mut self.clients[c].locks[l].machine;
+                batch::gather(cmd, &mut next, || machine.poll_command(), |_| true)
+            } else {
+                Vec::new()
+            };
             let group = if batch.is_empty() {
                 std::slice::from_ref(&cmd)
             } else {

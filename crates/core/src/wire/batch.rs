@@ -127,6 +127,37 @@ pub fn joins(batch: &[Command], next: &Command) -> bool {
     }) && batch.iter().all(|c| c.slot != next.slot)
 }
 
+/// The batch `first` starts: `first` and the commands right behind it that [`joins`] it and
+/// that `fit` (the caller's test: the same instance), taken from `next` and then from `poll`
+/// while they do. Empty when none joins (`first` then goes alone). `next` is left holding the
+/// first command that did not join. The adapter and the simulator both form batches with it.
+pub fn gather(
+    first: Command,
+    next: &mut Option<Command>,
+    mut poll: impl FnMut() -> Option<Command>,
+    fit: impl Fn(&Command) -> bool,
+) -> Vec<Command> {
+    let mut batch = Vec::new();
+    while let Some(n) = *next
+        && joins(
+            if batch.is_empty() {
+                std::slice::from_ref(&first)
+            } else {
+                &batch
+            },
+            &n,
+        )
+        && fit(&n)
+    {
+        if batch.is_empty() {
+            batch.push(first);
+        }
+        batch.push(n);
+        *next = poll();
+    }
+    batch
+}
+
 /// The script that runs a batch `first` starts.
 #[must_use]
 pub fn script_of(first: &Op) -> Option<Script> {
@@ -183,5 +214,17 @@ mod tests {
             ..release
         };
         assert!(!joins(&[other_slot], &other_value));
+    }
+
+    #[test]
+    fn gather_takes_what_joins_and_fits_and_leaves_the_rest_next() {
+        let mut queue = vec![acq(2, 1), acq(1, 1)].into_iter();
+        let mut next = Some(acq(1, 1));
+        let batch = gather(acq(0, 1), &mut next, || queue.next(), |n| n.slot < 2);
+        assert_eq!(batch, [acq(0, 1), acq(1, 1)]);
+        assert_eq!(next, Some(acq(2, 1)), "slot 2 does not fit");
+        let mut next = Some(acq(1, 2));
+        assert!(gather(acq(0, 1), &mut next, || None, |_| true).is_empty());
+        assert_eq!(next, Some(acq(1, 2)), "another round's acquire stays next");
     }
 }
