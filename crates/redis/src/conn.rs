@@ -259,6 +259,9 @@ pub(crate) struct Supervisor {
     pub batches: Arc<AtomicBool>,
     /// `LockerOptions::batch_keys`.
     pub batch_keys: bool,
+    /// The Lua sources of the scripts this locker runs, loaded on every connection (`SCRIPT
+    /// LOAD`), so no script's first use waits for a `NOSCRIPT` and a load.
+    pub preload: Arc<[&'static str]>,
 }
 
 /// Whether an `INFO server` reply is a standalone server's (one keyspace).
@@ -373,6 +376,14 @@ impl Supervisor {
                             .query_async::<()>(&mut conn)
                             .await
                             .is_ok();
+                    // before the connection is published: the first use of a script after a
+                    // connect (or a restart, a failover) costs no NOSCRIPT round trips. Failures
+                    // are left to the NOSCRIPT fallback of each call
+                    let mut load = redis::pipe();
+                    for source in self.preload.iter() {
+                        load.cmd("SCRIPT").arg("LOAD").arg(*source).ignore();
+                    }
+                    let _ = load.query_async::<()>(&mut conn).await;
                     // before the connection is published, so a duplicate is seen with it
                     let info = redis::cmd("INFO")
                         .arg("server")

@@ -124,6 +124,37 @@ impl LockerOptions {
     }
 }
 
+/// The compare-and-delete of `dialect`: the same in both; rueidislock's own text in its.
+fn release_source(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Leasehold => leasehold_core::wire::RELEASE.source,
+        Dialect::Rueidislock => compat_wire::DELKEY.source,
+    }
+}
+
+/// What every connection of a locker of `dialect` loads before it is used: the scripts the
+/// machine's commands run (an operator's force-release is loaded when first used).
+fn preload_sources(dialect: Dialect) -> Arc<[&'static str]> {
+    use leasehold_core::wire::{self, batch};
+    let mut v = vec![release_source(dialect), batch::RELEASE_BATCH.source];
+    match dialect {
+        Dialect::Leasehold => v.extend([
+            wire::ACQUIRE.source,
+            batch::ACQUIRE_BATCH.source,
+            wire::EXTEND.source,
+            wire::CHECK.source,
+            wire::RAISE_FENCE.source,
+        ]),
+        Dialect::Rueidislock => v.extend([
+            compat_wire::ACQUIRE.source,
+            compat_wire::FORCE.source,
+            compat_wire::EXTEND.source,
+            compat_wire::CHECK.source,
+        ]),
+    }
+    v.into()
+}
+
 fn default_holder() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
@@ -441,6 +472,7 @@ impl Locker {
         let mut instances = Vec::new();
 
         let router = Arc::new(Router::default());
+        let preload = preload_sources(config.dialect);
         for (index, (client, url, resp3)) in clients.into_iter().enumerate() {
             let (conn_tx, conn_rx) = watch::channel(None);
             let (kick, kick_rx) = mpsc::unbounded_channel();
@@ -465,6 +497,7 @@ impl Locker {
                 cluster: clusters.get(index).cloned().flatten(),
                 batches: batches.clone(),
                 batch_keys: opts.batch_keys,
+                preload: preload.clone(),
             };
             tokio::spawn(sup.run());
 
@@ -534,11 +567,7 @@ impl Locker {
                 ),
                 extend: redis::Script::new(leasehold_core::wire::EXTEND.source),
                 check: redis::Script::new(leasehold_core::wire::CHECK.source),
-                // the same compare-and-delete in both dialects; rueidislock's own text in its
-                release: redis::Script::new(match config.dialect {
-                    Dialect::Leasehold => leasehold_core::wire::RELEASE.source,
-                    Dialect::Rueidislock => compat_wire::DELKEY.source,
-                }),
+                release: redis::Script::new(release_source(config.dialect)),
                 raise_fence: redis::Script::new(leasehold_core::wire::RAISE_FENCE.source),
                 compat_acquire: redis::Script::new(compat_wire::ACQUIRE.source),
                 compat_force: redis::Script::new(compat_wire::FORCE.source),
